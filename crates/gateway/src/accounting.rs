@@ -1,0 +1,304 @@
+//! Accounting, on the side of the request path: every request that reached
+//! routing yields one usage record, priced in integer nano-USD, queued in
+//! memory and written in batches (records + additive hourly buckets with a
+//! latency histogram) by one writer task. Nothing queued is lost on graceful
+//! shutdown: the writer drains the queue before it exits.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::{AccountingConfig, ModelSettings};
+use crate::providers::Usage;
+use crate::store::{HourlyDelta, Store, UsageRecord};
+use crate::time::hour_floor;
+
+/// Cost of a usage in nano-USD: uncached input, cached input and output
+/// tokens times their per-token prices. Saturates instead of overflowing.
+pub fn cost_nanos(model: &ModelSettings, usage: &Usage) -> i64 {
+    let cached = usage.cached_tokens.min(usage.input_tokens);
+    let uncached = usage.input_tokens - cached;
+    let parts = [
+        i128::from(uncached) * i128::from(model.input_nanos_per_token),
+        i128::from(cached) * i128::from(model.cached_input_nanos_per_token),
+        i128::from(usage.output_tokens) * i128::from(model.output_nanos_per_token),
+    ];
+    let total: i128 = parts.iter().sum();
+    i64::try_from(total).unwrap_or(i64::MAX)
+}
+
+/// Latency histogram buckets: 1 ms wide below 100 ms, then 5 % wide, so a
+/// percentile read from the histogram is within 5 % of the true value.
+pub mod histogram {
+    const LINEAR: i64 = 100;
+    const GROWTH: f64 = 1.05;
+
+    pub fn bucket_of(ms: i64) -> i64 {
+        let ms = ms.max(0);
+        if ms < LINEAR {
+            return ms;
+        }
+        let steps = ((ms as f64) / (LINEAR as f64)).ln() / GROWTH.ln();
+        LINEAR + steps.floor() as i64
+    }
+
+    /// The largest latency (ms) that falls in `bucket`.
+    pub fn upper_bound(bucket: i64) -> f64 {
+        if bucket < LINEAR {
+            return bucket as f64;
+        }
+        (LINEAR as f64) * GROWTH.powi((bucket - LINEAR + 1) as i32)
+    }
+
+    /// The `q` quantile (0..1] of a histogram, as the upper bound of the bucket
+    /// holding it; 0 for an empty histogram.
+    pub fn quantile(hist: &std::collections::BTreeMap<i64, i64>, q: f64) -> f64 {
+        let total: i64 = hist.values().sum();
+        if total <= 0 {
+            return 0.0;
+        }
+        let rank = ((total as f64) * q).ceil().max(1.0) as i64;
+        let mut seen = 0;
+        for (bucket, count) in hist {
+            seen += count;
+            if seen >= rank {
+                return upper_bound(*bucket);
+            }
+        }
+        hist.keys().next_back().map(|b| upper_bound(*b)).unwrap_or(0.0)
+    }
+}
+
+/// What the request path hands to accounting.
+#[derive(Debug)]
+pub enum Event {
+    Usage(Box<UsageRecord>),
+    /// A request refused by a rate limit (counted in the hourly bucket).
+    RateLimitHit { tenant_id: String, at_ms: i64 },
+    /// Answered once everything queued before it is written (read-your-writes
+    /// for the admin API).
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The request path's handle: cheap to clone; sending never blocks on the
+/// database (only on a full in-memory queue, which is back-pressure, not loss).
+#[derive(Debug, Clone)]
+pub struct Accountant {
+    tx: mpsc::Sender<Event>,
+}
+
+impl Accountant {
+    /// Starts the writer task. `stop` makes it drain what is queued and exit.
+    pub fn start(store: Store, cfg: &AccountingConfig) -> (Accountant, Writer) {
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let batch = cfg.batch_size;
+        let every = Duration::from_millis(cfg.flush_interval_ms.max(1));
+        let handle = tokio::spawn(writer_loop(store, rx, stop_rx, batch, every));
+        (Accountant { tx }, Writer { stop: Some(stop_tx), handle: Some(handle) })
+    }
+
+    /// Queues an event. Never drops it: if the queue is full, the send is
+    /// finished by a background task.
+    pub fn record(&self, event: Event) {
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    if tx.send(ev).await.is_err() {
+                        tracing::error!("accounting queue closed; a usage event could not be queued");
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("accounting queue closed; a usage event could not be queued");
+            }
+        }
+    }
+
+    /// Waits until every event queued before this call is in the database.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Event::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+/// The writer task's handle.
+#[derive(Debug)]
+pub struct Writer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Stops accepting new events, writes everything queued, then returns.
+    pub async fn drain(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            if let Err(e) = h.await {
+                tracing::error!(error = %e, "accounting writer task failed");
+            }
+        }
+    }
+}
+
+/// Aggregates one batch into hourly deltas.
+pub fn aggregate(events: &[Event]) -> (Vec<UsageRecord>, BTreeMap<(String, i64), HourlyDelta>) {
+    let mut records = Vec::new();
+    let mut hourly: BTreeMap<(String, i64), HourlyDelta> = BTreeMap::new();
+    for ev in events {
+        match ev {
+            Event::Usage(r) => {
+                let d = hourly.entry((r.tenant_id.clone(), hour_floor(r.created_ms))).or_default();
+                d.request_count += 1;
+                if r.status_code >= 400 {
+                    d.error_count += 1;
+                }
+                d.latency_sum_ms += r.latency_ms;
+                d.input_tokens += r.input_tokens;
+                d.output_tokens += r.output_tokens;
+                d.cost_nanos += r.cost_nanos;
+                *d.latency.entry(histogram::bucket_of(r.latency_ms)).or_default() += 1;
+                records.push((**r).clone());
+            }
+            Event::RateLimitHit { tenant_id, at_ms } => {
+                let d = hourly.entry((tenant_id.clone(), hour_floor(*at_ms))).or_default();
+                d.rate_limit_hits += 1;
+            }
+            Event::Flush(_) => {}
+        }
+    }
+    (records, hourly)
+}
+
+async fn writer_loop(
+    store: Store,
+    mut rx: mpsc::Receiver<Event>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    batch: usize,
+    every: Duration,
+) {
+    let mut buf: Vec<Event> = Vec::with_capacity(batch);
+    let mut stopping = false;
+    loop {
+        if !stopping {
+            tokio::select! {
+                biased;
+                _ = &mut stop => {
+                    stopping = true;
+                    rx.close();
+                }
+                n = rx.recv_many(&mut buf, batch) => {
+                    if n == 0 {
+                        stopping = true;
+                    } else if buf.len() < batch {
+                        // Give the batch a moment to fill before writing.
+                        let deadline = tokio::time::Instant::now() + every;
+                        while buf.len() < batch {
+                            let room = batch - buf.len();
+                            match tokio::time::timeout_at(deadline, rx.recv_many(&mut buf, room)).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if stopping {
+            // Closed: take everything still queued.
+            while let Some(ev) = rx.recv().await {
+                buf.push(ev);
+            }
+        }
+        if !buf.is_empty() {
+            write_with_retry(&store, &buf).await;
+            for ev in buf.drain(..) {
+                if let Event::Flush(ack) = ev {
+                    let _ = ack.send(());
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+async fn write_with_retry(store: &Store, events: &[Event]) {
+    let (records, hourly) = aggregate(events);
+    if records.is_empty() && hourly.is_empty() {
+        return;
+    }
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=20 {
+        match store.write_usage_batch(&records, &hourly).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, attempt, records = records.len(), "writing usage failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    // Never silently lost: the records go to the log in full so they can be replayed.
+    for r in &records {
+        tracing::error!(target: "sheepdog::unwritten_usage", record = ?r, "usage record could not be written");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(i: i64, o: i64, c: i64) -> ModelSettings {
+        ModelSettings {
+            name: "m".into(),
+            provider: "p".into(),
+            upstream_model: "m".into(),
+            input_nanos_per_token: i,
+            output_nanos_per_token: o,
+            cached_input_nanos_per_token: c,
+            fallbacks: vec![],
+            max_output_tokens: None,
+        }
+    }
+
+    #[test]
+    fn cost_is_exact() {
+        // deepseek-v3.2: $0.10 / $0.42 per 1M tokens = 100 / 420 nano-USD per token.
+        let m = model(100, 420, 100);
+        assert_eq!(cost_nanos(&m, &Usage { input_tokens: 1000, output_tokens: 500, cached_tokens: 0 }), 310_000);
+        let m = model(2000, 8000, 500);
+        assert_eq!(cost_nanos(&m, &Usage { input_tokens: 10, output_tokens: 1, cached_tokens: 4 }), 6 * 2000 + 4 * 500 + 8000);
+        assert_eq!(cost_nanos(&m, &Usage { input_tokens: 1, output_tokens: 0, cached_tokens: 9 }), 500);
+        assert_eq!(cost_nanos(&model(i64::MAX, i64::MAX, 0), &Usage { input_tokens: u64::MAX, output_tokens: 1, cached_tokens: 0 }), i64::MAX);
+    }
+
+    #[test]
+    fn histogram_quantiles_are_close() {
+        let mut h = BTreeMap::new();
+        for ms in 1..=1000i64 {
+            *h.entry(histogram::bucket_of(ms)).or_insert(0) += 1;
+        }
+        let p99 = histogram::quantile(&h, 0.99);
+        assert!((990.0..=990.0 * 1.05).contains(&p99), "{p99}");
+        let p50 = histogram::quantile(&h, 0.5);
+        assert!((500.0..=525.0).contains(&p50), "{p50}");
+        assert_eq!(histogram::quantile(&BTreeMap::new(), 0.99), 0.0);
+        for ms in [0, 5, 99, 100, 101, 1234, 60_000] {
+            assert!(histogram::upper_bound(histogram::bucket_of(ms)) >= ms as f64, "{ms}");
+        }
+    }
+}

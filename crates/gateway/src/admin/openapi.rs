@@ -1,0 +1,39 @@
+//! The OpenAPI 3 document of the admin API, generated from the handlers'
+//! annotations (`GET /admin/v1/openapi.json`).
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{keys, reports, tenants};
+
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sheepdog admin API", description = "Tenants, keys, limits, budgets, usage and metrics of a Sheepdog gateway."),
+    paths(
+        tenants::create_tenant, tenants::list_tenants, tenants::get_tenant, tenants::patch_tenant,
+        tenants::delete_tenant, tenants::put_limits, tenants::put_budget,
+        keys::create_tenant_key, keys::list_tenant_keys, keys::create_platform_key, keys::list_keys, keys::revoke_key,
+        reports::tenant_metrics, reports::usage, reports::audit_log,
+    ),
+    components(schemas(sheepdog_types::ErrorBody, sheepdog_types::ErrorDetail, sheepdog_types::Tenant, sheepdog_types::KeyInfo)),
+    modifiers(&AdminToken),
+    tags((name = "tenants"), (name = "keys"), (name = "reports"))
+)]
+pub struct ApiDoc;
+
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

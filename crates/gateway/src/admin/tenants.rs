@@ -1,0 +1,316 @@
+//! Tenants: create, list, read, patch, suspend ("delete"), limits, budget.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+use sheepdog_types::{format_usd, parse_usd, Budget, Limits, Tenant, TenantStatus, Tier};
+use utoipa::ToSchema;
+
+use super::{audit, parse_json, AdminError};
+use crate::auth::is_uuid_v4;
+use crate::gateway::AppState;
+use crate::store::TenantRow;
+
+/// `{"data": [tenant]}`.
+#[derive(serde::Serialize, ToSchema)]
+pub struct TenantList {
+    pub data: Vec<Tenant>,
+}
+
+/// Budget as sent: `monthly_limit_usd` as a number or decimal string (at
+/// most nine places), or null for no limit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetInput {
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "100.000000000")]
+    pub monthly_limit_usd: Option<Value>,
+    pub hard: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsInput {
+    pub requests_per_minute: u64,
+    pub tokens_per_minute: u64,
+    #[serde(default)]
+    pub max_concurrency: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub name: String,
+    pub tier: Tier,
+    /// A UUID v4; generated when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub aliases: Option<Vec<String>>,
+    #[serde(default)]
+    pub limits: Option<LimitsInput>,
+    #[serde(default)]
+    pub budget: Option<BudgetInput>,
+    /// Models the tenant may use (default: all).
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTenant {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub tier: Option<Tier>,
+    #[serde(default)]
+    pub aliases: Option<Vec<String>>,
+    #[serde(default)]
+    pub status: Option<TenantStatus>,
+    /// `null` keeps the current list; `[]` forbids every model; omit to keep.
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
+}
+
+pub fn to_api(t: &TenantRow) -> Tenant {
+    Tenant {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        aliases: t.aliases.clone(),
+        tier: Tier::parse(&t.tier).unwrap_or_default(),
+        status: TenantStatus::parse(&t.status).unwrap_or(TenantStatus::Suspended),
+        limits: Limits {
+            requests_per_minute: t.requests_per_minute.max(0) as u64,
+            tokens_per_minute: t.tokens_per_minute.max(0) as u64,
+            max_concurrency: t.max_concurrency.map(|c| c.max(0) as u64),
+        },
+        budget: Budget { monthly_limit_usd: t.budget_monthly_nanos.map(format_usd), hard: t.budget_hard },
+        allowed_models: t.allowed_models.clone(),
+        created_at: t.created_at.clone(),
+    }
+}
+
+fn validate_name(name: &str) -> Result<String, AdminError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 200 || n.chars().any(char::is_control) {
+        return Err(AdminError::BadRequest("`name` must be 1 to 200 printable characters.".into()));
+    }
+    Ok(n.to_string())
+}
+
+fn validate_aliases(aliases: &[String]) -> Result<Vec<String>, AdminError> {
+    let mut out: Vec<String> = Vec::new();
+    for a in aliases {
+        let ok = !a.is_empty()
+            && a.len() <= 64
+            && a.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            && a.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        if !ok {
+            return Err(AdminError::BadRequest(format!(
+                "alias {a:?} is invalid: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+            )));
+        }
+        if uuid::Uuid::parse_str(a).is_ok() {
+            return Err(AdminError::BadRequest(format!("alias {a:?} looks like a UUID; aliases must not.")));
+        }
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn validate_limits(l: &LimitsInput) -> Result<(), AdminError> {
+    if l.requests_per_minute == 0 || l.tokens_per_minute == 0 {
+        return Err(AdminError::BadRequest("`requests_per_minute` and `tokens_per_minute` must be at least 1.".into()));
+    }
+    if l.max_concurrency == Some(0) {
+        return Err(AdminError::BadRequest("`max_concurrency` must be at least 1 (or null for no limit).".into()));
+    }
+    if l.requests_per_minute > i64::MAX as u64 || l.tokens_per_minute > i64::MAX as u64 || l.max_concurrency.is_some_and(|c| c > i64::MAX as u64) {
+        return Err(AdminError::BadRequest("limit values are too large.".into()));
+    }
+    Ok(())
+}
+
+/// Budget amount → nano-USD (exact), or None for no limit.
+fn budget_nanos(b: &BudgetInput) -> Result<Option<i64>, AdminError> {
+    let text = match &b.monthly_limit_usd {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(AdminError::BadRequest("`monthly_limit_usd` must be a number, a decimal string or null.".into())),
+    };
+    let nanos = parse_usd(&text).map_err(|e| AdminError::BadRequest(format!("`monthly_limit_usd`: {e}.")))?;
+    if nanos < 0 {
+        return Err(AdminError::BadRequest("`monthly_limit_usd` must not be negative.".into()));
+    }
+    Ok(Some(nanos))
+}
+
+fn validate_models(state: &AppState, models: &Option<Vec<String>>) -> Result<(), AdminError> {
+    if let Some(list) = models {
+        for m in list {
+            if state.models().get(m).is_none() {
+                return Err(AdminError::BadRequest(format!("`allowed_models`: {m:?} is not a configured model.")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Finds a tenant by id or alias.
+pub async fn find_tenant(state: &AppState, id: &str) -> Result<TenantRow, AdminError> {
+    if let Some(t) = state.store().get_tenant(id).await? {
+        return Ok(t);
+    }
+    if let Ok(u) = uuid::Uuid::parse_str(id) {
+        if let Some(t) = state.store().get_tenant(&u.hyphenated().to_string()).await? {
+            return Ok(t);
+        }
+    }
+    if let Some(real) = state.store().tenant_id_for_alias(id).await? {
+        if let Some(t) = state.store().get_tenant(&real).await? {
+            return Ok(t);
+        }
+    }
+    Err(AdminError::NotFound(format!("No tenant with id or alias {id:?}.")))
+}
+
+/// Saves a changed tenant, refreshes the catalog, audits and answers it.
+async fn save(state: &AppState, action: &str, before: TenantRow, after: TenantRow) -> Result<Response, AdminError> {
+    state.store().update_tenant(&after).await?;
+    state.catalog().reload().await?;
+    let (b, a) = (to_api(&before), to_api(&after));
+    audit(state, action, &after.id, Some(&b), Some(&a)).await;
+    Ok(Json(a).into_response())
+}
+
+#[utoipa::path(post, path = "/admin/v1/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 201, body = Tenant), (status = 400, body = sheepdog_types::ErrorBody), (status = 409, body = sheepdog_types::ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn create_tenant(State(state): State<AppState>, body: Bytes) -> Result<Response, AdminError> {
+    let req: CreateTenant = parse_json(&body)?;
+    let name = validate_name(&req.name)?;
+    let id = match req.id {
+        Some(id) if is_uuid_v4(&id) => uuid::Uuid::parse_str(&id).map(|u| u.hyphenated().to_string()).unwrap_or(id),
+        Some(id) => return Err(AdminError::BadRequest(format!("`id` {id:?} is not a UUID v4."))),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let aliases = validate_aliases(req.aliases.as_deref().unwrap_or(&[]))?;
+    let limits = req.limits.unwrap_or(LimitsInput {
+        requests_per_minute: sheepdog_types::DEFAULT_REQUESTS_PER_MINUTE,
+        tokens_per_minute: sheepdog_types::DEFAULT_TOKENS_PER_MINUTE,
+        max_concurrency: None,
+    });
+    validate_limits(&limits)?;
+    let (budget, hard) = match &req.budget {
+        Some(b) => (budget_nanos(b)?, b.hard),
+        None => (None, false),
+    };
+    validate_models(&state, &req.allowed_models)?;
+    let row = TenantRow {
+        id,
+        name,
+        tier: req.tier.as_str().into(),
+        status: "active".into(),
+        requests_per_minute: limits.requests_per_minute as i64,
+        tokens_per_minute: limits.tokens_per_minute as i64,
+        max_concurrency: limits.max_concurrency.map(|c| c as i64),
+        budget_monthly_nanos: budget,
+        budget_hard: hard,
+        allowed_models: req.allowed_models,
+        aliases,
+        created_at: crate::time::now_rfc3339(),
+    };
+    state.store().insert_tenant(&row).await?;
+    state.catalog().reload().await?;
+    let t = to_api(&row);
+    audit(&state, "tenant.create", &row.id, None::<&Tenant>, Some(&t)).await;
+    Ok((StatusCode::CREATED, Json(t)).into_response())
+}
+
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "tenants",
+    responses((status = 200, body = TenantList)), security(("admin_token" = [])))]
+pub async fn list_tenants(State(state): State<AppState>) -> Result<Json<TenantList>, AdminError> {
+    let rows = state.store().list_tenants().await?;
+    Ok(Json(TenantList { data: rows.iter().map(to_api).collect() }))
+}
+
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}", tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id or alias")),
+    responses((status = 200, body = Tenant), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+pub async fn get_tenant(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Tenant>, AdminError> {
+    Ok(Json(to_api(&find_tenant(&state, &id).await?)))
+}
+
+#[utoipa::path(patch, path = "/admin/v1/tenants/{id}", tag = "tenants", request_body = PatchTenant,
+    params(("id" = String, Path, description = "Tenant id or alias")),
+    responses((status = 200, body = Tenant), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody), (status = 409, body = sheepdog_types::ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn patch_tenant(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, AdminError> {
+    let req: PatchTenant = parse_json(&body)?;
+    let before = find_tenant(&state, &id).await?;
+    let mut after = before.clone();
+    if let Some(n) = &req.name {
+        after.name = validate_name(n)?;
+    }
+    if let Some(t) = req.tier {
+        after.tier = t.as_str().into();
+    }
+    if let Some(a) = &req.aliases {
+        after.aliases = validate_aliases(a)?;
+    }
+    if let Some(s) = req.status {
+        after.status = s.as_str().into();
+    }
+    if req.allowed_models.is_some() {
+        validate_models(&state, &req.allowed_models)?;
+        after.allowed_models = req.allowed_models;
+    }
+    save(&state, "tenant.update", before, after).await
+}
+
+#[utoipa::path(delete, path = "/admin/v1/tenants/{id}", tag = "tenants",
+    description = "Removes a tenant from service: it is suspended, never deleted (billing keeps its records).",
+    params(("id" = String, Path, description = "Tenant id or alias")),
+    responses((status = 200, body = Tenant), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+pub async fn delete_tenant(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AdminError> {
+    let before = find_tenant(&state, &id).await?;
+    let mut after = before.clone();
+    after.status = "suspended".into();
+    save(&state, "tenant.suspend", before, after).await
+}
+
+#[utoipa::path(put, path = "/admin/v1/tenants/{id}/limits", tag = "tenants", request_body = LimitsInput,
+    params(("id" = String, Path, description = "Tenant id or alias")),
+    responses((status = 200, body = Tenant), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn put_limits(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, AdminError> {
+    let req: LimitsInput = parse_json(&body)?;
+    validate_limits(&req)?;
+    let before = find_tenant(&state, &id).await?;
+    let mut after = before.clone();
+    after.requests_per_minute = req.requests_per_minute as i64;
+    after.tokens_per_minute = req.tokens_per_minute as i64;
+    after.max_concurrency = req.max_concurrency.map(|c| c as i64);
+    save(&state, "tenant.limits", before, after).await
+}
+
+#[utoipa::path(put, path = "/admin/v1/tenants/{id}/budget", tag = "tenants", request_body = BudgetInput,
+    params(("id" = String, Path, description = "Tenant id or alias")),
+    responses((status = 200, body = Tenant), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn put_budget(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, AdminError> {
+    let req: BudgetInput = parse_json(&body)?;
+    let nanos = budget_nanos(&req)?;
+    let before = find_tenant(&state, &id).await?;
+    let mut after = before.clone();
+    after.budget_monthly_nanos = nanos;
+    after.budget_hard = req.hard;
+    save(&state, "tenant.budget", before, after).await
+}

@@ -1,0 +1,604 @@
+//! Configuration: a TOML file plus `SHEEPDOG_<SECTION>__<KEY>` environment
+//! overrides (SPEC §2), validated into [`Settings`]. Every error names the key
+//! and where its value came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use sheepdog_types::money::parse_decimal_scaled;
+use sheepdog_types::Nanos;
+
+/// A secret string whose `Debug` never shows the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub gateway: GatewayConfig,
+    pub console: ConsoleConfig,
+    pub database: DatabaseConfig,
+    pub redis: Option<RedisConfig>,
+    pub accounting: AccountingConfig,
+    pub log: LogConfig,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// Name of the environment variable holding the admin bearer token.
+    pub admin_token_env: String,
+    pub max_body_bytes: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token_env: "SHEEPDOG_ADMIN_TOKEN".into(),
+            max_body_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    pub listen: SocketAddr,
+    pub gateway_url: String,
+    /// Directory of the built site (wasm, JS, CSS); cargo-leptos writes `target/site`.
+    pub site_root: String,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            gateway_url: "http://127.0.0.1:8080".into(),
+            site_root: "target/site".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: "sqlite://data/sheepdog.db".into(), max_connections: 8 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountingConfig {
+    /// Usage records written per database transaction at most.
+    pub batch_size: usize,
+    /// How long a record may wait in memory before it is written.
+    pub flush_interval_ms: u64,
+    /// Records queued in memory at most; when full, the request path waits
+    /// (usage is never dropped).
+    pub queue_capacity: usize,
+}
+
+impl Default for AccountingConfig {
+    fn default() -> Self {
+        AccountingConfig { batch_size: 1000, flush_interval_ms: 200, queue_capacity: 100_000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "text".into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Openai,
+    Anthropic,
+    Gemini,
+    Simulated,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Simulated => "simulated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the provider's API key.
+    pub api_key_env: Option<String>,
+    /// Anthropic: the `anthropic-version` header (default `2023-06-01`).
+    pub api_version: Option<String>,
+    #[serde(default = "d_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Time allowed until the upstream's response headers arrive.
+    #[serde(default = "d_first_byte_timeout")]
+    pub first_byte_timeout_ms: u64,
+    /// Longest silence allowed between two pieces of a streamed answer.
+    #[serde(default = "d_idle_timeout")]
+    pub stream_idle_timeout_ms: u64,
+    /// Whole request, stream included.
+    #[serde(default = "d_total_timeout")]
+    pub total_timeout_ms: u64,
+    /// Simulated provider: fixed latency before a non-streamed answer.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Simulated provider: time to the first streamed chunk.
+    #[serde(default)]
+    pub ttft_ms: u64,
+    /// Simulated provider: gap between streamed chunks.
+    #[serde(default)]
+    pub chunk_interval_ms: u64,
+    /// Simulated provider: share of requests that fail with HTTP 500, in parts per million.
+    #[serde(default)]
+    pub error_ppm: u32,
+}
+
+fn d_connect_timeout() -> u64 {
+    10_000
+}
+fn d_first_byte_timeout() -> u64 {
+    120_000
+}
+fn d_idle_timeout() -> u64 {
+    120_000
+}
+fn d_total_timeout() -> u64 {
+    600_000
+}
+
+/// A price in USD per 1M tokens, as a TOML number or a decimal string.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PriceValue {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl PriceValue {
+    /// nano-USD per token. A price per 1M tokens with at most three decimal
+    /// places is a whole number of nano-USD per token; more precision would
+    /// make costs inexact and is refused.
+    pub fn nanos_per_token(&self) -> Result<Nanos, String> {
+        let text = match self {
+            PriceValue::Int(i) => i.to_string(),
+            PriceValue::Float(f) if f.is_finite() => format!("{f}"),
+            PriceValue::Float(_) => return Err("not a finite number".into()),
+            PriceValue::Text(s) => s.clone(),
+        };
+        let v = parse_decimal_scaled(&text, 3)
+            .map_err(|e| format!("{text:?} is not a USD price per 1M tokens with at most 3 decimal places ({e})"))?;
+        if v < 0 {
+            return Err(format!("{text:?} is negative"));
+        }
+        Ok(v)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub provider: String,
+    pub upstream_model: Option<String>,
+    pub input_per_mtok: Option<PriceValue>,
+    pub output_per_mtok: Option<PriceValue>,
+    /// Price of prompt tokens served from the provider's cache (default: the input price).
+    pub cached_input_per_mtok: Option<PriceValue>,
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Largest completion the model can produce (used for worst-case estimates).
+    pub max_output_tokens: Option<u64>,
+}
+
+/// The default price table (SPEC §2): model, input and output USD per 1M tokens.
+pub const DEFAULT_PRICES: [(&str, &str, &str); 4] = [
+    ("gpt-4.1", "2", "8"),
+    ("claude-sonnet-4.5", "3", "15"),
+    ("gemini-2.5-flash", "0.30", "2.50"),
+    ("deepseek-v3.2", "0.10", "0.42"),
+];
+
+/// Validated settings the rest of the gateway runs on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub source: String,
+    pub gateway: GatewayConfig,
+    pub console: ConsoleConfig,
+    pub database: DatabaseConfig,
+    pub redis: Option<RedisConfig>,
+    pub accounting: AccountingConfig,
+    pub log: LogConfig,
+    pub admin_token: Option<Secret>,
+    pub providers: Vec<ProviderSettings>,
+    pub models: Vec<ModelSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub api_version: Option<String>,
+    pub connect_timeout_ms: u64,
+    pub first_byte_timeout_ms: u64,
+    pub stream_idle_timeout_ms: u64,
+    pub total_timeout_ms: u64,
+    pub latency_ms: u64,
+    pub ttft_ms: u64,
+    pub chunk_interval_ms: u64,
+    pub error_ppm: u32,
+}
+
+impl ProviderSettings {
+    /// A simulated provider with no delays and no errors.
+    pub fn simulated(name: &str) -> Self {
+        ProviderSettings {
+            name: name.into(),
+            kind: ProviderKind::Simulated,
+            base_url: String::new(),
+            api_key: None,
+            api_version: None,
+            connect_timeout_ms: d_connect_timeout(),
+            first_byte_timeout_ms: d_first_byte_timeout(),
+            stream_idle_timeout_ms: d_idle_timeout(),
+            total_timeout_ms: d_total_timeout(),
+            latency_ms: 0,
+            ttft_ms: 0,
+            chunk_interval_ms: 0,
+            error_ppm: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelSettings {
+    pub name: String,
+    pub provider: String,
+    pub upstream_model: String,
+    pub input_nanos_per_token: Nanos,
+    pub output_nanos_per_token: Nanos,
+    pub cached_input_nanos_per_token: Nanos,
+    pub fallbacks: Vec<String>,
+    pub max_output_tokens: Option<u64>,
+}
+
+/// A configuration error that names the key and the source of its value.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Loads the file (if any) and the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        let source = match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError(format!("config file {} does not exist", path.display())));
+                }
+                fig = fig.merge(Toml::file_exact(path));
+                path.display().to_string()
+            }
+            None => "built-in defaults".to_string(),
+        };
+        fig = fig.merge(
+            Env::prefixed("SHEEPDOG_").filter(|k| k.as_str().contains("__")).split("__"),
+        );
+        let config: Config = fig.extract().map_err(|e| ConfigError(describe_figment_error(e)))?;
+        Settings::from_config(config, &source, &|name| std::env::var(name).ok())
+    }
+
+    /// Validates a parsed config. `env` looks up environment variables (for keys).
+    pub fn from_config(
+        config: Config,
+        source: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let err = |key: &str, msg: String| ConfigError(format!("{key}: {msg} (in {source})"));
+        if config.gateway.max_body_bytes == 0 {
+            return Err(err("gateway.max_body_bytes", "must be greater than 0".into()));
+        }
+        if !(config.database.url.starts_with("sqlite:") || config.database.url.starts_with("postgres://") || config.database.url.starts_with("postgresql://")) {
+            return Err(err("database.url", "must start with sqlite: or postgres://".into()));
+        }
+        if config.accounting.batch_size == 0 || config.accounting.queue_capacity == 0 {
+            return Err(err("accounting", "batch_size and queue_capacity must be greater than 0".into()));
+        }
+        if !matches!(config.log.format.as_str(), "text" | "json") {
+            return Err(err("log.format", format!("{:?} is not text or json", config.log.format)));
+        }
+        if !(config.console.gateway_url.starts_with("http://") || config.console.gateway_url.starts_with("https://")) {
+            return Err(err("console.gateway_url", "must be an http:// or https:// URL".into()));
+        }
+        let admin_token = env(&config.gateway.admin_token_env).filter(|s| !s.is_empty()).map(Secret::new);
+
+        let mut providers = Vec::new();
+        let explicit = !config.providers.is_empty();
+        if explicit {
+            for (name, p) in &config.providers {
+                let key = format!("providers.{name}");
+                let base_url = match (&p.base_url, p.kind) {
+                    (Some(u), _) => {
+                        if !(u.starts_with("http://") || u.starts_with("https://")) {
+                            return Err(err(&format!("{key}.base_url"), format!("{u:?} is not an http(s) URL")));
+                        }
+                        u.trim_end_matches('/').to_string()
+                    }
+                    (None, ProviderKind::Openai) => "https://api.openai.com/v1".into(),
+                    (None, ProviderKind::Anthropic) => "https://api.anthropic.com/v1".into(),
+                    (None, ProviderKind::Gemini) => "https://generativelanguage.googleapis.com/v1beta".into(),
+                    (None, ProviderKind::Simulated) => String::new(),
+                };
+                let api_key = match &p.api_key_env {
+                    Some(var) => env(var).filter(|s| !s.is_empty()).map(Secret::new),
+                    None => None,
+                };
+                if p.error_ppm > 1_000_000 {
+                    return Err(err(&format!("{key}.error_ppm"), "must be at most 1000000".into()));
+                }
+                providers.push(ProviderSettings {
+                    name: name.clone(),
+                    kind: p.kind,
+                    base_url,
+                    api_key,
+                    api_version: p.api_version.clone(),
+                    connect_timeout_ms: p.connect_timeout_ms,
+                    first_byte_timeout_ms: p.first_byte_timeout_ms,
+                    stream_idle_timeout_ms: p.stream_idle_timeout_ms,
+                    total_timeout_ms: p.total_timeout_ms,
+                    latency_ms: p.latency_ms,
+                    ttft_ms: p.ttft_ms,
+                    chunk_interval_ms: p.chunk_interval_ms,
+                    error_ppm: p.error_ppm,
+                });
+            }
+        } else {
+            providers.push(ProviderSettings::simulated("simulated"));
+        }
+
+        let mut models = Vec::new();
+        if config.models.is_empty() {
+            // Every model of the default price table, served by the first provider
+            // (the simulated one when no provider is configured).
+            let provider = providers.first().map(|p| p.name.clone()).unwrap_or_default();
+            for (name, input, output) in DEFAULT_PRICES {
+                let i = PriceValue::Text(input.into()).nanos_per_token().map_err(|e| err("models", e))?;
+                let o = PriceValue::Text(output.into()).nanos_per_token().map_err(|e| err("models", e))?;
+                models.push(ModelSettings {
+                    name: name.into(),
+                    provider: provider.clone(),
+                    upstream_model: name.into(),
+                    input_nanos_per_token: i,
+                    output_nanos_per_token: o,
+                    cached_input_nanos_per_token: i,
+                    fallbacks: Vec::new(),
+                    max_output_tokens: None,
+                });
+            }
+        }
+        for (name, m) in &config.models {
+            let key = format!("models.\"{name}\"");
+            if !providers.iter().any(|p| p.name == m.provider) {
+                return Err(err(&format!("{key}.provider"), format!("{:?} names no provider in [providers]", m.provider)));
+            }
+            let upstream_model = m.upstream_model.clone().unwrap_or_else(|| name.clone());
+            let default_price = DEFAULT_PRICES.iter().find(|(n, _, _)| *n == name.as_str() || *n == upstream_model.as_str());
+            let price = |v: &Option<PriceValue>, field: &str, fallback: Option<&str>| -> Result<Nanos, ConfigError> {
+                match (v, fallback) {
+                    (Some(p), _) => p.nanos_per_token().map_err(|e| err(&format!("{key}.{field}"), e)),
+                    (None, Some(d)) => PriceValue::Text(d.into()).nanos_per_token().map_err(|e| err(&format!("{key}.{field}"), e)),
+                    (None, None) => Err(err(&format!("{key}.{field}"), "is required (the model is not in the default price table)".into())),
+                }
+            };
+            let input = price(&m.input_per_mtok, "input_per_mtok", default_price.map(|d| d.1))?;
+            let output = price(&m.output_per_mtok, "output_per_mtok", default_price.map(|d| d.2))?;
+            let cached = match &m.cached_input_per_mtok {
+                Some(p) => p.nanos_per_token().map_err(|e| err(&format!("{key}.cached_input_per_mtok"), e))?,
+                None => input,
+            };
+            models.push(ModelSettings {
+                name: name.clone(),
+                provider: m.provider.clone(),
+                upstream_model,
+                input_nanos_per_token: input,
+                output_nanos_per_token: output,
+                cached_input_nanos_per_token: cached,
+                fallbacks: m.fallbacks.clone(),
+                max_output_tokens: m.max_output_tokens,
+            });
+        }
+        for m in &models {
+            for f in &m.fallbacks {
+                if !models.iter().any(|x| &x.name == f) {
+                    return Err(err(&format!("models.\"{}\".fallbacks", m.name), format!("{f:?} is not a configured model")));
+                }
+            }
+        }
+        Ok(Settings {
+            source: source.to_string(),
+            gateway: config.gateway,
+            console: config.console,
+            database: config.database,
+            redis: config.redis,
+            accounting: config.accounting,
+            log: config.log,
+            admin_token,
+            providers,
+            models,
+        })
+    }
+
+    /// The SQLite file path for a `sqlite:` URL, if any.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        sqlite_path(&self.database.url)
+    }
+}
+
+/// The file path of a `sqlite://path` or `sqlite:path` URL (None for `:memory:`).
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(PathBuf::from(path))
+    }
+}
+
+fn describe_figment_error(e: figment::Error) -> String {
+    let mut parts = Vec::new();
+    for err in e {
+        let key = if err.path.is_empty() {
+            String::from("(top level)")
+        } else {
+            err.path.iter().filter(|p| p.as_str() != "default").cloned().collect::<Vec<_>>().join(".")
+        };
+        let source = match &err.metadata {
+            Some(md) => match &md.source {
+                Some(src) => format!("{} ({src})", md.name),
+                None => md.name.to_string(),
+            },
+            None => "configuration".into(),
+        };
+        parts.push(format!("{key}: {} (from {source})", err.kind));
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        Settings::from_config(config, "test.toml", &|name| (name == "OPENAI_KEY").then(|| "sk-test".to_string()))
+    }
+
+    #[test]
+    fn defaults_serve_the_price_table_from_the_simulator() {
+        let s = from_toml("").unwrap();
+        assert_eq!(s.providers.len(), 1);
+        assert_eq!(s.providers[0].kind, ProviderKind::Simulated);
+        let names: Vec<_> = s.models.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, vec!["gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2"]);
+        let ds = &s.models[3];
+        assert_eq!(ds.input_nanos_per_token, 100);
+        assert_eq!(ds.output_nanos_per_token, 420);
+        assert_eq!(s.models[2].input_nanos_per_token, 300);
+        assert_eq!(s.models[2].output_nanos_per_token, 2500);
+        assert_eq!(s.gateway.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.gateway.max_body_bytes, 33_554_432);
+    }
+
+    #[test]
+    fn explicit_providers_and_prices() {
+        let s = from_toml(
+            r#"
+            [providers.openai]
+            kind = "openai"
+            base_url = "http://127.0.0.1:9/v1/"
+            api_key_env = "OPENAI_KEY"
+            [models."gpt-4.1"]
+            provider = "openai"
+            input_per_mtok = 2.0
+            output_per_mtok = "8"
+            [models.mini]
+            provider = "openai"
+            upstream_model = "gpt-4.1-mini"
+            input_per_mtok = 0.4
+            output_per_mtok = 1.6
+            fallbacks = ["gpt-4.1"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.providers[0].base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(s.providers[0].api_key.as_ref().unwrap().expose(), "sk-test");
+        assert!(!format!("{:?}", s.providers[0]).contains("sk-test"));
+        let mini = s.models.iter().find(|m| m.name == "mini").unwrap();
+        assert_eq!((mini.input_nanos_per_token, mini.output_nanos_per_token), (400, 1600));
+        assert_eq!(mini.upstream_model, "gpt-4.1-mini");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = from_toml("[gateway]\nmax_body_bytes = \"lots\"").unwrap_err().to_string();
+        assert!(e.contains("gateway.max_body_bytes"), "{e}");
+        let e = from_toml("[providers.x]\nkind = \"nope\"").unwrap_err().to_string();
+        assert!(e.contains("providers.x.kind"), "{e}");
+        let e = from_toml("[providers.x]\nkind = \"openai\"\n[models.m]\nprovider = \"y\"\ninput_per_mtok=1\noutput_per_mtok=1").unwrap_err().to_string();
+        assert!(e.contains("models.\"m\".provider") && e.contains("test.toml"), "{e}");
+        let e = from_toml("[providers.x]\nkind = \"openai\"\n[models.m]\nprovider = \"x\"\ninput_per_mtok=0.0001\noutput_per_mtok=1").unwrap_err().to_string();
+        assert!(e.contains("input_per_mtok"), "{e}");
+        let e = from_toml("[providers.x]\nkind = \"openai\"\n[models.m]\nprovider = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("is required"), "{e}");
+        let e = from_toml("[gateway]\nlisten = \"nowhere\"").unwrap_err().to_string();
+        assert!(e.contains("gateway.listen"), "{e}");
+        let e = from_toml("[gatewy]\nlisten = \"1.2.3.4:5\"").unwrap_err().to_string();
+        assert!(e.contains("gatewy"), "{e}");
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite://data/sheepdog.db"), Some(PathBuf::from("data/sheepdog.db")));
+        assert_eq!(sqlite_path("sqlite:x.db?mode=rwc"), Some(PathBuf::from("x.db")));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x"), None);
+    }
+}

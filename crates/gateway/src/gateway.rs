@@ -1,0 +1,276 @@
+//! Assembly: shared state, the gateway listener's router (data plane + admin
+//! API), first-start bootstrap, background tasks and graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::accounting::{Accountant, Writer};
+use crate::catalog::CatalogHandle;
+use crate::config::{Secret, Settings};
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::routing::Models;
+use crate::shutdown::{self, Trigger};
+use crate::store::Store;
+use crate::{admin, auth, proxy};
+
+/// State shared by every handler (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    settings: Settings,
+    store: Store,
+    catalog: CatalogHandle,
+    models: Models,
+    accountant: Accountant,
+    metrics: Metrics,
+    admin_token_hashes: Vec<[u8; 32]>,
+}
+
+impl AppState {
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+    pub fn catalog(&self) -> &CatalogHandle {
+        &self.0.catalog
+    }
+    pub fn models(&self) -> &Models {
+        &self.0.models
+    }
+    pub fn accountant(&self) -> &Accountant {
+        &self.0.accountant
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+    /// Whether `token` is an admin token (constant-time comparison of hashes).
+    pub fn is_admin_token(&self, token: &str) -> bool {
+        let h = auth::hash_key(token);
+        let mut ok = false;
+        for known in &self.0.admin_token_hashes {
+            let diff = known.iter().zip(h.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            ok |= diff == 0;
+        }
+        ok
+    }
+}
+
+/// Secrets created on first start, to be shown once.
+#[derive(Debug, Default)]
+pub struct Bootstrap {
+    pub admin_token: Option<Secret>,
+    pub admin_user: Option<(String, Secret)>,
+}
+
+/// A built gateway, ready to serve.
+pub struct Gateway {
+    state: AppState,
+    writer: Writer,
+    trigger: Trigger,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    bootstrap: Option<Bootstrap>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
+pub const FIRST_ADMIN_EMAIL: &str = "admin@sheepdog.local";
+
+impl Gateway {
+    /// Connects the database, migrates, bootstraps first-start secrets, loads
+    /// the catalog and starts the background tasks.
+    pub async fn build(settings: Settings) -> anyhow::Result<Gateway> {
+        let store = Store::connect(&settings.database).await?;
+        store.migrate().await?;
+        let mut boot = Bootstrap::default();
+
+        // Admin token: from the configured environment variable, or created on
+        // first start (only its hash is stored).
+        let mut admin_token_hashes = Vec::new();
+        if let Some(t) = &settings.admin_token {
+            admin_token_hashes.push(auth::hash_key(t.expose()));
+        }
+        match store.get_setting(ADMIN_TOKEN_SETTING).await? {
+            Some(h) => {
+                let mut hash = [0u8; 32];
+                if hex::decode_to_slice(&h, &mut hash).is_ok() {
+                    admin_token_hashes.push(hash);
+                }
+            }
+            None if settings.admin_token.is_none() => {
+                let token = format!("sd-admin-{}", &auth::generate_key()[auth::KEY_PREFIX.len()..]);
+                if store.insert_setting_if_absent(ADMIN_TOKEN_SETTING, &auth::hash_key_hex(&token)).await? {
+                    admin_token_hashes.push(auth::hash_key(&token));
+                    boot.admin_token = Some(Secret::new(token));
+                } else if let Some(h) = store.get_setting(ADMIN_TOKEN_SETTING).await? {
+                    let mut hash = [0u8; 32];
+                    if hex::decode_to_slice(&h, &mut hash).is_ok() {
+                        admin_token_hashes.push(hash);
+                    }
+                }
+            }
+            None => {}
+        }
+
+        // First console admin.
+        if store.count_users().await? == 0 {
+            let password = auth::generate_key()[auth::KEY_PREFIX.len()..auth::KEY_PREFIX.len() + 20].to_string();
+            match crate::users::create_user(&store, FIRST_ADMIN_EMAIL, "admin", None, &password).await {
+                Ok(_) => boot.admin_user = Some((FIRST_ADMIN_EMAIL.to_string(), Secret::new(password))),
+                Err(e) => tracing::warn!(error = %e, "could not create the first admin user"),
+            }
+        }
+
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(
+                settings.providers.iter().map(|p| p.connect_timeout_ms).max().unwrap_or(10_000),
+            ))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()?;
+        let models = Models::build(&settings, http);
+        for m in models.iter() {
+            if m.is_simulated() {
+                tracing::info!(model = %m.model.name, "model served by the SIMULATED provider (no real upstream)");
+            }
+        }
+        let catalog = CatalogHandle::load(store.clone()).await?;
+        let (accountant, writer) = Accountant::start(store.clone(), &settings.accounting);
+        let (trigger, stop) = shutdown::channel();
+        let refresher = catalog.spawn_refresher(Duration::from_millis(500), stop);
+        let state = AppState(Arc::new(Inner {
+            settings,
+            store,
+            catalog,
+            models,
+            accountant,
+            metrics: Metrics::default(),
+            admin_token_hashes,
+        }));
+        let bootstrap = (boot.admin_token.is_some() || boot.admin_user.is_some()).then_some(boot);
+        Ok(Gateway { state, writer, trigger, tasks: vec![refresher], bootstrap })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// First-start secrets, if this start created any.
+    pub fn bootstrap(&self) -> Option<&Bootstrap> {
+        self.bootstrap.as_ref()
+    }
+
+    /// The gateway listener's router.
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests and
+    /// writes every queued usage record before returning.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = self.router();
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        self.stop().await;
+        served?;
+        Ok(())
+    }
+
+    /// Stops background tasks and drains accounting.
+    pub async fn stop(self) {
+        self.trigger.fire();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.writer.drain().await;
+        self.state.store().close().await;
+    }
+}
+
+/// Data plane + admin API.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/chat/completions", post(proxy::chat_completions))
+        .route("/models", get(list_models))
+        .fallback(v1_not_found)
+        .method_not_allowed_fallback(v1_method_not_allowed);
+    Router::new()
+        .nest("/v1", v1)
+        .nest("/admin/v1", admin::router(state.clone()))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(v1_not_found)
+        .with_state(state)
+}
+
+async fn v1_not_found(uri: axum::http::Uri) -> Response {
+    GatewayError::NotFound(uri.path().to_string()).into_response()
+}
+
+async fn v1_method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    GatewayError::MethodNotAllowed(format!("{method} {}", uri.path())).into_response()
+}
+
+/// `GET /v1/models`: the models this caller may use.
+async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let caller = match proxy::authenticate(&state, &headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let data: Vec<_> = state
+        .models()
+        .iter()
+        .filter(|m| caller.tenant.may_use(&m.model.name))
+        .map(|m| {
+            json!({
+                "id": m.model.name,
+                "object": "model",
+                "created": 1_735_689_600,
+                "owned_by": if m.is_simulated() { "sheepdog-simulated".to_string() } else { m.provider_name.clone() },
+            })
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match sqlx::query("SELECT 1").execute(state.store().pool()).await {
+        Ok(_) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "database unreachable"})))
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics().render(state.accountant().queue_depth());
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}

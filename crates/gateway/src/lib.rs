@@ -1,0 +1,28 @@
+//! Sheepdog's data plane and admin API, without Leptos or wasm.
+//!
+//! A chat completion flows one way through one module per concern:
+//! [`request`] (headers, body) → [`auth`] (key, tenant) → admission (tenant
+//! status; limits and budgets come next) → [`routing`] (model → provider) →
+//! [`providers`] (one file per wire format) → response, with [`accounting`]
+//! on the side. [`proxy`] strings the phases together; [`gateway`] assembles
+//! the listener; [`admin`] is the admin API; [`store`] the database.
+
+pub mod accounting;
+pub mod admin;
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod metrics;
+pub mod providers;
+pub mod proxy;
+pub mod request;
+pub mod routing;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod time;
+pub mod users;
+
+pub use gateway::{AppState, Bootstrap, Gateway};

@@ -1,0 +1,286 @@
+//! Provider adapters: one file per upstream wire format, dispatched through the
+//! [`Provider`] enum. Every adapter speaks OpenAI Chat Completions towards the
+//! gateway: it takes the client's (validated) OpenAI request body and returns an
+//! OpenAI `chat.completion` body, or a stream of OpenAI `chat.completion.chunk`
+//! objects. Translation code is pure (body in, body out; event in, chunks out)
+//! so it is unit-tested without a network; only `complete`/`stream` do I/O.
+
+pub mod anthropic;
+pub mod gemini;
+pub mod http;
+pub mod openai;
+pub mod simulated;
+pub mod sse;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use serde_json::{Map, Value};
+
+use crate::config::{ProviderKind, ProviderSettings};
+
+/// The client's request as the adapters see it.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    /// The client's OpenAI Chat Completions body, validated (object with a
+    /// string `model` and a non-empty `messages` array of objects with a `role`).
+    pub body: Map<String, Value>,
+    /// `model` as the client sent it.
+    pub requested_model: String,
+    pub stream: bool,
+    /// The client asked for `stream_options.include_usage`.
+    pub include_usage: bool,
+    /// `max_completion_tokens` or `max_tokens` when given.
+    pub max_tokens: Option<u64>,
+}
+
+/// Where a request goes: the upstream model name on the chosen provider.
+#[derive(Debug, Clone)]
+pub struct RouteTarget {
+    pub upstream_model: String,
+}
+
+/// Token usage reported by the upstream (or computed by the simulator).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// All prompt tokens, cached ones included (OpenAI `prompt_tokens`).
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Prompt tokens served from the provider's cache (a subset of `input_tokens`).
+    pub cached_tokens: u64,
+}
+
+impl Usage {
+    /// The OpenAI `usage` object for this usage.
+    pub fn to_openai(&self) -> Value {
+        let mut u = serde_json::json!({
+            "prompt_tokens": self.input_tokens,
+            "completion_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+        });
+        if self.cached_tokens > 0 {
+            u["prompt_tokens_details"] = serde_json::json!({ "cached_tokens": self.cached_tokens });
+        }
+        u
+    }
+}
+
+/// A non-streamed answer.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// OpenAI `chat.completion` JSON, ready for the client (it includes `usage`).
+    pub body: Bytes,
+    /// Usage, when the upstream reported it.
+    pub usage: Option<Usage>,
+}
+
+/// One item of a streamed answer.
+#[derive(Debug, Clone)]
+pub enum StreamEvent {
+    /// One OpenAI `chat.completion.chunk` JSON object (serialized, no `data:` prefix).
+    Chunk(Bytes),
+    /// The final usage, with the OpenAI usage chunk (`choices: []`, `usage: {...}`)
+    /// that the gateway forwards only to clients that asked for it.
+    Usage { usage: Usage, chunk: Bytes },
+}
+
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, UpstreamError>> + Send>>;
+
+/// Why an upstream call failed. `message` must be safe to show to the client:
+/// never a provider key, never our request headers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct UpstreamError {
+    pub kind: UpstreamErrorKind,
+    pub message: String,
+    /// HTTP status the upstream answered with, for `Status`.
+    pub status: Option<u16>,
+    /// The upstream's `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    /// Could not connect or the connection broke before an answer.
+    Connect,
+    /// Timed out (connect, first byte, stream idle gap or total).
+    Timeout,
+    /// The upstream answered with a non-2xx status.
+    Status,
+    /// The upstream answered something we could not understand (bad JSON, bad SSE),
+    /// or a stream ended without its terminal event.
+    Protocol,
+    /// The upstream refused the content (e.g. a Gemini safety block).
+    ContentBlocked,
+}
+
+impl UpstreamError {
+    pub fn new(kind: UpstreamErrorKind, message: impl Into<String>) -> Self {
+        UpstreamError { kind, message: message.into(), status: None, retry_after: None }
+    }
+
+    pub fn protocol(message: impl Into<String>) -> Self {
+        Self::new(UpstreamErrorKind::Protocol, message)
+    }
+
+    /// Builds the error for a non-2xx answer, keeping the upstream's own message
+    /// (`error.message`, `message`, or `error` as a string) when its body has one.
+    pub fn from_status(provider: &str, status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
+        let upstream_message = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+            let candidates = [
+                v.pointer("/error/message"),
+                v.get("message"),
+                v.get("error"),
+                v.pointer("/0/error/message"),
+            ];
+            candidates
+                .into_iter()
+                .flatten()
+                .find_map(|m| m.as_str().map(|s| s.to_string()))
+        });
+        let mut message = match upstream_message {
+            Some(m) => format!("upstream {provider} returned HTTP {status}: {m}"),
+            None => format!("upstream {provider} returned HTTP {status}"),
+        };
+        truncate_chars(&mut message, 1000);
+        UpstreamError { kind: UpstreamErrorKind::Status, message, status: Some(status), retry_after }
+    }
+
+    /// Maps a reqwest transport error without exposing URLs or headers.
+    pub fn from_transport(provider: &str, err: &reqwest::Error) -> Self {
+        if err.is_timeout() {
+            Self::new(UpstreamErrorKind::Timeout, format!("upstream {provider} timed out"))
+        } else if err.is_connect() {
+            Self::new(UpstreamErrorKind::Connect, format!("could not connect to upstream {provider}"))
+        } else if err.is_decode() || err.is_body() {
+            Self::new(UpstreamErrorKind::Connect, format!("connection to upstream {provider} broke"))
+        } else {
+            Self::new(UpstreamErrorKind::Connect, format!("request to upstream {provider} failed"))
+        }
+    }
+}
+
+fn truncate_chars(s: &mut String, max: usize) {
+    if let Some((idx, _)) = s.char_indices().nth(max) {
+        s.truncate(idx);
+    }
+}
+
+/// Reads `Retry-After` (seconds, or an HTTP date which we treat as 1 s) from a response.
+pub fn retry_after_of(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    match v.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Some(Duration::from_secs_f64(secs.min(3600.0))),
+        _ => Some(Duration::from_secs(1)),
+    }
+}
+
+/// A configured upstream, dispatched by wire format.
+#[derive(Debug)]
+pub enum Provider {
+    OpenAi(openai::OpenAi),
+    Anthropic(anthropic::Anthropic),
+    Gemini(gemini::Gemini),
+    Simulated(simulated::Simulated),
+}
+
+impl Provider {
+    pub fn new(settings: &ProviderSettings, http: reqwest::Client) -> Self {
+        match settings.kind {
+            ProviderKind::Openai => Provider::OpenAi(openai::OpenAi::new(settings, http)),
+            ProviderKind::Anthropic => Provider::Anthropic(anthropic::Anthropic::new(settings, http)),
+            ProviderKind::Gemini => Provider::Gemini(gemini::Gemini::new(settings, http)),
+            ProviderKind::Simulated => Provider::Simulated(simulated::Simulated::new(settings)),
+        }
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        match self {
+            Provider::OpenAi(_) => ProviderKind::Openai,
+            Provider::Anthropic(_) => ProviderKind::Anthropic,
+            Provider::Gemini(_) => ProviderKind::Gemini,
+            Provider::Simulated(_) => ProviderKind::Simulated,
+        }
+    }
+
+    /// A non-streamed completion.
+    pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
+        match self {
+            Provider::OpenAi(p) => p.complete(req, target).await,
+            Provider::Anthropic(p) => p.complete(req, target).await,
+            Provider::Gemini(p) => p.complete(req, target).await,
+            Provider::Simulated(p) => p.complete(req, target).await,
+        }
+    }
+
+    /// A streamed completion. The returned stream yields chunks, then exactly
+    /// one `Usage` event when the upstream reports usage, then ends; a broken
+    /// upstream stream yields an `Err` as its last item.
+    pub async fn stream(&self, req: &ChatRequest, target: &RouteTarget) -> Result<EventStream, UpstreamError> {
+        match self {
+            Provider::OpenAi(p) => p.stream(req, target).await,
+            Provider::Anthropic(p) => p.stream(req, target).await,
+            Provider::Gemini(p) => p.stream(req, target).await,
+            Provider::Simulated(p) => p.stream(req, target).await,
+        }
+    }
+}
+
+/// `chatcmpl-…` id for answers we assemble ourselves.
+pub fn new_completion_id() -> String {
+    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Seconds since the Unix epoch, for `created`.
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Builds one OpenAI chunk object (serialized) with the given choices.
+pub fn chunk_bytes(id: &str, created: i64, model: &str, choices: Value) -> Bytes {
+    let v = serde_json::json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": choices,
+    });
+    Bytes::from(v.to_string())
+}
+
+/// Builds the OpenAI usage chunk (`choices: []`).
+pub fn usage_chunk_bytes(id: &str, created: i64, model: &str, usage: &Usage) -> Bytes {
+    let v = serde_json::json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage.to_openai(),
+    });
+    Bytes::from(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_error_keeps_upstream_message() {
+        let e = UpstreamError::from_status("openai", 400, br#"{"error":{"message":"bad temperature"}}"#, None);
+        assert_eq!(e.status, Some(400));
+        assert!(e.message.contains("bad temperature"), "{}", e.message);
+        let e = UpstreamError::from_status("gemini", 503, b"<html>oops</html>", None);
+        assert_eq!(e.message, "upstream gemini returned HTTP 503");
+    }
+
+    #[test]
+    fn usage_object_has_totals() {
+        let u = Usage { input_tokens: 10, output_tokens: 5, cached_tokens: 3 };
+        let v = u.to_openai();
+        assert_eq!(v["total_tokens"], 15);
+        assert_eq!(v["prompt_tokens_details"]["cached_tokens"], 3);
+    }
+}

@@ -1,0 +1,267 @@
+//! OpenAI Chat Completions (also DeepSeek and any OpenAI-compatible server).
+//! The client's body passes through (unknown fields included) with `model`
+//! replaced by the upstream model; streams always ask the upstream for usage.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::http::{self, Step, StreamTranslate, Timeouts, MAX_RESPONSE_BYTES};
+use super::sse::SseEvent;
+use super::{ChatRequest, Completion, EventStream, RouteTarget, StreamEvent, UpstreamError, UpstreamErrorKind, Usage};
+use crate::config::{ProviderSettings, Secret};
+
+#[derive(Debug)]
+pub struct OpenAi {
+    name: String,
+    url: String,
+    api_key: Option<Secret>,
+    timeouts: Timeouts,
+    http: reqwest::Client,
+}
+
+impl OpenAi {
+    pub fn new(settings: &ProviderSettings, http: reqwest::Client) -> Self {
+        OpenAi {
+            name: settings.name.clone(),
+            url: format!("{}/chat/completions", settings.base_url),
+            api_key: settings.api_key.clone(),
+            timeouts: Timeouts::of(settings),
+            http,
+        }
+    }
+
+    fn request(&self, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .http
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(key) = &self.api_key {
+            rb = rb.bearer_auth(key.expose());
+        }
+        rb
+    }
+
+    pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
+        let body = upstream_body(&req.body, &target.upstream_model, false);
+        let (response, deadline) = http::send(&self.name, self.request(body), self.timeouts).await?;
+        let bytes = http::read_body_until(&self.name, response, deadline, MAX_RESPONSE_BYTES).await?;
+        let usage = parse_completion_usage(&self.name, &bytes)?;
+        Ok(Completion { body: bytes, usage })
+    }
+
+    pub async fn stream(&self, req: &ChatRequest, target: &RouteTarget) -> Result<EventStream, UpstreamError> {
+        let body = upstream_body(&req.body, &target.upstream_model, true);
+        let (response, deadline) = http::send(&self.name, self.request(body), self.timeouts).await?;
+        let events = http::sse_events(&self.name, response, self.timeouts, deadline);
+        Ok(http::translate(events, StreamTranslator::new(&self.name)))
+    }
+}
+
+/// The upstream body: the client's fields with `model` replaced and, for
+/// streams, `stream_options.include_usage` forced on.
+pub fn upstream_body(client: &Map<String, Value>, upstream_model: &str, stream: bool) -> Vec<u8> {
+    let mut body = client.clone();
+    body.insert("model".into(), Value::String(upstream_model.to_string()));
+    if stream {
+        body.insert("stream".into(), Value::Bool(true));
+        let mut opts = match body.remove("stream_options") {
+            Some(Value::Object(o)) => o,
+            _ => Map::new(),
+        };
+        opts.insert("include_usage".into(), Value::Bool(true));
+        body.insert("stream_options".into(), Value::Object(opts));
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+struct OaUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<OaPromptDetails>,
+}
+
+#[derive(Deserialize)]
+struct OaPromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl From<OaUsage> for Usage {
+    fn from(u: OaUsage) -> Self {
+        Usage {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+            cached_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CompletionPeek {
+    #[serde(default)]
+    usage: Option<OaUsage>,
+    #[serde(default)]
+    choices: Option<serde::de::IgnoredAny>,
+}
+
+/// Reads `usage` out of a `chat.completion` body (the body itself passes through).
+pub fn parse_completion_usage(provider: &str, body: &[u8]) -> Result<Option<Usage>, UpstreamError> {
+    let peek: CompletionPeek = serde_json::from_slice(body)
+        .map_err(|_| UpstreamError::protocol(format!("upstream {provider} answered with invalid JSON")))?;
+    if peek.choices.is_none() {
+        return Err(UpstreamError::protocol(format!("upstream {provider} answer has no choices")));
+    }
+    Ok(peek.usage.map(Usage::from))
+}
+
+#[derive(Deserialize)]
+struct ChunkPeek {
+    #[serde(default)]
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+    #[serde(default)]
+    usage: Option<OaUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// Turns upstream stream events into gateway events.
+#[derive(Debug)]
+pub struct StreamTranslator {
+    provider: String,
+    usage_seen: bool,
+}
+
+impl StreamTranslator {
+    pub fn new(provider: &str) -> Self {
+        StreamTranslator { provider: provider.to_string(), usage_seen: false }
+    }
+}
+
+impl StreamTranslate for StreamTranslator {
+    fn event(&mut self, event: &SseEvent) -> Step {
+        let provider = &self.provider;
+        let trimmed = event.data.trim().as_bytes();
+        if trimmed == b"[DONE]" {
+            return Step::done(Vec::new());
+        }
+        if trimmed.is_empty() {
+            return Step::default();
+        }
+        let peek: ChunkPeek = match serde_json::from_slice(trimmed) {
+            Ok(p) => p,
+            Err(_) => return Step::fail(UpstreamError::protocol(format!("upstream {provider} sent a malformed stream event"))),
+        };
+        if let Some(err) = peek.error {
+            let msg = err.get("message").and_then(Value::as_str).unwrap_or("error event");
+            return Step::fail(UpstreamError::new(
+                UpstreamErrorKind::Status,
+                format!("upstream {provider} reported an error mid-stream: {msg}"),
+            ));
+        }
+        let has_choices = peek.choices.as_ref().is_some_and(|c| !c.is_empty());
+        let mut out = Vec::new();
+        match (peek.usage, has_choices) {
+            (Some(u), false) if !self.usage_seen => {
+                self.usage_seen = true;
+                out.push(Ok(StreamEvent::Usage { usage: u.into(), chunk: Bytes::copy_from_slice(trimmed) }));
+            }
+            (Some(u), true) if !self.usage_seen => {
+                // Usage on a content chunk (some compatible servers): forward the
+                // content without it and report usage as its own chunk.
+                self.usage_seen = true;
+                let usage: Usage = u.into();
+                let mut v: Value = serde_json::from_slice(trimmed).unwrap_or(Value::Null);
+                let (id, created, model) = (
+                    v.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
+                    v.get("created").and_then(Value::as_i64).unwrap_or(0),
+                    v.get("model").and_then(Value::as_str).unwrap_or("").to_string(),
+                );
+                if let Some(obj) = v.as_object_mut() {
+                    obj.remove("usage");
+                }
+                out.push(Ok(StreamEvent::Chunk(Bytes::from(v.to_string()))));
+                out.push(Ok(StreamEvent::Usage { usage, chunk: super::usage_chunk_bytes(&id, created, &model, &usage) }));
+            }
+            (_, true) => out.push(Ok(StreamEvent::Chunk(Bytes::copy_from_slice(trimmed)))),
+            (_, false) => {}
+        }
+        Step::emit(out)
+    }
+
+    fn end(&mut self) -> Vec<Result<StreamEvent, UpstreamError>> {
+        vec![Err(UpstreamError::new(
+            UpstreamErrorKind::Connect,
+            format!("upstream {} stream ended before [DONE]", self.provider),
+        ))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_passes_unknown_fields_and_forces_usage() {
+        let client: Map<String, Value> = serde_json::from_str(
+            r#"{"model":"alias","messages":[{"role":"user","content":"hi"}],"logit_bias":{"1":2},"stream":true,"stream_options":{"foo":1}}"#,
+        )
+        .unwrap();
+        let body: Value = serde_json::from_slice(&upstream_body(&client, "gpt-4.1", true)).unwrap();
+        assert_eq!(body["model"], "gpt-4.1");
+        assert_eq!(body["logit_bias"]["1"], 2);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert_eq!(body["stream_options"]["foo"], 1);
+    }
+
+    #[test]
+    fn completion_usage_is_read() {
+        let u = parse_completion_usage(
+            "o",
+            br#"{"id":"x","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10,"prompt_tokens_details":{"cached_tokens":2}}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(u, Usage { input_tokens: 7, output_tokens: 3, cached_tokens: 2 });
+        assert!(parse_completion_usage("o", b"not json").is_err());
+        assert!(parse_completion_usage("o", b"{}").is_err());
+    }
+
+    fn ev(data: &str) -> SseEvent {
+        SseEvent { event: String::new(), data: data.to_string() }
+    }
+
+    #[test]
+    fn stream_translation() {
+        let mut t = StreamTranslator::new("o");
+        let out = t.event(&ev(r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#));
+        assert!(matches!(&out.events[..], [Ok(StreamEvent::Chunk(_))]) && !out.done);
+        let out = t.event(&ev(r#"{"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1}}"#));
+        match &out.events[..] {
+            [Ok(StreamEvent::Usage { usage, .. })] => assert_eq!(usage.input_tokens, 5),
+            other => panic!("{other:?}"),
+        }
+        assert!(t.event(&ev("[DONE]")).done);
+        let out = t.event(&ev(r#"{"error":{"message":"overloaded"}}"#));
+        assert!(out.done && matches!(&out.events[..], [Err(e)] if e.message.contains("overloaded")));
+        let out = t.event(&ev("{bad"));
+        assert!(matches!(&out.events[..], [Err(e)] if e.kind == UpstreamErrorKind::Protocol));
+        assert!(matches!(&t.end()[..], [Err(_)]));
+    }
+
+    #[test]
+    fn usage_on_content_chunk_is_split() {
+        let mut t = StreamTranslator::new("o");
+        let out = t.event(&ev(r#"{"id":"c","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":4}}"#));
+        assert_eq!(out.events.len(), 2);
+        match &out.events[0] {
+            Ok(StreamEvent::Chunk(b)) => assert!(!String::from_utf8_lossy(b).contains("usage")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Reading and validating a client's Chat Completions request: body size,
+//! UTF-8, JSON shape and the SPEC §3 request headers. Pure functions: bad
+//! input gets a clear 4xx and nothing else happens.
+
+use axum::http::HeaderMap;
+use serde_json::{Map, Value};
+
+use crate::error::GatewayError;
+use crate::providers::ChatRequest;
+
+pub const MAX_COST_CENTER_CHARS: usize = 64;
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "function"];
+
+/// `X-Request-ID`: echoed when valid, generated when absent.
+pub fn request_id(headers: &HeaderMap) -> Result<String, GatewayError> {
+    match headers.get("x-request-id") {
+        None => Ok(uuid::Uuid::new_v4().to_string()),
+        Some(v) => {
+            let text = v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && t.len() <= MAX_REQUEST_ID_CHARS && t.chars().all(|c| c.is_ascii_graphic()))
+                .ok_or_else(|| {
+                    GatewayError::invalid(
+                        format!("X-Request-ID must be 1 to {MAX_REQUEST_ID_CHARS} visible ASCII characters without spaces."),
+                        Some("X-Request-ID"),
+                    )
+                })?;
+            Ok(text.to_string())
+        }
+    }
+}
+
+/// `X-Cost-Center`: a free label of at most 64 printable characters.
+pub fn cost_center(headers: &HeaderMap) -> Result<Option<String>, GatewayError> {
+    let Some(v) = headers.get("x-cost-center") else { return Ok(None) };
+    let bad = || {
+        GatewayError::invalid(
+            format!("X-Cost-Center must be 1 to {MAX_COST_CENTER_CHARS} printable characters."),
+            Some("X-Cost-Center"),
+        )
+    };
+    let text = std::str::from_utf8(v.as_bytes()).map_err(|_| bad())?.trim();
+    if text.is_empty() || text.chars().count() > MAX_COST_CENTER_CHARS || text.chars().any(|c| c.is_control()) {
+        return Err(bad());
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// Refuses a body whose declared length is over the limit before reading it.
+pub fn check_content_length(headers: &HeaderMap, limit: u64) -> Result<(), GatewayError> {
+    if let Some(len) = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+        if len > limit {
+            return Err(GatewayError::RequestTooLarge(limit));
+        }
+    }
+    Ok(())
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(param: &str, expected: &str, got: &Value) -> GatewayError {
+    GatewayError::invalid(format!("`{param}` must be {expected}, got {}.", type_name(got)), Some(param))
+}
+
+fn optional_positive_int(body: &Map<String, Value>, param: &str) -> Result<Option<u64>, GatewayError> {
+    match body.get(param) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if n > 0 => Ok(Some(n)),
+            _ => Err(GatewayError::invalid(format!("`{param}` must be a positive integer."), Some(param))),
+        },
+    }
+}
+
+/// Parses and validates a Chat Completions body.
+pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(GatewayError::invalid("The request body is not valid UTF-8.", None));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(GatewayError::invalid("The request body is empty; send a JSON object.", None));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None))?;
+    let Value::Object(body) = value else {
+        return Err(GatewayError::invalid(format!("The request body must be a JSON object, got {}.", type_name(&value)), None));
+    };
+    let model = match body.get("model") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::String(_)) => return Err(GatewayError::invalid("`model` must not be empty.", Some("model"))),
+        Some(other) => return Err(wrong_type("model", "a string", other)),
+        None => return Err(GatewayError::invalid("Missing required parameter: `model`.", Some("model"))),
+    };
+    match body.get("messages") {
+        Some(Value::Array(msgs)) if !msgs.is_empty() => {
+            for (i, m) in msgs.iter().enumerate() {
+                let param = format!("messages[{i}]");
+                let Value::Object(obj) = m else { return Err(wrong_type(&param, "an object", m)) };
+                match obj.get("role") {
+                    Some(Value::String(r)) if ROLES.contains(&r.as_str()) => {}
+                    Some(Value::String(r)) => {
+                        return Err(GatewayError::invalid(
+                            format!("`{param}.role` {r:?} is not one of {}.", ROLES.join(", ")),
+                            Some(&format!("{param}.role")),
+                        ))
+                    }
+                    Some(other) => return Err(wrong_type(&format!("{param}.role"), "a string", other)),
+                    None => {
+                        return Err(GatewayError::invalid(
+                            format!("Missing required parameter: `{param}.role`."),
+                            Some(&format!("{param}.role")),
+                        ))
+                    }
+                }
+                match obj.get("content") {
+                    None | Some(Value::Null) | Some(Value::String(_)) | Some(Value::Array(_)) => {}
+                    Some(other) => return Err(wrong_type(&format!("{param}.content"), "a string or an array of parts", other)),
+                }
+            }
+        }
+        Some(Value::Array(_)) => return Err(GatewayError::invalid("`messages` must not be empty.", Some("messages"))),
+        Some(other) => return Err(wrong_type("messages", "an array", other)),
+        None => return Err(GatewayError::invalid("Missing required parameter: `messages`.", Some("messages"))),
+    }
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(wrong_type("stream", "a boolean", other)),
+    };
+    let include_usage = match body.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) => match o.get("include_usage") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => return Err(wrong_type("stream_options.include_usage", "a boolean", other)),
+        },
+        Some(other) => return Err(wrong_type("stream_options", "an object", other)),
+    };
+    let max_tokens = match optional_positive_int(&body, "max_completion_tokens")? {
+        Some(n) => Some(n),
+        None => optional_positive_int(&body, "max_tokens")?,
+    };
+    optional_positive_int(&body, "n")?;
+    for p in ["temperature", "top_p", "presence_penalty", "frequency_penalty"] {
+        match body.get(p) {
+            None | Some(Value::Null) | Some(Value::Number(_)) => {}
+            Some(other) => return Err(wrong_type(p, "a number", other)),
+        }
+    }
+    match body.get("tools") {
+        None | Some(Value::Null) | Some(Value::Array(_)) => {}
+        Some(other) => return Err(wrong_type("tools", "an array", other)),
+    }
+    match body.get("stop") {
+        None | Some(Value::Null) | Some(Value::String(_)) | Some(Value::Array(_)) => {}
+        Some(other) => return Err(wrong_type("stop", "a string or an array of strings", other)),
+    }
+    Ok(ChatRequest { body, requested_model: model, stream, include_usage, max_tokens })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &[u8]) -> String {
+        match parse_chat(body) {
+            Ok(_) => "ok".into(),
+            Err(e) => format!("{}|{}", e.code(), e.message()),
+        }
+    }
+
+    #[test]
+    fn accepts_a_valid_request() {
+        let r = parse_chat(br#"{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true},"max_tokens":5,"x_custom":1}"#).unwrap();
+        assert!(r.stream && r.include_usage);
+        assert_eq!(r.max_tokens, Some(5));
+        assert_eq!(r.requested_model, "gpt-4.1");
+        assert!(r.body.contains_key("x_custom"));
+    }
+
+    #[test]
+    fn refuses_bad_input_clearly() {
+        assert!(err(b"{not json").contains("not valid JSON"));
+        assert!(err(b"\xff\xfe").contains("UTF-8"));
+        assert!(err(b"").contains("empty"));
+        assert!(err(b"[1]").contains("JSON object"));
+        assert!(err(br#"{"messages":[{"role":"user","content":"x"}]}"#).contains("`model`"));
+        assert!(err(br#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#).contains("`model` must be a string, got a number"));
+        assert!(err(br#"{"model":"m"}"#).contains("`messages`"));
+        assert!(err(br#"{"model":"m","messages":[]}"#).contains("must not be empty"));
+        assert!(err(br#"{"model":"m","messages":"hi"}"#).contains("must be an array"));
+        assert!(err(br#"{"model":"m","messages":[{"content":"x"}]}"#).contains("messages[0].role"));
+        assert!(err(br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#).contains("is not one of"));
+        assert!(err(br#"{"model":"m","messages":[{"role":"user","content":5}]}"#).contains("messages[0].content"));
+        assert!(err(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#).contains("`stream` must be a boolean"));
+        assert!(err(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#).contains("positive integer"));
+        assert!(err(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#).contains("`temperature`"));
+        for e in [err(b"{"), err(br#"{"model":1}"#)] {
+            assert!(e.starts_with("invalid_request_error|"), "{e}");
+        }
+    }
+
+    #[test]
+    fn headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(request_id(&h).unwrap().len(), 36);
+        h.insert("x-request-id", "abc-123".parse().unwrap());
+        assert_eq!(request_id(&h).unwrap(), "abc-123");
+        h.insert("x-request-id", "a b".parse().unwrap());
+        assert!(request_id(&h).is_err());
+        assert_eq!(cost_center(&h).unwrap(), None);
+        h.insert("x-cost-center", "team-search".parse().unwrap());
+        assert_eq!(cost_center(&h).unwrap().as_deref(), Some("team-search"));
+        h.insert("x-cost-center", "x".repeat(65).parse().unwrap());
+        assert!(cost_center(&h).is_err());
+        h.insert("x-cost-center", axum::http::HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        assert!(cost_center(&h).is_err());
+        h.insert("content-length", "100".parse().unwrap());
+        assert!(check_content_length(&h, 99).is_err());
+        assert!(check_content_length(&h, 100).is_ok());
+    }
+}

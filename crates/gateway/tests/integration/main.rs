@@ -1,0 +1,11 @@
+//! Integration tests: the real gateway on port 0, local provider emulators,
+//! SQLite and Postgres.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod accounting;
+mod admin_api;
+mod bad_input;
+mod harness;
+mod storage;
+mod tenancy;
+mod upstreams;

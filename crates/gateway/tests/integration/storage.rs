@@ -1,0 +1,131 @@
+//! Storage on SQLite and Postgres: migrations, tenants, aliases, keys,
+//! usage batches and additive hourly buckets.
+
+use std::collections::BTreeMap;
+
+use sheepdog_gateway::store::{HourlyDelta, KeyRow, Store, StoreError, TenantRow, UsageGroup, UsageRecord};
+
+use crate::harness::*;
+
+fn tenant(id: &str, aliases: &[&str]) -> TenantRow {
+    TenantRow {
+        id: id.into(),
+        name: format!("tenant {id}"),
+        tier: "shared".into(),
+        status: "active".into(),
+        requests_per_minute: 1000,
+        tokens_per_minute: 1_000_000,
+        max_concurrency: None,
+        budget_monthly_nanos: Some(5_000_000_000),
+        budget_hard: true,
+        allowed_models: Some(vec!["gpt-4.1".into()]),
+        aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        created_at: "2026-11-25T10:00:00.000Z".into(),
+    }
+}
+
+fn record(tenant: &str, ms: i64, cost: i64, center: Option<&str>) -> UsageRecord {
+    UsageRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        request_id: "r".into(),
+        tenant_id: tenant.into(),
+        key_id: Some("k".into()),
+        cost_center: center.map(str::to_string),
+        model_requested: "gpt-4.1".into(),
+        model_served: Some("gpt-4.1".into()),
+        provider: Some("openai".into()),
+        input_tokens: 10,
+        output_tokens: 5,
+        cached_tokens: 0,
+        cost_nanos: cost,
+        latency_ms: 42,
+        ttft_ms: None,
+        status_code: 200,
+        outcome: "ok".into(),
+        error_code: None,
+        stream: false,
+        created_at: sheepdog_gateway::time::ms_to_rfc3339(ms),
+        created_ms: ms,
+    }
+}
+
+#[tokio::test]
+async fn storage_round_trips_on_both_databases() {
+    on_both(|db| async move {
+        let test_db = TestDb::new(db).await;
+        let store = Store::connect_url(&test_db.url, 4).await.unwrap();
+        store.migrate().await.unwrap();
+        store.migrate().await.unwrap(); // idempotent
+
+        let a = uuid::Uuid::new_v4().to_string();
+        let b = uuid::Uuid::new_v4().to_string();
+        let v0 = store.catalog_version().await.unwrap();
+        store.insert_tenant(&tenant(&a, &["alpha", "alpha-2"])).await.unwrap();
+        assert!(store.catalog_version().await.unwrap() > v0);
+        assert!(matches!(store.insert_tenant(&tenant(&a, &[])).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(store.insert_tenant(&tenant(&b, &["alpha"])).await, Err(StoreError::Conflict(_))));
+        assert!(store.get_tenant(&b).await.unwrap().is_none(), "{db:?}: refused insert left nothing behind");
+        store.insert_tenant(&tenant(&b, &[])).await.unwrap();
+        let got = store.get_tenant(&a).await.unwrap().unwrap();
+        assert_eq!(got, tenant(&a, &["alpha", "alpha-2"]));
+        assert_eq!(store.tenant_id_for_alias("alpha-2").await.unwrap().as_deref(), Some(a.as_str()));
+        let mut changed = got.clone();
+        changed.status = "suspended".into();
+        changed.aliases = vec!["alpha".into()];
+        changed.budget_monthly_nanos = None;
+        store.update_tenant(&changed).await.unwrap();
+        assert_eq!(store.get_tenant(&a).await.unwrap().unwrap(), changed);
+        assert_eq!(store.list_tenants().await.unwrap().len(), 2);
+
+        let key = KeyRow {
+            id: "key_1".into(),
+            name: Some("ci".into()),
+            prefix: "sk-sd-abcdef".into(),
+            key_hash: "00".repeat(32),
+            scope: "platform".into(),
+            tenant_id: None,
+            tenants: Some(vec![a.clone()]),
+            created_at: "2026-11-25T10:00:00.000Z".into(),
+            revoked_at: None,
+        };
+        store.insert_key(&key).await.unwrap();
+        assert!(matches!(store.insert_key(&key).await, Err(StoreError::Conflict(_))));
+        let revoked = store.revoke_key("key_1", "2026-11-25T11:00:00.000Z").await.unwrap().unwrap();
+        assert_eq!(revoked.revoked_at.as_deref(), Some("2026-11-25T11:00:00.000Z"));
+        assert_eq!(store.list_keys(None).await.unwrap()[0].tenants, Some(vec![a.clone()]));
+        assert!(store.revoke_key("nope", "x").await.unwrap().is_none());
+
+        // Usage: two batches into the same hour add up.
+        let hour = 1_764_064_800_000i64; // 2025-11-25T10:00:00Z
+        let recs = vec![record(&a, hour + 1, 7, Some("search")), record(&a, hour + 2, 11, None), record(&b, hour + 3, 13, Some("search"))];
+        let mut hourly = BTreeMap::new();
+        hourly.insert((a.clone(), hour), HourlyDelta { request_count: 2, latency_sum_ms: 84, cost_nanos: 18, latency: [(42, 2)].into(), ..Default::default() });
+        store.write_usage_batch(&recs, &hourly).await.unwrap();
+        let mut hourly2 = BTreeMap::new();
+        hourly2.insert((a.clone(), hour), HourlyDelta { request_count: 1, error_count: 1, rate_limit_hits: 3, cost_nanos: 5, latency: [(42, 1), (120, 1)].into(), ..Default::default() });
+        store.write_usage_batch(&[], &hourly2).await.unwrap();
+        let rows = store.hourly(&a, hour, hour + 3_600_000).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        let d = &rows[0].delta;
+        assert_eq!((d.request_count, d.error_count, d.rate_limit_hits, d.cost_nanos), (3, 1, 3, 23));
+        assert_eq!(d.latency, [(42, 3), (120, 1)].into());
+
+        let by_center = store.usage(UsageGroup::CostCenter, hour, hour + 10, None).await.unwrap();
+        let keys: Vec<_> = by_center.iter().map(|r| (r.key.as_str(), r.requests, r.cost_nanos)).collect();
+        assert_eq!(keys, vec![("(none)", 1, 11), ("search", 2, 20)], "{db:?}");
+        let by_day = store.usage(UsageGroup::Day, hour, hour + 10, Some(&a)).await.unwrap();
+        assert_eq!((by_day[0].key.as_str(), by_day[0].cost_nanos), ("2025-11-25", 18));
+        let by_tenant = store.usage(UsageGroup::Tenant, hour, hour + 10, None).await.unwrap();
+        assert_eq!(by_tenant.len(), 2);
+        assert_eq!(store.usage(UsageGroup::Model, hour + 10, hour + 20, None).await.unwrap(), vec![]);
+        assert_eq!(store.usage_records(&a).await.unwrap().len(), 2);
+
+        // Settings insert-if-absent is first-writer-wins.
+        assert!(store.insert_setting_if_absent("x", "1").await.unwrap());
+        assert!(!store.insert_setting_if_absent("x", "2").await.unwrap());
+        assert_eq!(store.get_setting("x").await.unwrap().as_deref(), Some("1"));
+        store.close().await;
+        test_db.cleanup().await;
+    })
+    .await;
+}

@@ -1,0 +1,205 @@
+//! The `sheepdog` binary: wires the gateway (data plane + admin API) and the
+//! console (Leptos SSR) into the commands of SPEC §1.
+
+mod console;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sheepdog_gateway::config::Settings;
+use tokio_util::sync::CancellationToken;
+
+/// Sheepdog: a self-hosted, multi-tenant LLM gateway with an operations console.
+#[derive(Parser)]
+#[command(name = "sheepdog", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ConfigArg {
+    /// TOML configuration file. Every key can be overridden by an environment
+    /// variable SHEEPDOG_<SECTION>__<KEY> (e.g. SHEEPDOG_DATABASE__URL).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway and the console in one process (the default deployment).
+    Serve(ConfigArg),
+    /// Run the data plane and the admin API only (scale out: run N of these).
+    Gateway(ConfigArg),
+    /// Run the console only; it sends admin calls to console.gateway_url.
+    Console(ConfigArg),
+    /// Apply database migrations and exit.
+    Migrate(ConfigArg),
+    /// Migration analysis of existing API logs (JSON lines or CSV).
+    Analyze {
+        /// Log files to read.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Directory for report.json and report.html.
+        #[arg(long, value_name = "DIR", default_value = "sheepdog-report")]
+        out: PathBuf,
+    },
+    /// Manage console users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a console user; the password is read from standard input.
+    Create {
+        #[arg(long, value_name = "E")]
+        email: String,
+        /// admin, operator, viewer or tenant.
+        #[arg(long, value_name = "R")]
+        role: String,
+        /// The tenant a `tenant` user belongs to (id or alias).
+        #[arg(long, value_name = "ID")]
+        tenant: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(config: &ConfigArg) -> anyhow::Result<Settings> {
+    let settings = Settings::load(config.config.as_deref())?;
+    sheepdog_gateway::telemetry::init(&settings.log);
+    Ok(settings)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(c) => {
+            let settings = load(&c)?;
+            let shutdown = shutdown_signal();
+            let gateway = sheepdog_gateway::Gateway::build(settings.clone()).await?;
+            print_bootstrap(&gateway);
+            let gw_listener = tokio::net::TcpListener::bind(settings.gateway.listen)
+                .await
+                .with_context(|| format!("cannot listen on gateway.listen {}", settings.gateway.listen))?;
+            let console = console::Console::new(&settings)?;
+            let console_listener = tokio::net::TcpListener::bind(settings.console.listen)
+                .await
+                .with_context(|| format!("cannot listen on console.listen {}", settings.console.listen))?;
+            tracing::info!(gateway = %settings.gateway.listen, console = %settings.console.listen, "sheepdog serving");
+            let gw = gateway.serve(gw_listener, shutdown.clone().cancelled_owned());
+            let cs = console.serve(console_listener, shutdown.clone().cancelled_owned());
+            let (a, b) = tokio::join!(gw, cs);
+            a.and(b)
+        }
+        Command::Gateway(c) => {
+            let settings = load(&c)?;
+            let shutdown = shutdown_signal();
+            let gateway = sheepdog_gateway::Gateway::build(settings.clone()).await?;
+            print_bootstrap(&gateway);
+            let listener = tokio::net::TcpListener::bind(settings.gateway.listen)
+                .await
+                .with_context(|| format!("cannot listen on gateway.listen {}", settings.gateway.listen))?;
+            tracing::info!(gateway = %settings.gateway.listen, "sheepdog gateway serving");
+            gateway.serve(listener, shutdown.cancelled_owned()).await
+        }
+        Command::Console(c) => {
+            let settings = load(&c)?;
+            let shutdown = shutdown_signal();
+            let console = console::Console::new(&settings)?;
+            let listener = tokio::net::TcpListener::bind(settings.console.listen)
+                .await
+                .with_context(|| format!("cannot listen on console.listen {}", settings.console.listen))?;
+            tracing::info!(console = %settings.console.listen, gateway_url = %settings.console.gateway_url, "sheepdog console serving");
+            console.serve(listener, shutdown.cancelled_owned()).await
+        }
+        Command::Migrate(c) => {
+            let settings = load(&c)?;
+            let store = sheepdog_gateway::store::Store::connect(&settings.database).await?;
+            store.migrate().await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Analyze { files, out } => {
+            let _ = (files, out);
+            anyhow::bail!("`sheepdog analyze` is not available in this version yet")
+        }
+        Command::User { command: UserCommand::Create { email, role, tenant, config } } => {
+            let settings = load(&config)?;
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).context("cannot read the password from stdin")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let store = sheepdog_gateway::store::Store::connect(&settings.database).await?;
+            store.migrate().await?;
+            let user = sheepdog_gateway::users::create_user(&store, &email, &role, tenant.as_deref(), &password).await?;
+            eprintln!("created {} user {} ({})", user.role, user.email, user.id);
+            Ok(())
+        }
+    }
+}
+
+/// Prints the one-time bootstrap secrets (first admin token and console user).
+#[allow(clippy::print_stdout)]
+fn print_bootstrap(gateway: &sheepdog_gateway::Gateway) {
+    if let Some(b) = gateway.bootstrap() {
+        println!("================ Sheepdog first start ================");
+        if let Some(token) = &b.admin_token {
+            println!("Admin API token (shown once): {}", token.expose());
+        }
+        if let Some((email, password)) = &b.admin_user {
+            println!("Console admin: {email}  password (shown once): {}", password.expose());
+        }
+        println!("=======================================================");
+    }
+}
+
+/// Cancelled on Ctrl-C or SIGTERM.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
+        }
+        tracing::info!("shutdown requested");
+        t.cancel();
+    });
+    token
+}
