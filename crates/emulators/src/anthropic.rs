@@ -75,7 +75,9 @@ fn validate_block(block: &Value, role: &str, prev_tool_uses: &[String], at: &str
                     Some(u) if u.starts_with("http://") || u.starts_with("https://") => Ok(()),
                     _ => Err(invalid(&format!("{at}.source.url.url: Field required"))),
                 },
-                _ => Err(invalid(&format!("{at}.source: Input tag does not match any of the expected tags: 'base64', 'url'"))),
+                _ => Err(invalid(&format!(
+                    "{at}.source: Input tag does not match any of the expected tags: 'base64', 'url'"
+                ))),
             }
         }
         "tool_use" if role == "assistant" => {
@@ -99,7 +101,9 @@ fn validate_block(block: &Value, role: &str, prev_tool_uses: &[String], at: &str
         }
         "tool_use" | "tool_result" => Err(invalid(&format!("{at}: {kind} blocks are not allowed in {role} messages"))),
         "thinking" | "redacted_thinking" | "document" | "search_result" => Ok(()),
-        other => Err(invalid(&format!("{at}.type: Input tag '{other}' found using 'type' does not match any of the expected tags"))),
+        other => Err(invalid(&format!(
+            "{at}.type: Input tag '{other}' found using 'type' does not match any of the expected tags"
+        ))),
     }
 }
 
@@ -189,7 +193,11 @@ fn validate(req: &Incoming) -> Result<&Value, Response> {
         match tc.get("type").and_then(Value::as_str) {
             Some("auto" | "any" | "none") => {}
             Some("tool") if tc.get("name").and_then(Value::as_str).is_some() => {}
-            _ => return Err(invalid("tool_choice: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'")),
+            _ => {
+                return Err(invalid(
+                    "tool_choice: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'",
+                ))
+            }
         }
     }
     Ok(body)
@@ -228,11 +236,7 @@ async fn messages(shared: &Shared, req: Incoming) -> Response {
 
     let model = body.get("model").and_then(Value::as_str).unwrap_or("");
     let stream = body.get("stream") == Some(&Value::Bool(true));
-    let tool_name = body
-        .pointer("/tools/0/name")
-        .and_then(Value::as_str)
-        .filter(|_| script.tool)
-        .map(str::to_string);
+    let tool_name = body.pointer("/tools/0/name").and_then(Value::as_str).filter(|_| script.tool).map(str::to_string);
     let pieces = reply_pieces(Wire::Anthropic.display_name());
     let completion_default = if tool_name.is_some() { TOOL_CALL_TOKENS } else { pieces.len() as u64 };
     let (p, c, cached) = script.usage(prompt_default, completion_default);

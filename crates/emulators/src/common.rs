@@ -91,10 +91,7 @@ pub fn prompt_tokens<'a>(texts: impl IntoIterator<Item = &'a str>) -> u64 {
 /// The default reply, split into stream pieces (one per word, spaces kept).
 pub fn reply_pieces(display_name: &str) -> Vec<String> {
     let text = format!("Hello from the {display_name} emulator.");
-    text.split(' ')
-        .enumerate()
-        .map(|(i, w)| if i == 0 { w.to_string() } else { format!(" {w}") })
-        .collect()
+    text.split(' ').enumerate().map(|(i, w)| if i == 0 { w.to_string() } else { format!(" {w}") }).collect()
 }
 
 /// Completion tokens of a tool-call answer when no usage marker says otherwise.
@@ -186,10 +183,7 @@ pub fn content_texts<'a>(content: &'a Value, out: &mut Vec<&'a str>) {
 }
 
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -69,11 +69,15 @@ fn validate_part(part: &Value, at: &str) -> Result<(), Response> {
         return Err(invalid(&format!("Invalid JSON payload received. {at}: expected an object.")));
     };
     if !PART_FIELDS.iter().any(|f| obj.contains_key(*f)) {
-        return Err(invalid(&format!("* GenerateContentRequest.{at}.data: required oneof field 'data' must have one initialized field")));
+        return Err(invalid(&format!(
+            "* GenerateContentRequest.{at}.data: required oneof field 'data' must have one initialized field"
+        )));
     }
     if let Some(fr) = obj.get("functionResponse") {
         if fr.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
-            return Err(invalid(&format!("* GenerateContentRequest.{at}.function_response.name: Name cannot be empty.")));
+            return Err(invalid(&format!(
+                "* GenerateContentRequest.{at}.function_response.name: Name cannot be empty."
+            )));
         }
         if !fr.get("response").is_some_and(Value::is_object) {
             return Err(invalid(&format!(
@@ -123,7 +127,11 @@ fn validate(req: &Incoming) -> Result<&Value, Response> {
         }
         let parts = match c.get("parts") {
             Some(Value::Array(p)) if !p.is_empty() => p,
-            _ => return Err(invalid(&format!("* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.\n"))),
+            _ => {
+                return Err(invalid(&format!(
+                    "* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.\n"
+                )))
+            }
         };
         for (j, p) in parts.iter().enumerate() {
             validate_part(p, &format!("contents[{i}].parts[{j}]"))?;
@@ -173,10 +181,8 @@ async fn generate(shared: &Shared, req: Incoming, model: &str, stream: bool) -> 
     }
     let prompt_default = prompt_tokens(texts.iter().map(String::as_str));
     let mut last_texts = Vec::new();
-    if let Some(c) = contents
-        .iter()
-        .rev()
-        .find(|c| matches!(c.get("role").and_then(Value::as_str), None | Some("user")))
+    if let Some(c) =
+        contents.iter().rev().find(|c| matches!(c.get("role").and_then(Value::as_str), None | Some("user")))
     {
         part_texts(c, &mut last_texts);
     }
@@ -243,7 +249,10 @@ async fn generate(shared: &Shared, req: Incoming, model: &str, stream: bool) -> 
         if script.break_stream {
             let text = answer.to_string();
             let half = text.len() / 2;
-            return streamed_response("application/json; charset=UTF-8", vec![Piece::text(&text[..half]), Piece::Abort]);
+            return streamed_response(
+                "application/json; charset=UTF-8",
+                vec![Piece::text(&text[..half]), Piece::Abort],
+            );
         }
         return json_response(StatusCode::OK, &answer);
     }
@@ -261,11 +270,8 @@ async fn generate(shared: &Shared, req: Incoming, model: &str, stream: bool) -> 
         }
     }
 
-    let (content_type, open, sep, close) = if sse {
-        ("text/event-stream", "", "", "")
-    } else {
-        ("application/json; charset=UTF-8", "[", ",\r\n", "]")
-    };
+    let (content_type, open, sep, close) =
+        if sse { ("text/event-stream", "", "", "") } else { ("application/json; charset=UTF-8", "[", ",\r\n", "]") };
     let frame = |v: &Value, first: bool| {
         if sse {
             Piece::text(format!("data: {v}\r\n\r\n"))

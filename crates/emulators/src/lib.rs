@@ -72,10 +72,7 @@ pub struct Recorded {
 impl Recorded {
     /// The first header with this (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -190,15 +187,16 @@ impl Incoming {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let json: Option<Value> = if body.is_empty() { None } else { serde_json::from_slice(&body).ok() };
-    let incoming = Incoming {
-        method,
-        path: uri.path().to_string(),
-        query: uri.query().map(str::to_string),
-        headers,
-        body: json,
-    };
+    let incoming =
+        Incoming { method, path: uri.path().to_string(), query: uri.query().map(str::to_string), headers, body: json };
     let n = shared.count.fetch_add(1, Ordering::SeqCst);
     if n < MAX_RECORDED {
         let recorded = Recorded {

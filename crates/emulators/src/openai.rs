@@ -128,11 +128,8 @@ async fn chat(shared: &Shared, req: Incoming) -> Response {
     let model = body.get("model").and_then(Value::as_str).unwrap_or("").to_string();
     let stream = body.get("stream") == Some(&Value::Bool(true));
     let include_usage = body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
-    let tool_name = body
-        .pointer("/tools/0/function/name")
-        .and_then(Value::as_str)
-        .filter(|_| script.tool)
-        .map(str::to_string);
+    let tool_name =
+        body.pointer("/tools/0/function/name").and_then(Value::as_str).filter(|_| script.tool).map(str::to_string);
     let pieces = reply_pieces(Wire::OpenAi.display_name());
     let completion_default = if tool_name.is_some() { TOOL_CALL_TOKENS } else { pieces.len() as u64 };
     let (p, c, cached) = script.usage(prompt_default, completion_default);
@@ -156,10 +153,9 @@ async fn chat(shared: &Shared, req: Incoming) -> Response {
                                        "function": {"name": name, "arguments": tool_args().to_string()}}]}),
                 "tool_calls",
             ),
-            None => (
-                json!({"role": "assistant", "content": pieces.concat(), "refusal": null, "annotations": []}),
-                "stop",
-            ),
+            None => {
+                (json!({"role": "assistant", "content": pieces.concat(), "refusal": null, "annotations": []}), "stop")
+            }
         };
         let answer = json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
@@ -197,7 +193,8 @@ async fn chat(shared: &Shared, req: Incoming) -> Response {
                 Value::Null,
             ));
             for part in ["{\"", "city", "\":\"", "Paris", "\"}"] {
-                content.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}), Value::Null));
+                content
+                    .push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}), Value::Null));
             }
             "tool_calls"
         }

@@ -149,11 +149,17 @@ async fn scripted_errors_carry_retry_after() {
                 }
                 Wire::Anthropic => {
                     let body = json!({"model": "m", "max_tokens": 5, "messages": user(&marker)});
-                    post(&format!("{}/messages", emu.base_url()), &[("x-api-key", "k"), ("anthropic-version", "2023-06-01")], &body).await
+                    post(
+                        &format!("{}/messages", emu.base_url()),
+                        &[("x-api-key", "k"), ("anthropic-version", "2023-06-01")],
+                        &body,
+                    )
+                    .await
                 }
                 Wire::Gemini => {
                     let body = json!({"contents": [{"role": "user", "parts": [{"text": marker}]}]});
-                    post(&format!("{}/models/g:generateContent", emu.base_url()), &[("x-goog-api-key", "k")], &body).await
+                    post(&format!("{}/models/g:generateContent", emu.base_url()), &[("x-goog-api-key", "k")], &body)
+                        .await
                 }
             };
             let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
@@ -254,8 +260,19 @@ async fn anthropic_shapes() {
     let names: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         names,
-        ["message_start", "content_block_start", "ping", "content_block_delta", "content_block_delta", "content_block_delta",
-         "content_block_delta", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
     );
     for (name, data) in &events {
         let v: Value = serde_json::from_str(data).unwrap();
@@ -332,7 +349,8 @@ async fn gemini_streams() {
     let events = sse(&r.text().await.unwrap());
     let chunks: Vec<Value> = events.iter().map(|e| serde_json::from_str(&e.1).unwrap()).collect();
     assert_eq!(chunks.len(), 5);
-    let text: String = chunks.iter().filter_map(|c| c["candidates"][0]["content"]["parts"][0]["text"].as_str()).collect();
+    let text: String =
+        chunks.iter().filter_map(|c| c["candidates"][0]["content"]["parts"][0]["text"].as_str()).collect();
     assert_eq!(text, "Hello from the Gemini emulator.");
     assert!(chunks[..4].iter().all(|c| c["candidates"][0].get("finishReason").is_none()));
     let last = chunks.last().unwrap();

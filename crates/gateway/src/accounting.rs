@@ -76,7 +76,10 @@ pub mod histogram {
 pub enum Event {
     Usage(Box<UsageRecord>),
     /// A request refused by a rate limit (counted in the hourly bucket).
-    RateLimitHit { tenant_id: String, at_ms: i64 },
+    RateLimitHit {
+        tenant_id: String,
+        at_ms: i64,
+    },
     /// Answered once everything queued before it is written (read-your-writes
     /// for the admin API).
     Flush(tokio::sync::oneshot::Sender<()>),
@@ -281,9 +284,18 @@ mod tests {
         let m = model(100, 420, 100);
         assert_eq!(cost_nanos(&m, &Usage { input_tokens: 1000, output_tokens: 500, cached_tokens: 0 }), 310_000);
         let m = model(2000, 8000, 500);
-        assert_eq!(cost_nanos(&m, &Usage { input_tokens: 10, output_tokens: 1, cached_tokens: 4 }), 6 * 2000 + 4 * 500 + 8000);
+        assert_eq!(
+            cost_nanos(&m, &Usage { input_tokens: 10, output_tokens: 1, cached_tokens: 4 }),
+            6 * 2000 + 4 * 500 + 8000
+        );
         assert_eq!(cost_nanos(&m, &Usage { input_tokens: 1, output_tokens: 0, cached_tokens: 9 }), 500);
-        assert_eq!(cost_nanos(&model(i64::MAX, i64::MAX, 0), &Usage { input_tokens: u64::MAX, output_tokens: 1, cached_tokens: 0 }), i64::MAX);
+        assert_eq!(
+            cost_nanos(
+                &model(i64::MAX, i64::MAX, 0),
+                &Usage { input_tokens: u64::MAX, output_tokens: 1, cached_tokens: 0 }
+            ),
+            i64::MAX
+        );
     }
 
     #[test]

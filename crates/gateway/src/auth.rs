@@ -40,9 +40,8 @@ pub struct Caller {
 
 /// `Authorization: Bearer <key>` → key entry.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, GatewayError> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or(GatewayError::InvalidApiKey("no Authorization header"))?;
+    let value =
+        headers.get(axum::http::header::AUTHORIZATION).ok_or(GatewayError::InvalidApiKey("no Authorization header"))?;
     let text = value.to_str().map_err(|_| GatewayError::InvalidApiKey("malformed Authorization header"))?;
     let (scheme, token) = text.trim().split_once(' ').ok_or(GatewayError::InvalidApiKey("expected a Bearer token"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
@@ -66,10 +65,8 @@ pub fn authenticate(catalog: &Catalog, headers: &HeaderMap) -> Result<Caller, Ga
     let named = match headers.get("x-tenant-id") {
         None => None,
         Some(v) => {
-            let text = v
-                .to_str()
-                .map_err(|_| GatewayError::InvalidTenantId("the value is not printable text".into()))?
-                .trim();
+            let text =
+                v.to_str().map_err(|_| GatewayError::InvalidTenantId("the value is not printable text".into()))?.trim();
             Some(text)
         }
     };
@@ -78,13 +75,18 @@ pub fn authenticate(catalog: &Catalog, headers: &HeaderMap) -> Result<Caller, Ga
         Some(text) => {
             let found = catalog.resolve(text);
             if found.is_none() && !is_uuid_v4(text) {
-                return Err(GatewayError::InvalidTenantId(format!("{:?} is neither a UUID v4 nor a registered alias", clip(text))));
+                return Err(GatewayError::InvalidTenantId(format!(
+                    "{:?} is neither a UUID v4 nor a registered alias",
+                    clip(text)
+                )));
             }
             Some(found)
         }
     };
     let tenant = match (&key.scope, named_tenant) {
-        (KeyScope::Tenant(own), None) => catalog.tenant(own).cloned().ok_or(GatewayError::InvalidApiKey("the key's tenant no longer exists"))?,
+        (KeyScope::Tenant(own), None) => {
+            catalog.tenant(own).cloned().ok_or(GatewayError::InvalidApiKey("the key's tenant no longer exists"))?
+        }
         (KeyScope::Tenant(own), Some(found)) => match found {
             Some(t) if &t.id == own => t.clone(),
             _ => return Err(GatewayError::TenantMismatch),
@@ -134,8 +136,12 @@ mod tests {
         c.tenants.insert(T1.into(), tenant(T1));
         c.tenants.insert(T2.into(), tenant(T2));
         c.aliases.insert("acme".into(), T1.into());
-        c.keys.insert(hash_key("sk-sd-tenant1"), Arc::new(KeyEntry { id: "k1".into(), scope: KeyScope::Tenant(T1.into()) }));
-        c.keys.insert(hash_key("sk-sd-platform"), Arc::new(KeyEntry { id: "p".into(), scope: KeyScope::Platform(None) }));
+        c.keys.insert(
+            hash_key("sk-sd-tenant1"),
+            Arc::new(KeyEntry { id: "k1".into(), scope: KeyScope::Tenant(T1.into()) }),
+        );
+        c.keys
+            .insert(hash_key("sk-sd-platform"), Arc::new(KeyEntry { id: "p".into(), scope: KeyScope::Platform(None) }));
         c.keys.insert(
             hash_key("sk-sd-only2"),
             Arc::new(KeyEntry { id: "p2".into(), scope: KeyScope::Platform(Some([T2.to_string()].into())) }),
@@ -176,8 +182,14 @@ mod tests {
         assert_eq!(authenticate(&c, &headers(Some("sk-sd-platform"), Some(&T2.to_uppercase()))).unwrap().tenant.id, T2);
         assert_eq!(code(authenticate(&c, &headers(Some("sk-sd-platform"), Some("12345")))), "invalid_tenant_id");
         // A UUID v1 is not acceptable, a well-formed but unknown v4 names no tenant.
-        assert_eq!(code(authenticate(&c, &headers(Some("sk-sd-platform"), Some("c232ab00-9414-11ec-b3c8-9f6bdeced846")))), "invalid_tenant_id");
-        assert_eq!(code(authenticate(&c, &headers(Some("sk-sd-platform"), Some("11111111-1111-4111-8111-111111111111")))), "invalid_tenant_id");
+        assert_eq!(
+            code(authenticate(&c, &headers(Some("sk-sd-platform"), Some("c232ab00-9414-11ec-b3c8-9f6bdeced846")))),
+            "invalid_tenant_id"
+        );
+        assert_eq!(
+            code(authenticate(&c, &headers(Some("sk-sd-platform"), Some("11111111-1111-4111-8111-111111111111")))),
+            "invalid_tenant_id"
+        );
         assert_eq!(code(authenticate(&c, &headers(Some("sk-sd-only2"), Some(T1)))), "tenant_mismatch");
         assert_eq!(code(authenticate(&c, &headers(Some("sk-sd-only2"), Some(T2)))), "ok");
     }

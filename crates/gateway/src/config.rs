@@ -335,9 +335,7 @@ impl Settings {
             }
             None => "built-in defaults".to_string(),
         };
-        fig = fig.merge(
-            Env::prefixed("SHEEPDOG_").filter(|k| k.as_str().contains("__")).split("__"),
-        );
+        fig = fig.merge(Env::prefixed("SHEEPDOG_").filter(|k| k.as_str().contains("__")).split("__"));
         let config: Config = fig.extract().map_err(|e| ConfigError(describe_figment_error(e)))?;
         Settings::from_config(config, &source, &|name| std::env::var(name).ok())
     }
@@ -352,7 +350,10 @@ impl Settings {
         if config.gateway.max_body_bytes == 0 {
             return Err(err("gateway.max_body_bytes", "must be greater than 0".into()));
         }
-        if !(config.database.url.starts_with("sqlite:") || config.database.url.starts_with("postgres://") || config.database.url.starts_with("postgresql://")) {
+        if !(config.database.url.starts_with("sqlite:")
+            || config.database.url.starts_with("postgres://")
+            || config.database.url.starts_with("postgresql://"))
+        {
             return Err(err("database.url", "must start with sqlite: or postgres://".into()));
         }
         if config.accounting.batch_size == 0 || config.accounting.queue_capacity == 0 {
@@ -433,15 +434,24 @@ impl Settings {
         for (name, m) in &config.models {
             let key = format!("models.\"{name}\"");
             if !providers.iter().any(|p| p.name == m.provider) {
-                return Err(err(&format!("{key}.provider"), format!("{:?} names no provider in [providers]", m.provider)));
+                return Err(err(
+                    &format!("{key}.provider"),
+                    format!("{:?} names no provider in [providers]", m.provider),
+                ));
             }
             let upstream_model = m.upstream_model.clone().unwrap_or_else(|| name.clone());
-            let default_price = DEFAULT_PRICES.iter().find(|(n, _, _)| *n == name.as_str() || *n == upstream_model.as_str());
+            let default_price =
+                DEFAULT_PRICES.iter().find(|(n, _, _)| *n == name.as_str() || *n == upstream_model.as_str());
             let price = |v: &Option<PriceValue>, field: &str, fallback: Option<&str>| -> Result<Nanos, ConfigError> {
                 match (v, fallback) {
                     (Some(p), _) => p.nanos_per_token().map_err(|e| err(&format!("{key}.{field}"), e)),
-                    (None, Some(d)) => PriceValue::Text(d.into()).nanos_per_token().map_err(|e| err(&format!("{key}.{field}"), e)),
-                    (None, None) => Err(err(&format!("{key}.{field}"), "is required (the model is not in the default price table)".into())),
+                    (None, Some(d)) => {
+                        PriceValue::Text(d.into()).nanos_per_token().map_err(|e| err(&format!("{key}.{field}"), e))
+                    }
+                    (None, None) => Err(err(
+                        &format!("{key}.{field}"),
+                        "is required (the model is not in the default price table)".into(),
+                    )),
                 }
             };
             let input = price(&m.input_per_mtok, "input_per_mtok", default_price.map(|d| d.1))?;
@@ -464,7 +474,10 @@ impl Settings {
         for m in &models {
             for f in &m.fallbacks {
                 if !models.iter().any(|x| &x.name == f) {
-                    return Err(err(&format!("models.\"{}\".fallbacks", m.name), format!("{f:?} is not a configured model")));
+                    return Err(err(
+                        &format!("models.\"{}\".fallbacks", m.name),
+                        format!("{f:?} is not a configured model"),
+                    ));
                 }
             }
         }
@@ -508,6 +521,9 @@ fn describe_figment_error(e: figment::Error) -> String {
             err.path.iter().filter(|p| p.as_str() != "default").cloned().collect::<Vec<_>>().join(".")
         };
         let source = match &err.metadata {
+            Some(md) if md.name.contains("environment") => {
+                format!("environment variable SHEEPDOG_{}", key.to_uppercase().replace('.', "__"))
+            }
             Some(md) => match &md.source {
                 Some(src) => format!("{} ({src})", md.name),
                 None => md.name.to_string(),
@@ -582,9 +598,17 @@ mod tests {
         assert!(e.contains("gateway.max_body_bytes"), "{e}");
         let e = from_toml("[providers.x]\nkind = \"nope\"").unwrap_err().to_string();
         assert!(e.contains("providers.x.kind"), "{e}");
-        let e = from_toml("[providers.x]\nkind = \"openai\"\n[models.m]\nprovider = \"y\"\ninput_per_mtok=1\noutput_per_mtok=1").unwrap_err().to_string();
+        let e = from_toml(
+            "[providers.x]\nkind = \"openai\"\n[models.m]\nprovider = \"y\"\ninput_per_mtok=1\noutput_per_mtok=1",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("models.\"m\".provider") && e.contains("test.toml"), "{e}");
-        let e = from_toml("[providers.x]\nkind = \"openai\"\n[models.m]\nprovider = \"x\"\ninput_per_mtok=0.0001\noutput_per_mtok=1").unwrap_err().to_string();
+        let e = from_toml(
+            "[providers.x]\nkind = \"openai\"\n[models.m]\nprovider = \"x\"\ninput_per_mtok=0.0001\noutput_per_mtok=1",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("input_per_mtok"), "{e}");
         let e = from_toml("[providers.x]\nkind = \"openai\"\n[models.m]\nprovider = \"x\"").unwrap_err().to_string();
         assert!(e.contains("is required"), "{e}");

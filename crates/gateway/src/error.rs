@@ -192,7 +192,11 @@ mod tests {
             (GatewayError::invalid("bad", None), 400, "invalid_request_error"),
             (GatewayError::RequestTooLarge(1), 413, "request_too_large"),
             (GatewayError::ModelNotFound("x".into()), 404, "model_not_found"),
-            (GatewayError::RateLimited { message: "slow".into(), retry_after: Duration::from_millis(1500) }, 429, "rate_limit_exceeded"),
+            (
+                GatewayError::RateLimited { message: "slow".into(), retry_after: Duration::from_millis(1500) },
+                429,
+                "rate_limit_exceeded",
+            ),
             (GatewayError::InsufficientQuota("broke".into()), 429, "insufficient_quota"),
             (GatewayError::TenantSuspended, 403, "tenant_suspended"),
             (GatewayError::InvalidTenantId("x".into()), 403, "invalid_tenant_id"),

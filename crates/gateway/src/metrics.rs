@@ -80,7 +80,8 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(out, "# HELP sheepdog_rejected_requests_total Requests refused before routing, by error code.");
+        let _ =
+            writeln!(out, "# HELP sheepdog_rejected_requests_total Requests refused before routing, by error code.");
         let _ = writeln!(out, "# TYPE sheepdog_rejected_requests_total counter");
         if let Ok(g) = self.rejected.lock() {
             for (code, n) in g.iter() {
@@ -105,7 +106,11 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE sheepdog_upstream_errors_total counter");
         if let Ok(g) = self.upstream_errors.lock() {
             for ((provider, kind), n) in g.iter() {
-                let _ = writeln!(out, "sheepdog_upstream_errors_total{{provider=\"{}\",kind=\"{kind}\"}} {n}", escape(provider));
+                let _ = writeln!(
+                    out,
+                    "sheepdog_upstream_errors_total{{provider=\"{}\",kind=\"{kind}\"}} {n}",
+                    escape(provider)
+                );
             }
         }
         let _ = writeln!(out, "# HELP sheepdog_request_duration_seconds Time from request to last byte of the answer.");

@@ -130,7 +130,8 @@ async fn complete_response(route: Arc<ModelRoute>, chat: ChatRequest, mut pendin
             });
             pending.usage = Some(usage);
             pending.finish(Outcome::Ok, 200, None);
-            let mut resp = (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], c.body).into_response();
+            let mut resp =
+                (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], c.body).into_response();
             answer_headers(&mut resp, &route);
             resp
         }

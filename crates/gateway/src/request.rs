@@ -25,7 +25,9 @@ pub fn request_id(headers: &HeaderMap) -> Result<String, GatewayError> {
                 .filter(|t| !t.is_empty() && t.len() <= MAX_REQUEST_ID_CHARS && t.chars().all(|c| c.is_ascii_graphic()))
                 .ok_or_else(|| {
                     GatewayError::invalid(
-                        format!("X-Request-ID must be 1 to {MAX_REQUEST_ID_CHARS} visible ASCII characters without spaces."),
+                        format!(
+                            "X-Request-ID must be 1 to {MAX_REQUEST_ID_CHARS} visible ASCII characters without spaces."
+                        ),
                         Some("X-Request-ID"),
                     )
                 })?;
@@ -52,7 +54,11 @@ pub fn cost_center(headers: &HeaderMap) -> Result<Option<String>, GatewayError> 
 
 /// Refuses a body whose declared length is over the limit before reading it.
 pub fn check_content_length(headers: &HeaderMap, limit: u64) -> Result<(), GatewayError> {
-    if let Some(len) = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(len) = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         if len > limit {
             return Err(GatewayError::RequestTooLarge(limit));
         }
@@ -96,7 +102,10 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None))?;
     let Value::Object(body) = value else {
-        return Err(GatewayError::invalid(format!("The request body must be a JSON object, got {}.", type_name(&value)), None));
+        return Err(GatewayError::invalid(
+            format!("The request body must be a JSON object, got {}.", type_name(&value)),
+            None,
+        ));
     };
     let model = match body.get("model") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
@@ -127,7 +136,9 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
                 }
                 match obj.get("content") {
                     None | Some(Value::Null) | Some(Value::String(_)) | Some(Value::Array(_)) => {}
-                    Some(other) => return Err(wrong_type(&format!("{param}.content"), "a string or an array of parts", other)),
+                    Some(other) => {
+                        return Err(wrong_type(&format!("{param}.content"), "a string or an array of parts", other))
+                    }
                 }
             }
         }
@@ -198,16 +209,20 @@ mod tests {
         assert!(err(b"").contains("empty"));
         assert!(err(b"[1]").contains("JSON object"));
         assert!(err(br#"{"messages":[{"role":"user","content":"x"}]}"#).contains("`model`"));
-        assert!(err(br#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#).contains("`model` must be a string, got a number"));
+        assert!(err(br#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#)
+            .contains("`model` must be a string, got a number"));
         assert!(err(br#"{"model":"m"}"#).contains("`messages`"));
         assert!(err(br#"{"model":"m","messages":[]}"#).contains("must not be empty"));
         assert!(err(br#"{"model":"m","messages":"hi"}"#).contains("must be an array"));
         assert!(err(br#"{"model":"m","messages":[{"content":"x"}]}"#).contains("messages[0].role"));
         assert!(err(br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#).contains("is not one of"));
         assert!(err(br#"{"model":"m","messages":[{"role":"user","content":5}]}"#).contains("messages[0].content"));
-        assert!(err(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#).contains("`stream` must be a boolean"));
-        assert!(err(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#).contains("positive integer"));
-        assert!(err(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#).contains("`temperature`"));
+        assert!(err(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#)
+            .contains("`stream` must be a boolean"));
+        assert!(err(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#)
+            .contains("positive integer"));
+        assert!(err(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#)
+            .contains("`temperature`"));
         for e in [err(b"{"), err(br#"{"model":1}"#)] {
             assert!(e.starts_with("invalid_request_error|"), "{e}");
         }

@@ -30,11 +30,8 @@ pub struct Models {
 
 impl Models {
     pub fn build(settings: &Settings, http: reqwest::Client) -> Models {
-        let providers: HashMap<&str, Arc<Provider>> = settings
-            .providers
-            .iter()
-            .map(|p| (p.name.as_str(), Arc::new(Provider::new(p, http.clone()))))
-            .collect();
+        let providers: HashMap<&str, Arc<Provider>> =
+            settings.providers.iter().map(|p| (p.name.as_str(), Arc::new(Provider::new(p, http.clone())))).collect();
         let mut models = Models::default();
         for m in &settings.models {
             let Some(provider) = providers.get(m.provider.as_str()) else { continue };

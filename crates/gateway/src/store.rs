@@ -62,7 +62,11 @@ pub struct KeyRow {
 
 impl std::fmt::Debug for KeyRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRow").field("id", &self.id).field("prefix", &self.prefix).field("scope", &self.scope).finish()
+        f.debug_struct("KeyRow")
+            .field("id", &self.id)
+            .field("prefix", &self.prefix)
+            .field("scope", &self.scope)
+            .finish()
     }
 }
 
@@ -263,7 +267,11 @@ impl Store {
             (url.to_string(), Backend::Postgres)
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { max_connections.clamp(1, 4) } else { max_connections.max(1) })
+            .max_connections(if backend == Backend::Sqlite {
+                max_connections.clamp(1, 4)
+            } else {
+                max_connections.max(1)
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -424,7 +432,8 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         let mut tenants = rows.iter().map(tenant_from_row).collect::<Result<Vec<_>, _>>()?;
-        let aliases = sqlx::query("SELECT alias, tenant_id FROM tenant_aliases ORDER BY alias").fetch_all(&self.pool).await?;
+        let aliases =
+            sqlx::query("SELECT alias, tenant_id FROM tenant_aliases ORDER BY alias").fetch_all(&self.pool).await?;
         let mut by_tenant: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
         for r in aliases {
             by_tenant.entry(r.try_get("tenant_id")?).or_default().push(r.try_get("alias")?);
@@ -501,7 +510,11 @@ impl Store {
                     .fetch_all(&self.pool)
                     .await?
             }
-            None => sqlx::query(&format!("SELECT {cols} FROM api_keys ORDER BY created_at, id")).fetch_all(&self.pool).await?,
+            None => {
+                sqlx::query(&format!("SELECT {cols} FROM api_keys ORDER BY created_at, id"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
         };
         Ok(rows.iter().map(key_from_row).collect::<Result<_, _>>()?)
     }

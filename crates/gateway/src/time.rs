@@ -58,6 +58,9 @@ mod tests {
         let (s, e) = month_bounds(ms);
         assert_eq!(ms_to_rfc3339_secs(s), "2026-12-01T00:00:00Z");
         assert_eq!(ms_to_rfc3339_secs(e), "2027-01-01T00:00:00Z");
-        assert_eq!(hour_floor(parse_rfc3339_ms("2026-12-15T10:59:59.999Z").unwrap()), parse_rfc3339_ms("2026-12-15T10:00:00Z").unwrap());
+        assert_eq!(
+            hour_floor(parse_rfc3339_ms("2026-12-15T10:59:59.999Z").unwrap()),
+            parse_rfc3339_ms("2026-12-15T10:00:00Z").unwrap()
+        );
     }
 }

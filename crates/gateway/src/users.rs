@@ -47,7 +47,9 @@ pub async fn create_user(
 ) -> anyhow::Result<UserRow> {
     let email = email.trim().to_lowercase();
     let valid_email = email.len() <= 254
-        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
         && !email.chars().any(|c| c.is_whitespace());
     if !valid_email {
         anyhow::bail!("--email {email:?} is not a valid email address");

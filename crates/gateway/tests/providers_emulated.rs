@@ -272,7 +272,10 @@ async fn tool_calls(wire: Wire) {
             assert_eq!(sent["toolConfig"]["functionCallingConfig"]["mode"], "AUTO");
             let last = sent["contents"].as_array().unwrap().last().unwrap().clone();
             assert_eq!(last["role"], "user");
-            assert_eq!(last["parts"][0]["functionResponse"], json!({"name": "get_weather", "response": {"temp_c": 21}}));
+            assert_eq!(
+                last["parts"][0]["functionResponse"],
+                json!({"name": "get_weather", "response": {"temp_c": 21}})
+            );
             assert_eq!(last["parts"][1]["text"], "Thanks!");
         }
     }
@@ -356,7 +359,16 @@ macro_rules! per_wire {
     };
 }
 
-per_wire!(non_stream, stream, exact_and_cached_usage, tool_calls, status_errors, mid_stream_break, malformed, first_byte_timeout);
+per_wire!(
+    non_stream,
+    stream,
+    exact_and_cached_usage,
+    tool_calls,
+    status_errors,
+    mid_stream_break,
+    malformed,
+    first_byte_timeout
+);
 
 // ---------------------------------------------------------------------------
 // Wire-specific checks

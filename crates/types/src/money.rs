@@ -46,10 +46,7 @@ pub fn parse_decimal_scaled(text: &str, places: u32) -> Result<i64, String> {
     for _ in frac.len()..places as usize {
         frac_v *= 10;
     }
-    let v = whole_v
-        .checked_mul(scale)
-        .and_then(|w| w.checked_add(frac_v))
-        .ok_or("too large")?;
+    let v = whole_v.checked_mul(scale).and_then(|w| w.checked_add(frac_v)).ok_or("too large")?;
     Ok(if neg { -v } else { v })
 }
 

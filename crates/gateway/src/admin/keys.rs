@@ -112,8 +112,13 @@ fn new_row(name: Option<String>, scope: &str, tenant_id: Option<String>, tenants
     params(("id" = String, Path, description = "Tenant id or alias")),
     responses((status = 201, body = KeyCreated, description = "The key is in `key`, shown only here"), (status = 404, body = sheepdog_types::ErrorBody)),
     security(("admin_token" = [])))]
-pub async fn create_tenant_key(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, AdminError> {
-    let req: CreateTenantKey = if body.iter().all(u8::is_ascii_whitespace) { CreateTenantKey::default() } else { parse_json(&body)? };
+pub async fn create_tenant_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    let req: CreateTenantKey =
+        if body.iter().all(u8::is_ascii_whitespace) { CreateTenantKey::default() } else { parse_json(&body)? };
     let name = validate_key_name(&req.name)?;
     let tenant = find_tenant(&state, &id).await?;
     let (row, key) = issue(&state, new_row(name, "tenant", Some(tenant.id.clone()), None)).await?;
@@ -124,7 +129,10 @@ pub async fn create_tenant_key(State(state): State<AppState>, Path(id): Path<Str
 #[utoipa::path(get, path = "/admin/v1/tenants/{id}/keys", tag = "keys",
     params(("id" = String, Path, description = "Tenant id or alias")),
     responses((status = 200, body = KeyList), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
-pub async fn list_tenant_keys(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<KeyList>, AdminError> {
+pub async fn list_tenant_keys(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<KeyList>, AdminError> {
     let tenant = find_tenant(&state, &id).await?;
     let rows = state.store().list_keys(Some(&tenant.id)).await?;
     Ok(Json(KeyList { data: rows.iter().map(to_info).collect() }))
@@ -179,7 +187,10 @@ pub async fn list_keys(State(state): State<AppState>) -> Result<Json<KeyList>, A
     description = "Revokes a key at once on this replica and within 1 s on every other; it stays listed as revoked.",
     params(("key_id" = String, Path, description = "Key id")),
     responses((status = 200, body = KeyInfo), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
-pub async fn revoke_key(State(state): State<AppState>, Path(key_id): Path<String>) -> Result<Json<KeyInfo>, AdminError> {
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Path(key_id): Path<String>,
+) -> Result<Json<KeyInfo>, AdminError> {
     let before = state.store().list_keys(None).await?.into_iter().find(|k| k.id == key_id);
     let Some(before) = before else {
         return Err(AdminError::NotFound(format!("No key with id {key_id:?}.")));

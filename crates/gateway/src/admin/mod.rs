@@ -68,7 +68,9 @@ impl From<StoreError> for AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let message = match &self {
-            AdminError::Unauthorized => "A valid admin token is required: `Authorization: Bearer <admin token>`.".to_string(),
+            AdminError::Unauthorized => {
+                "A valid admin token is required: `Authorization: Bearer <admin token>`.".to_string()
+            }
             AdminError::Internal(cause) => {
                 tracing::error!(error = %cause, "admin API internal error");
                 "The gateway had an internal error; it has been logged.".to_string()
@@ -80,9 +82,8 @@ impl IntoResponse for AdminError {
             AdminError::Internal(_) => "server_error",
             _ => "invalid_request_error",
         };
-        let body = ErrorBody {
-            error: ErrorDetail { message, kind: kind.into(), code: self.code().into(), param: None },
-        };
+        let body =
+            ErrorBody { error: ErrorDetail { message, kind: kind.into(), code: self.code().into(), param: None } };
         (self.status(), axum::Json(body)).into_response()
     }
 }

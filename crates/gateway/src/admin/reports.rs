@@ -53,7 +53,11 @@ pub struct MetricsParams {
     params(("id" = String, Path, description = "Tenant id or alias"), MetricsParams),
     responses((status = 200, body = TenantMetrics), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody)),
     security(("admin_token" = [])))]
-pub async fn tenant_metrics(State(state): State<AppState>, Path(id): Path<String>, q: QueryMap) -> Result<Json<TenantMetrics>, AdminError> {
+pub async fn tenant_metrics(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: QueryMap,
+) -> Result<Json<TenantMetrics>, AdminError> {
     let q = query(q)?;
     let period = q.get("period").map(String::as_str).unwrap_or("24h");
     let period_ms = parse_period(period)?;
@@ -125,7 +129,9 @@ pub async fn usage(State(state): State<AppState>, q: QueryMap) -> Result<Json<Us
         "model" => UsageGroup::Model,
         "day" => UsageGroup::Day,
         other => {
-            return Err(AdminError::BadRequest(format!("`group_by` {other:?} must be tenant, cost_center, model or day.")))
+            return Err(AdminError::BadRequest(format!(
+                "`group_by` {other:?} must be tenant, cost_center, model or day."
+            )))
         }
     };
     let tenant = match q.get("tenant_id") {

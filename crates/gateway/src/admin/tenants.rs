@@ -131,7 +131,10 @@ fn validate_limits(l: &LimitsInput) -> Result<(), AdminError> {
     if l.max_concurrency == Some(0) {
         return Err(AdminError::BadRequest("`max_concurrency` must be at least 1 (or null for no limit).".into()));
     }
-    if l.requests_per_minute > i64::MAX as u64 || l.tokens_per_minute > i64::MAX as u64 || l.max_concurrency.is_some_and(|c| c > i64::MAX as u64) {
+    if l.requests_per_minute > i64::MAX as u64
+        || l.tokens_per_minute > i64::MAX as u64
+        || l.max_concurrency.is_some_and(|c| c > i64::MAX as u64)
+    {
         return Err(AdminError::BadRequest("limit values are too large.".into()));
     }
     Ok(())
@@ -143,7 +146,11 @@ fn budget_nanos(b: &BudgetInput) -> Result<Option<i64>, AdminError> {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(AdminError::BadRequest("`monthly_limit_usd` must be a number, a decimal string or null.".into())),
+        Some(_) => {
+            return Err(AdminError::BadRequest(
+                "`monthly_limit_usd` must be a number, a decimal string or null.".into(),
+            ))
+        }
     };
     let nanos = parse_usd(&text).map_err(|e| AdminError::BadRequest(format!("`monthly_limit_usd`: {e}.")))?;
     if nanos < 0 {
@@ -252,7 +259,11 @@ pub async fn get_tenant(State(state): State<AppState>, Path(id): Path<String>) -
     params(("id" = String, Path, description = "Tenant id or alias")),
     responses((status = 200, body = Tenant), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody), (status = 409, body = sheepdog_types::ErrorBody)),
     security(("admin_token" = [])))]
-pub async fn patch_tenant(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, AdminError> {
+pub async fn patch_tenant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AdminError> {
     let req: PatchTenant = parse_json(&body)?;
     let before = find_tenant(&state, &id).await?;
     let mut after = before.clone();
@@ -290,7 +301,11 @@ pub async fn delete_tenant(State(state): State<AppState>, Path(id): Path<String>
     params(("id" = String, Path, description = "Tenant id or alias")),
     responses((status = 200, body = Tenant), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody)),
     security(("admin_token" = [])))]
-pub async fn put_limits(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, AdminError> {
+pub async fn put_limits(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AdminError> {
     let req: LimitsInput = parse_json(&body)?;
     validate_limits(&req)?;
     let before = find_tenant(&state, &id).await?;
@@ -305,7 +320,11 @@ pub async fn put_limits(State(state): State<AppState>, Path(id): Path<String>, b
     params(("id" = String, Path, description = "Tenant id or alias")),
     responses((status = 200, body = Tenant), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody)),
     security(("admin_token" = [])))]
-pub async fn put_budget(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, AdminError> {
+pub async fn put_budget(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AdminError> {
     let req: BudgetInput = parse_json(&body)?;
     let nanos = budget_nanos(&req)?;
     let before = find_tenant(&state, &id).await?;

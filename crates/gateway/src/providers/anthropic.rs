@@ -338,7 +338,10 @@ pub fn from_anthropic(provider: &str, body: &[u8], upstream_model: &str) -> Resu
         .map_err(|_| UpstreamError::protocol(format!("upstream {provider} answered with invalid JSON")))?;
     if v.get("type").and_then(Value::as_str) == Some("error") {
         let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("error");
-        return Err(UpstreamError::new(UpstreamErrorKind::Status, format!("upstream {provider} reported an error: {msg}")));
+        return Err(UpstreamError::new(
+            UpstreamErrorKind::Status,
+            format!("upstream {provider} reported an error: {msg}"),
+        ));
     }
     let Some(blocks) = v.get("content").and_then(Value::as_array) else {
         return Err(UpstreamError::protocol(format!("upstream {provider} answer has no content")));
@@ -471,7 +474,9 @@ impl StreamTranslate for StreamTranslator {
         let v: Value = match serde_json::from_str(data) {
             Ok(v) => v,
             Err(_) => {
-                return Step::fail(UpstreamError::protocol(format!("upstream {provider} sent a malformed stream event")))
+                return Step::fail(UpstreamError::protocol(format!(
+                    "upstream {provider} sent a malformed stream event"
+                )))
             }
         };
         let kind = v.get("type").and_then(Value::as_str).unwrap_or(event.event.as_str());
@@ -489,7 +494,9 @@ impl StreamTranslate for StreamTranslator {
                 let block = v.get("content_block");
                 match block.and_then(|b| b.get("type")).and_then(Value::as_str) {
                     Some("text") => {
-                        if let Some(t) = block.and_then(|b| b.get("text")).and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                        if let Some(t) =
+                            block.and_then(|b| b.get("text")).and_then(Value::as_str).filter(|t| !t.is_empty())
+                        {
                             out.push(self.chunk(json!({"content": t}), None));
                         }
                     }
@@ -514,7 +521,9 @@ impl StreamTranslate for StreamTranslator {
                 let delta = v.get("delta");
                 match delta.and_then(|d| d.get("type")).and_then(Value::as_str) {
                     Some("text_delta") => {
-                        if let Some(t) = delta.and_then(|d| d.get("text")).and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                        if let Some(t) =
+                            delta.and_then(|d| d.get("text")).and_then(Value::as_str).filter(|t| !t.is_empty())
+                        {
                             out.push(self.chunk(json!({"content": t}), None));
                         }
                     }
@@ -644,7 +653,10 @@ mod tests {
         ]}]}));
         let out = to_anthropic(&b, "m", false);
         let c = &out["messages"][0]["content"];
-        assert_eq!(c[1], json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}));
+        assert_eq!(
+            c[1],
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}})
+        );
         assert_eq!(c[2], json!({"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}));
     }
 
@@ -671,14 +683,20 @@ mod tests {
         let out = to_anthropic(&b, "m", false);
         let msgs = out["messages"].as_array().unwrap();
         assert_eq!(msgs.len(), 3);
-        assert_eq!(msgs[1]["content"][0], json!({"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}}));
+        assert_eq!(
+            msgs[1]["content"][0],
+            json!({"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}})
+        );
         assert_eq!(msgs[1]["content"][1]["input"], json!({"city": "Rome"}));
         assert_eq!(msgs[2]["role"], "user");
         assert_eq!(msgs[2]["content"][0], json!({"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"}));
         assert_eq!(msgs[2]["content"][1], json!({"type": "tool_result", "tool_use_id": "call_2", "content": "rainy"}));
         assert_eq!(msgs[2]["content"][2], json!({"type": "text", "text": "Thanks"}));
-        assert_eq!(out["tools"][0], json!({"name": "weather", "description": "Get weather",
-            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}));
+        assert_eq!(
+            out["tools"][0],
+            json!({"name": "weather", "description": "Get weather",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}})
+        );
         assert_eq!(out["tools"][1], json!({"name": "noargs", "input_schema": {"type": "object", "properties": {}}}));
         assert_eq!(out["tool_choice"], json!({"type": "any", "disable_parallel_tool_use": true}));
 
@@ -689,7 +707,10 @@ mod tests {
         };
         assert_eq!(choice(json!("auto")), json!({"type": "auto"}));
         assert_eq!(choice(json!("none")), json!({"type": "none"}));
-        assert_eq!(choice(json!({"type": "function", "function": {"name": "f"}})), json!({"type": "tool", "name": "f"}));
+        assert_eq!(
+            choice(json!({"type": "function", "function": {"name": "f"}})),
+            json!({"type": "tool", "name": "f"})
+        );
     }
 
     #[test]
@@ -746,21 +767,48 @@ mod tests {
     /// A recorded Anthropic stream: text, then a tool use in pieces.
     fn recorded() -> Vec<SseEvent> {
         vec![
-            ev("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+            ev(
+                "message_start",
+                json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
                 "content": [], "model": "claude-x", "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": 12, "cache_creation_input_tokens": 3, "cache_read_input_tokens": 20, "output_tokens": 1}}})),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+                "usage": {"input_tokens": 12, "cache_creation_input_tokens": 3, "cache_read_input_tokens": 20, "output_tokens": 1}}}),
+            ),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
             ev("ping", json!({"type": "ping"})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Let me"}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " check."}})),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Let me"}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " check."}}),
+            ),
             ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 1,
-                "content_block": {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\": "}})),
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}})),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 1,
+                "content_block": {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\": "}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}}),
+            ),
             ev("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
-            ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 42}})),
+            ev(
+                "message_delta",
+                json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 42}}),
+            ),
             ev("message_stop", json!({"type": "message_stop"})),
         ]
     }
@@ -799,7 +847,10 @@ mod tests {
         let text: String = all.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
         assert_eq!(text, "Let me check.");
         let calls: Vec<&Value> = all.iter().filter_map(|c| c["choices"][0]["delta"].get("tool_calls")).collect();
-        assert_eq!(calls[0][0], json!({"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": ""}}));
+        assert_eq!(
+            calls[0][0],
+            json!({"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": ""}})
+        );
         let args: String = calls.iter().filter_map(|c| c[0]["function"]["arguments"].as_str()).collect();
         assert_eq!(args, "{\"city\": \"Paris\"}");
         assert!(calls.iter().all(|c| c[0]["index"] == 0));
@@ -815,7 +866,10 @@ mod tests {
         for e in &events[..4] {
             assert!(t.event(e).events.iter().all(|r| r.is_ok()));
         }
-        let step = t.event(&ev("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})));
+        let step = t.event(&ev(
+            "error",
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        ));
         assert!(step.done);
         assert!(matches!(&step.events[..], [Err(e)] if e.message.contains("Overloaded")));
 
@@ -836,12 +890,18 @@ mod tests {
         let mut t = StreamTranslator::new("a", "m");
         t.event(&recorded()[0]);
         for (block, id) in [(0, "t0"), (1, "t1")] {
-            let s = t.event(&ev("content_block_start", json!({"type": "content_block_start", "index": block,
-                "content_block": {"type": "tool_use", "id": id, "name": "f", "input": {}}})));
+            let s = t.event(&ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": block,
+                "content_block": {"type": "tool_use", "id": id, "name": "f", "input": {}}}),
+            ));
             assert_eq!(chunks(&s)[0]["choices"][0]["delta"]["tool_calls"][0]["index"], block);
         }
-        let s = t.event(&ev("content_block_delta", json!({"type": "content_block_delta", "index": 1,
-            "delta": {"type": "input_json_delta", "partial_json": "{}"}})));
+        let s = t.event(&ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
+        ));
         assert_eq!(chunks(&s)[0]["choices"][0]["delta"]["tool_calls"][0]["index"], 1);
     }
 }

@@ -215,14 +215,19 @@ pub fn to_gemini(client: &Map<String, Value>) -> Value {
                     Ok(v @ Value::Object(_)) => v,
                     _ => json!({"result": text}),
                 };
-                push_content(&mut contents, "user", vec![json!({"functionResponse": {"name": name, "response": response}})]);
+                push_content(
+                    &mut contents,
+                    "user",
+                    vec![json!({"functionResponse": {"name": name, "response": response}})],
+                );
             }
             _ => {}
         }
     }
 
     let mut out = Map::new();
-    let contents: Vec<Value> = contents.into_iter().map(|(role, parts)| json!({"role": role, "parts": parts})).collect();
+    let contents: Vec<Value> =
+        contents.into_iter().map(|(role, parts)| json!({"role": role, "parts": parts})).collect();
     out.insert("contents".into(), Value::Array(contents));
     if !system.is_empty() {
         out.insert("systemInstruction".into(), json!({"parts": [{"text": system.join("\n\n")}]}));
@@ -354,7 +359,10 @@ fn blocked_error(provider: &str, reason: &str) -> UpstreamError {
 /// `Err` when the response says the prompt was blocked or carries an error.
 fn check_response(provider: &str, v: &Value) -> Result<(), UpstreamError> {
     if let Some(msg) = v.get("error").map(|e| e.get("message").and_then(Value::as_str).unwrap_or("error")) {
-        return Err(UpstreamError::new(UpstreamErrorKind::Status, format!("upstream {provider} reported an error: {msg}")));
+        return Err(UpstreamError::new(
+            UpstreamErrorKind::Status,
+            format!("upstream {provider} reported an error: {msg}"),
+        ));
     }
     let no_candidates = v.get("candidates").and_then(Value::as_array).is_none_or(Vec::is_empty);
     if let Some(reason) = v.pointer("/promptFeedback/blockReason").and_then(Value::as_str) {
@@ -492,7 +500,9 @@ impl StreamTranslate for StreamTranslator {
         let v: Value = match serde_json::from_str(data) {
             Ok(v) => v,
             Err(_) => {
-                return Step::fail(UpstreamError::protocol(format!("upstream {provider} sent a malformed stream event")))
+                return Step::fail(UpstreamError::protocol(format!(
+                    "upstream {provider} sent a malformed stream event"
+                )))
             }
         };
         if let Some(u) = v.get("usageMetadata") {
@@ -655,7 +665,10 @@ mod tests {
         ]}]}));
         let parts = to_gemini(&b)["contents"][0]["parts"].clone();
         assert_eq!(parts[1], json!({"inlineData": {"mimeType": "image/webp", "data": "UklGR"}}));
-        assert_eq!(parts[2], json!({"fileData": {"mimeType": "image/png", "fileUri": "https://x.test/a/cat.PNG?size=2"}}));
+        assert_eq!(
+            parts[2],
+            json!({"fileData": {"mimeType": "image/png", "fileUri": "https://x.test/a/cat.PNG?size=2"}})
+        );
         assert_eq!(parts[3], json!({"fileData": {"mimeType": "image/jpeg", "fileUri": "gs://bucket/photo"}}));
     }
 
@@ -691,16 +704,25 @@ mod tests {
         assert_eq!(contents[1]["parts"][1], json!({"functionCall": {"name": "time", "args": {}}}));
         assert_eq!(contents[2]["role"], "user");
         assert_eq!(contents[2]["parts"][0], json!({"functionResponse": {"name": "weather", "response": {"temp": 21}}}));
-        assert_eq!(contents[2]["parts"][1], json!({"functionResponse": {"name": "time", "response": {"result": "noon"}}}));
+        assert_eq!(
+            contents[2]["parts"][1],
+            json!({"functionResponse": {"name": "time", "response": {"result": "noon"}}})
+        );
         assert_eq!(contents[3]["parts"][0], json!({"text": "Noted."}));
         // A reused id resolves to the nearest preceding call.
-        assert_eq!(contents[4]["parts"][0], json!({"functionResponse": {"name": "news", "response": {"result": "[1, 2]"}}}));
+        assert_eq!(
+            contents[4]["parts"][0],
+            json!({"functionResponse": {"name": "news", "response": {"result": "[1, 2]"}}})
+        );
         let decls = &out["tools"][0]["functionDeclarations"];
         assert_eq!(decls[0]["name"], "weather");
         assert_eq!(decls[0]["description"], "Get weather");
         assert_eq!(decls[0]["parameters"]["required"], json!(["city"]));
         assert_eq!(decls[1], json!({"name": "time"}));
-        assert_eq!(out["toolConfig"], json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["weather"]}}));
+        assert_eq!(
+            out["toolConfig"],
+            json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["weather"]}})
+        );
 
         let mode = |c: &str| {
             let b = body(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
@@ -748,8 +770,15 @@ mod tests {
         assert_eq!(m["tool_calls"][1]["id"], "call_1");
         assert_eq!(m["tool_calls"][1]["function"]["arguments"], "{}");
 
-        for (reason, finish) in [("MAX_TOKENS", "length"), ("SAFETY", "content_filter"), ("RECITATION", "content_filter"),
-                                 ("SPII", "content_filter"), ("PROHIBITED_CONTENT", "content_filter"), ("BLOCKLIST", "content_filter"), ("OTHER", "stop")] {
+        for (reason, finish) in [
+            ("MAX_TOKENS", "length"),
+            ("SAFETY", "content_filter"),
+            ("RECITATION", "content_filter"),
+            ("SPII", "content_filter"),
+            ("PROHIBITED_CONTENT", "content_filter"),
+            ("BLOCKLIST", "content_filter"),
+            ("OTHER", "stop"),
+        ] {
             let a = json!({"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]});
             let (v, u) = from_gemini("g", a.to_string().as_bytes(), "m").unwrap();
             assert_eq!(v["choices"][0]["finish_reason"], finish, "{reason}");
@@ -862,7 +891,8 @@ mod tests {
 
         // Answer stopped by safety mid-stream: usage, then the error.
         let mut t = StreamTranslator::new("g", "m");
-        let (chunks, usages, err, done) = run(&mut t, &[text_chunk("Some", None, 1), text_chunk("", Some("SAFETY"), 1)]);
+        let (chunks, usages, err, done) =
+            run(&mut t, &[text_chunk("Some", None, 1), text_chunk("", Some("SAFETY"), 1)]);
         assert!(done);
         assert_eq!(chunks.len(), 2);
         assert_eq!(usages.len(), 1);

@@ -129,16 +129,9 @@ impl UpstreamError {
     /// (`error.message`, `message`, or `error` as a string) when its body has one.
     pub fn from_status(provider: &str, status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
         let upstream_message = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-            let candidates = [
-                v.pointer("/error/message"),
-                v.get("message"),
-                v.get("error"),
-                v.pointer("/0/error/message"),
-            ];
-            candidates
-                .into_iter()
-                .flatten()
-                .find_map(|m| m.as_str().map(|s| s.to_string()))
+            let candidates =
+                [v.pointer("/error/message"), v.get("message"), v.get("error"), v.pointer("/0/error/message")];
+            candidates.into_iter().flatten().find_map(|m| m.as_str().map(|s| s.to_string()))
         });
         let mut message = match upstream_message {
             Some(m) => format!("upstream {provider} returned HTTP {status}: {m}"),

@@ -32,11 +32,7 @@ impl OpenAi {
     }
 
     fn request(&self, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .http
-            .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
+        let mut rb = self.http.post(&self.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         if let Some(key) = &self.api_key {
             rb = rb.bearer_auth(key.expose());
         }
@@ -155,7 +151,11 @@ impl StreamTranslate for StreamTranslator {
         }
         let peek: ChunkPeek = match serde_json::from_slice(trimmed) {
             Ok(p) => p,
-            Err(_) => return Step::fail(UpstreamError::protocol(format!("upstream {provider} sent a malformed stream event"))),
+            Err(_) => {
+                return Step::fail(UpstreamError::protocol(format!(
+                    "upstream {provider} sent a malformed stream event"
+                )))
+            }
         };
         if let Some(err) = peek.error {
             let msg = err.get("message").and_then(Value::as_str).unwrap_or("error event");
@@ -186,7 +186,10 @@ impl StreamTranslate for StreamTranslator {
                     obj.remove("usage");
                 }
                 out.push(Ok(StreamEvent::Chunk(Bytes::from(v.to_string()))));
-                out.push(Ok(StreamEvent::Usage { usage, chunk: super::usage_chunk_bytes(&id, created, &model, &usage) }));
+                out.push(Ok(StreamEvent::Usage {
+                    usage,
+                    chunk: super::usage_chunk_bytes(&id, created, &model, &usage),
+                }));
             }
             (_, true) => out.push(Ok(StreamEvent::Chunk(Bytes::copy_from_slice(trimmed)))),
             (_, false) => {}

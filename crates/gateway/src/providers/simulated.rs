@@ -61,9 +61,9 @@ impl Simulated {
     }
 
     fn injected_error(&self, plan: &Plan) -> Option<UpstreamError> {
-        let status = plan.error_status.or_else(|| {
-            (self.error_ppm > 0 && rand::random::<u32>() % 1_000_000 < self.error_ppm).then_some(500)
-        })?;
+        let status = plan
+            .error_status
+            .or_else(|| (self.error_ppm > 0 && rand::random::<u32>() % 1_000_000 < self.error_ppm).then_some(500))?;
         let body = json!({"error": {"message": format!("simulated failure ({status})"), "type": "simulated"}});
         let retry = (status == 429).then(|| Duration::from_secs(1));
         Some(UpstreamError::from_status(&self.name, status, body.to_string().as_bytes(), retry))
@@ -145,7 +145,10 @@ impl Simulated {
                 &model,
                 json!([{"index": 0, "delta": {}, "finish_reason": p.finish_reason}]),
             ))));
-            items.push(Ok(StreamEvent::Usage { usage: p.usage, chunk: usage_chunk_bytes(&id, created, &model, &p.usage) }));
+            items.push(Ok(StreamEvent::Usage {
+                usage: p.usage,
+                chunk: usage_chunk_bytes(&id, created, &model, &p.usage),
+            }));
         }
         let ttft = self.ttft;
         let gap = self.chunk_interval;
@@ -175,11 +178,9 @@ fn fnv(bytes: &[u8]) -> u64 {
 pub fn content_text(content: Option<&Value>) -> String {
     match content {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Value::Array(parts)) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+        }
         _ => String::new(),
     }
 }

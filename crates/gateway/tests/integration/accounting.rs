@@ -162,7 +162,10 @@ async fn prometheus_metrics() {
     let r = gw.client.get(format!("{}/metrics", gw.url)).send().await.unwrap();
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = r.text().await.unwrap();
-    assert!(text.contains("sheepdog_requests_total{model=\"gpt-4.1\",provider=\"simulated\",status=\"200\"} 1"), "{text}");
+    assert!(
+        text.contains("sheepdog_requests_total{model=\"gpt-4.1\",provider=\"simulated\",status=\"200\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("sheepdog_rejected_requests_total{code=\"invalid_api_key\"} 1"));
     let health: Value = gw.client.get(format!("{}/healthz", gw.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");

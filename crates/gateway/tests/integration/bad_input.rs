@@ -11,16 +11,64 @@ async fn bad_requests_get_clear_errors_and_record_nothing() {
     let (t, k) = gw.tenant_with_key("t").await;
     let url = format!("{}/v1/chat/completions", gw.url);
     let cases: Vec<(&str, Vec<u8>, StatusCode, &str, &str)> = vec![
-        ("malformed JSON", b"{\"model\": \"gpt-4.1\", ".to_vec(), StatusCode::BAD_REQUEST, "invalid_request_error", "not valid JSON"),
-        ("invalid UTF-8", b"{\"model\": \"\xff\xfe\"}".to_vec(), StatusCode::BAD_REQUEST, "invalid_request_error", "UTF-8"),
-        ("wrong type", br#"{"model": 4, "messages": []}"#.to_vec(), StatusCode::BAD_REQUEST, "invalid_request_error", "`model` must be a string"),
-        ("messages not array", br#"{"model": "gpt-4.1", "messages": {}}"#.to_vec(), StatusCode::BAD_REQUEST, "invalid_request_error", "`messages` must be an array"),
-        ("stream not bool", br#"{"model": "gpt-4.1", "messages": [{"role":"user","content":"x"}], "stream": 1}"#.to_vec(), StatusCode::BAD_REQUEST, "invalid_request_error", "`stream`"),
+        (
+            "malformed JSON",
+            b"{\"model\": \"gpt-4.1\", ".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "not valid JSON",
+        ),
+        (
+            "invalid UTF-8",
+            b"{\"model\": \"\xff\xfe\"}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "UTF-8",
+        ),
+        (
+            "wrong type",
+            br#"{"model": 4, "messages": []}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "`model` must be a string",
+        ),
+        (
+            "messages not array",
+            br#"{"model": "gpt-4.1", "messages": {}}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "`messages` must be an array",
+        ),
+        (
+            "stream not bool",
+            br#"{"model": "gpt-4.1", "messages": [{"role":"user","content":"x"}], "stream": 1}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "`stream`",
+        ),
         ("empty body", Vec::new(), StatusCode::BAD_REQUEST, "invalid_request_error", "empty"),
-        ("oversized", format!("{{\"model\":\"gpt-4.1\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}", "a".repeat(70 * 1024)).into_bytes(), StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", "larger than"),
+        (
+            "oversized",
+            format!(
+                "{{\"model\":\"gpt-4.1\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}",
+                "a".repeat(70 * 1024)
+            )
+            .into_bytes(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            "larger than",
+        ),
     ];
     for (name, body, status, code, text) in cases {
-        let r = gw.client.post(&url).bearer_auth(&k).header("content-type", "application/json").body(body).send().await.unwrap();
+        let r = gw
+            .client
+            .post(&url)
+            .bearer_auth(&k)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), status, "{name}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], code, "{name}");
@@ -28,8 +76,13 @@ async fn bad_requests_get_clear_errors_and_record_nothing() {
         assert!(v["error"].get("type").is_some() && v["error"].get("param").is_some(), "{name}: OpenAI shape");
     }
     // Oversized without Content-Length (chunked).
-    let big = format!("{{\"model\":\"gpt-4.1\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}", "b".repeat(70 * 1024));
-    let stream = futures::stream::iter(big.into_bytes().chunks(1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
+    let big = format!(
+        "{{\"model\":\"gpt-4.1\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}",
+        "b".repeat(70 * 1024)
+    );
+    let stream = futures::stream::iter(
+        big.into_bytes().chunks(1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+    );
     let r = gw.client.post(&url).bearer_auth(&k).body(reqwest::Body::wrap_stream(stream)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
@@ -41,7 +94,13 @@ async fn bad_requests_get_clear_errors_and_record_nothing() {
     assert_eq!(v["error"]["param"], "X-Cost-Center");
     let r = gw.chat(&k).header("X-Request-ID", "x".repeat(300)).json(&body).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = gw.chat(&k).header("X-Tenant-ID", reqwest::header::HeaderValue::from_bytes(b"\xe9t\xe9").unwrap()).json(&body).send().await.unwrap();
+    let r = gw
+        .chat(&k)
+        .header("X-Tenant-ID", reqwest::header::HeaderValue::from_bytes(b"\xe9t\xe9").unwrap())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = gw.client.post(&url).header("Authorization", "Basic abc").json(&body).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);

@@ -51,7 +51,8 @@ impl TestDb {
     pub async fn cleanup(self) {
         if let Some(name) = self.pg_name {
             if let Ok(store) = sheepdog_gateway::store::Store::connect_url(&postgres_admin_url(), 1).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(store.pool()).await;
+                let _ =
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(store.pool()).await;
                 store.close().await;
             }
         }
@@ -188,7 +189,8 @@ impl TestGateway {
 
     /// Creates a tenant and one key for it; returns (tenant id, key).
     pub async fn tenant_with_key(&self, name: &str) -> (String, String) {
-        let (s, t) = self.admin(reqwest::Method::POST, "/admin/v1/tenants", Some(json!({"name": name, "tier": "shared"}))).await;
+        let (s, t) =
+            self.admin(reqwest::Method::POST, "/admin/v1/tenants", Some(json!({"name": name, "tier": "shared"}))).await;
         assert_eq!(s, StatusCode::CREATED, "{t}");
         let id = t["id"].as_str().unwrap().to_string();
         let (s, k) = self.admin(reqwest::Method::POST, &format!("/admin/v1/tenants/{id}/keys"), Some(json!({}))).await;

@@ -97,12 +97,35 @@ async fn storage_round_trips_on_both_databases() {
 
         // Usage: two batches into the same hour add up.
         let hour = 1_764_064_800_000i64; // 2025-11-25T10:00:00Z
-        let recs = vec![record(&a, hour + 1, 7, Some("search")), record(&a, hour + 2, 11, None), record(&b, hour + 3, 13, Some("search"))];
+        let recs = vec![
+            record(&a, hour + 1, 7, Some("search")),
+            record(&a, hour + 2, 11, None),
+            record(&b, hour + 3, 13, Some("search")),
+        ];
         let mut hourly = BTreeMap::new();
-        hourly.insert((a.clone(), hour), HourlyDelta { request_count: 2, latency_sum_ms: 84, cost_nanos: 18, latency: [(42, 2)].into(), ..Default::default() });
+        hourly.insert(
+            (a.clone(), hour),
+            HourlyDelta {
+                request_count: 2,
+                latency_sum_ms: 84,
+                cost_nanos: 18,
+                latency: [(42, 2)].into(),
+                ..Default::default()
+            },
+        );
         store.write_usage_batch(&recs, &hourly).await.unwrap();
         let mut hourly2 = BTreeMap::new();
-        hourly2.insert((a.clone(), hour), HourlyDelta { request_count: 1, error_count: 1, rate_limit_hits: 3, cost_nanos: 5, latency: [(42, 1), (120, 1)].into(), ..Default::default() });
+        hourly2.insert(
+            (a.clone(), hour),
+            HourlyDelta {
+                request_count: 1,
+                error_count: 1,
+                rate_limit_hits: 3,
+                cost_nanos: 5,
+                latency: [(42, 1), (120, 1)].into(),
+                ..Default::default()
+            },
+        );
         store.write_usage_batch(&[], &hourly2).await.unwrap();
         let rows = store.hourly(&a, hour, hour + 3_600_000).await.unwrap();
         assert_eq!(rows.len(), 1);

@@ -51,7 +51,9 @@ async fn keys_tenants_and_headers() {
     // Platform keys: need a tenant, accept id or alias, respect their tenant list.
     let (s, _) = gw.admin(Method::PATCH, &format!("/admin/v1/tenants/{t1}"), Some(json!({"aliases": ["acme"]}))).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, p) = gw.admin(Method::POST, "/admin/v1/keys", Some(json!({"scope": "platform", "tenants": "*", "name": "platform"}))).await;
+    let (s, p) = gw
+        .admin(Method::POST, "/admin/v1/keys", Some(json!({"scope": "platform", "tenants": "*", "name": "platform"})))
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
     let pk = p["key"].as_str().unwrap().to_string();
     let r = gw.chat(&pk).json(&body).send().await.unwrap();
@@ -74,7 +76,9 @@ async fn keys_tenants_and_headers() {
     // Unknown model, and a model the tenant may not use.
     let r = gw.chat(&k1).json(&chat_body("gpt-9", "x")).send().await.unwrap();
     assert_eq!(code(r).await, (StatusCode::NOT_FOUND, "model_not_found".into()));
-    let (s, _) = gw.admin(Method::PATCH, &format!("/admin/v1/tenants/{t1}"), Some(json!({"allowed_models": ["deepseek-v3.2"]}))).await;
+    let (s, _) = gw
+        .admin(Method::PATCH, &format!("/admin/v1/tenants/{t1}"), Some(json!({"allowed_models": ["deepseek-v3.2"]})))
+        .await;
     assert_eq!(s, StatusCode::OK);
     let r = gw.chat(&k1).json(&body).send().await.unwrap();
     assert_eq!(code(r).await, (StatusCode::NOT_FOUND, "model_not_found".into()));
@@ -92,7 +96,8 @@ async fn suspension_and_revocation_take_effect_at_once() {
     let body = chat_body("deepseek-v3.2", "hi");
     assert_eq!(gw.chat(&k1).json(&body).send().await.unwrap().status(), StatusCode::OK);
 
-    let (s, t) = gw.admin(Method::PATCH, &format!("/admin/v1/tenants/{t1}"), Some(json!({"status": "suspended"}))).await;
+    let (s, t) =
+        gw.admin(Method::PATCH, &format!("/admin/v1/tenants/{t1}"), Some(json!({"status": "suspended"}))).await;
     assert_eq!((s, t["status"].as_str().unwrap()), (StatusCode::OK, "suspended"));
     let r = gw.chat(&k1).json(&body).send().await.unwrap();
     assert_eq!(code(r).await, (StatusCode::FORBIDDEN, "tenant_suspended".into()));

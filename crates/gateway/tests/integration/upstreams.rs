@@ -183,7 +183,8 @@ async fn every_wire_format_end_to_end() {
         assert_eq!(v["error"]["code"], "upstream_timeout");
 
         // Exactly the first request's usage is billed at 2/8 USD per 1M tokens.
-        let (_, usage) = gw.admin(Method::GET, &format!("/admin/v1/usage?group_by=cost_center&tenant_id={tenant}"), None).await;
+        let (_, usage) =
+            gw.admin(Method::GET, &format!("/admin/v1/usage?group_by=cost_center&tenant_id={tenant}"), None).await;
         let search = usage["data"].as_array().unwrap().iter().find(|r| r["key"] == "search").unwrap();
         assert_eq!(search["requests"], 1);
         assert_eq!(search["cost_nanos"], 1000 * 2000 + 250 * 8000, "{wire:?}: {usage}");

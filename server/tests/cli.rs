@@ -1,0 +1,140 @@
+//! The `sheepdog` command line: help, config errors, migrate, first-start
+//! secrets printed once, `user create`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sheepdog"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SHEEPDOG_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+/// A plain HTTP/1.1 GET; returns the status code.
+fn http_get(port: u16, path: &str, bearer: &str) -> u16 {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = bin().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for cmd in ["serve", "gateway", "console", "migrate", "analyze", "user"] {
+        assert!(text.contains(cmd), "{cmd} missing from --help:\n{text}");
+    }
+    let out = bin().args(["user", "create", "--help"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("--email") && text.contains("--role") && text.contains("--tenant"));
+}
+
+#[test]
+fn invalid_config_names_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[gateway]\nmax_body_bytes = \"huge\"\n").unwrap();
+    let out = bin().current_dir(dir.path()).args(["migrate", "--config"]).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("gateway.max_body_bytes") && err.contains("bad.toml"), "{err}");
+
+    let out = bin().current_dir(dir.path()).arg("migrate").env("SHEEPDOG_GATEWAY__LISTEN", "nowhere").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("gateway.listen") && err.contains("SHEEPDOG_GATEWAY__LISTEN"), "{err}");
+
+    let out = bin().current_dir(dir.path()).args(["migrate", "--config", "missing.toml"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("missing.toml"));
+}
+
+fn start_gateway(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let child = bin()
+        .current_dir(dir)
+        .arg("gateway")
+        .env("SHEEPDOG_GATEWAY__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// SIGTERM, then the printed lines; a graceful stop exits 0.
+fn stop(mut child: std::process::Child) -> Vec<String> {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+    BufReader::new(child.stdout.take().unwrap()).lines().map(|l| l.unwrap()).collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn first_start_prints_secrets_once_and_migrate_and_users_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin().current_dir(dir.path()).arg("migrate").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("data/sheepdog.db").exists(), "SQLite under ./data by default");
+
+    let port = free_port();
+    let lines = stop(start_gateway(dir.path(), port));
+    let text = lines.join("\n");
+    let token = lines
+        .iter()
+        .find_map(|l| l.split("Admin API token (shown once): ").nth(1))
+        .unwrap_or_else(|| panic!("no admin token printed:\n{text}"))
+        .trim()
+        .to_string();
+    assert!(text.contains("Console admin: admin@sheepdog.local"), "{text}");
+
+    // Second start: nothing printed, the stored token still works, a wrong one does not.
+    let child = start_gateway(dir.path(), port);
+    assert_eq!(http_get(port, "/admin/v1/tenants", &token), 200);
+    assert_eq!(http_get(port, "/admin/v1/tenants", "wrong-token"), 401);
+    let lines = stop(child);
+    assert!(!lines.join("\n").contains("shown once"), "secrets are printed only on first start");
+
+    // user create reads the password from stdin and validates its input.
+    let create = |args: &[&str], password: &str| {
+        let mut child = bin()
+            .current_dir(dir.path())
+            .args(["user", "create"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (ok, err) = create(&["--email", "ops@example.com", "--role", "operator"], "correct horse battery\n");
+    assert!(ok, "{err}");
+    let (ok, err) = create(&["--email", "ops@example.com", "--role", "operator"], "correct horse battery\n");
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, err) = create(&["--email", "x@example.com", "--role", "wizard"], "correct horse battery\n");
+    assert!(!ok && err.contains("--role"), "{err}");
+    let (ok, err) = create(&["--email", "t@example.com", "--role", "tenant"], "correct horse battery\n");
+    assert!(!ok && err.contains("--tenant"), "{err}");
+    let (ok, err) = create(&["--email", "short@example.com", "--role", "viewer"], "short\n");
+    assert!(!ok && err.contains("12 characters"), "{err}");
+}

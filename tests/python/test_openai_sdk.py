@@ -1,0 +1,176 @@
+"""The official `openai` Python SDK against the real gateway."""
+
+import json
+import uuid
+
+import openai
+import pytest
+
+
+def client_for(gateway, key, **kwargs):
+    return openai.OpenAI(api_key=key, base_url=gateway.url + "/v1", max_retries=0, **kwargs)
+
+
+def test_plain_completion(gateway):
+    tenant, key = gateway.tenant_with_key("sdk-plain")
+    client = client_for(gateway, key)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4.1", messages=[{"role": "user", "content": "Say hello [sim:tokens=6]"}]
+    )
+    assert raw.headers["x-sheepdog-model"] == "gpt-4.1"
+    assert raw.headers["x-sheepdog-provider"] == "simulated"
+    assert raw.headers["x-request-id"]
+    completion = raw.parse()
+    assert completion.object == "chat.completion"
+    assert completion.system_fingerprint == "sheepdog-simulated"
+    assert completion.choices[0].message.role == "assistant"
+    assert completion.choices[0].message.content
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.completion_tokens == 6
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + 6
+
+
+def test_streamed_completion_with_and_without_usage(gateway):
+    _, key = gateway.tenant_with_key("sdk-stream")
+    client = client_for(gateway, key)
+    stream = client.chat.completions.create(
+        model="claude-sonnet-4.5",
+        messages=[{"role": "user", "content": "Stream please [sim:tokens=5]"}],
+        stream=True,
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(text.split()) == 5
+    assert all(c.usage is None for c in chunks), "usage chunk must be hidden when not asked for"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+    stream = client.chat.completions.create(
+        model="claude-sonnet-4.5",
+        messages=[{"role": "user", "content": "Stream please [sim:tokens=5]"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage.completion_tokens == 5
+
+
+def test_tool_calls(gateway):
+    _, key = gateway.tenant_with_key("sdk-tools")
+    client = client_for(gateway, key)
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            },
+        }
+    ]
+    completion = client.chat.completions.create(
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": "Weather? [sim:tool]"}], tools=tools
+    )
+    call = completion.choices[0].message.tool_calls[0]
+    assert completion.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "get_weather"
+    json.loads(call.function.arguments)
+
+    stream = client.chat.completions.create(
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": "Weather? [sim:tool]"}], tools=tools, stream=True
+    )
+    names = [
+        tc.function.name
+        for c in stream
+        if c.choices and c.choices[0].delta.tool_calls
+        for tc in c.choices[0].delta.tool_calls
+        if tc.function and tc.function.name
+    ]
+    assert names == ["get_weather"]
+
+    # The tool result goes back in a second turn.
+    follow_up = client.chat.completions.create(
+        model="gemini-2.5-flash",
+        messages=[
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": '{"temp": 21}'},
+        ],
+        tools=tools,
+    )
+    assert follow_up.choices[0].message.content
+
+
+def test_platform_key_with_tenant_header(gateway):
+    tenant, _ = gateway.tenant_with_key("sdk-platform", aliases=["sdk-alias"])
+    platform = gateway.admin("POST", "/admin/v1/keys", {"scope": "platform", "tenants": "*"})
+    client = client_for(gateway, platform["key"], default_headers={"X-Tenant-ID": tenant["id"]})
+    assert client.chat.completions.create(model="deepseek-v3.2", messages=[{"role": "user", "content": "hi"}]).choices
+    by_alias = client_for(gateway, platform["key"], default_headers={"X-Tenant-ID": "sdk-alias", "X-Cost-Center": "sdk"})
+    assert by_alias.chat.completions.create(model="deepseek-v3.2", messages=[{"role": "user", "content": "hi"}]).choices
+    models = [m.id for m in client.models.list()]
+    assert "deepseek-v3.2" in models
+
+    # Without X-Tenant-ID a platform key is refused with 400 tenant_required.
+    bare = client_for(gateway, platform["key"])
+    with pytest.raises(openai.BadRequestError) as e:
+        bare.chat.completions.create(model="deepseek-v3.2", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.code == "tenant_required"
+
+
+def test_errors_are_typed_exceptions(gateway):
+    tenant, key = gateway.tenant_with_key("sdk-errors")
+    other, _ = gateway.tenant_with_key("sdk-other")
+    with pytest.raises(openai.AuthenticationError) as e:
+        client_for(gateway, "sk-sd-not-a-key").chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert e.value.status_code == 401 and e.value.code == "invalid_api_key"
+
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        client_for(gateway, key, default_headers={"X-Tenant-ID": other["id"]}).chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert e.value.status_code == 403 and e.value.code == "tenant_mismatch"
+
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        client_for(gateway, key, default_headers={"X-Tenant-ID": "not-a-uuid"}).chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert e.value.code == "invalid_tenant_id"
+    assert "UUID v4" in e.value.message
+
+    with pytest.raises(openai.NotFoundError) as e:
+        client_for(gateway, key).chat.completions.create(model="gpt-404", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.status_code == 404 and e.value.code == "model_not_found"
+
+    with pytest.raises(openai.BadRequestError) as e:
+        client_for(gateway, key).chat.completions.create(model="gpt-4.1", messages=[])
+    assert e.value.code == "invalid_request_error"
+
+    gateway.admin("PATCH", f"/admin/v1/tenants/{tenant['id']}", {"status": "suspended"})
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        client_for(gateway, key).chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.code == "tenant_suspended"
+
+    with pytest.raises(openai.InternalServerError) as e:
+        _, key2 = gateway.tenant_with_key("sdk-upstream")
+        client_for(gateway, key2).chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "fail [sim:error=503]"}]
+        )
+    assert e.value.status_code == 502 and e.value.code == "upstream_error"
+
+
+def test_usage_is_recorded_per_cost_center(gateway):
+    tenant, key = gateway.tenant_with_key("sdk-usage")
+    client = client_for(gateway, key, default_headers={"X-Cost-Center": "sdk-team"})
+    total = 0
+    for i in range(5):
+        c = client.chat.completions.create(
+            model="deepseek-v3.2", messages=[{"role": "user", "content": f"n{i} {uuid.uuid4()} [sim:tokens=10]"}]
+        )
+        total += c.usage.prompt_tokens * 100 + c.usage.completion_tokens * 420
+    usage = gateway.admin("GET", f"/admin/v1/usage?group_by=cost_center&tenant_id={tenant['id']}")
+    row = next(r for r in usage["data"] if r["key"] == "sdk-team")
+    assert row["requests"] == 5
+    assert row["cost_nanos"] == total
