@@ -1,9 +1,9 @@
 //! The error every console server function returns, so the UI can tell
 //! "forbidden" from "not found" from "try again" without parsing strings.
 
-use serde::{Deserialize, Serialize};
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ConsoleError {

@@ -37,8 +37,9 @@ impl Console {
             .site_addr(settings.console.listen)
             .build();
 
-        let state = ConsoleState::new(&settings.console.gateway_url)
-            .with_context(|| format!("cannot build the HTTP client for console.gateway_url {}", settings.console.gateway_url))?;
+        let state = ConsoleState::new(&settings.console.gateway_url).with_context(|| {
+            format!("cannot build the HTTP client for console.gateway_url {}", settings.console.gateway_url)
+        })?;
         // Runs for every page render and server-function call.
         let context = move || provide_context(state.clone());
 
@@ -56,7 +57,11 @@ impl Console {
         Ok(Console { router })
     }
 
-    pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await?;
         Ok(())
     }
@@ -81,7 +86,11 @@ fn check_site(site_root: &Path) -> anyhow::Result<()> {
     let hint = "build it with `scripts/build-site.sh` (cargo leptos build --release), \
                 or point console.site_root (SHEEPDOG_CONSOLE__SITE_ROOT) at a built site";
     if !pkg.is_dir() {
-        anyhow::bail!("console.site_root {} has no built site ({} is missing); {hint}", absolute.display(), pkg.display());
+        anyhow::bail!(
+            "console.site_root {} has no built site ({} is missing); {hint}",
+            absolute.display(),
+            pkg.display()
+        );
     }
     let js = pkg.join(format!("{OUTPUT_NAME}.js"));
     if !js.is_file() {

@@ -153,7 +153,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = password.trim_end_matches(['\r', '\n']).to_string();
             let store = sheepdog_gateway::store::Store::connect(&settings.database).await?;
             store.migrate().await?;
-            let user = sheepdog_gateway::users::create_user(&store, &email, &role, tenant.as_deref(), &password).await?;
+            let user =
+                sheepdog_gateway::users::create_user(&store, &email, &role, tenant.as_deref(), &password).await?;
             eprintln!("created {} user {} ({})", user.role, user.email, user.id);
             Ok(())
         }
