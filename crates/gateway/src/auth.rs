@@ -128,6 +128,9 @@ mod tests {
             budget_monthly_nanos: None,
             budget_hard: false,
             allowed_models: None,
+            aliases: vec![],
+            pool_id: None,
+            pool_hard: true,
         })
     }
 

@@ -22,6 +22,10 @@ pub struct TenantEntry {
     pub budget_monthly_nanos: Option<i64>,
     pub budget_hard: bool,
     pub allowed_models: Option<HashSet<String>>,
+    pub aliases: Vec<String>,
+    /// The credit pool a `pooled` tenant draws on, and whether it is hard.
+    pub pool_id: Option<String>,
+    pub pool_hard: bool,
 }
 
 impl TenantEntry {
@@ -39,6 +43,9 @@ impl TenantEntry {
             budget_monthly_nanos: t.budget_monthly_nanos,
             budget_hard: t.budget_hard,
             allowed_models: t.allowed_models.as_ref().map(|m| m.iter().cloned().collect()),
+            aliases: t.aliases.clone(),
+            pool_id: t.pool_id.clone(),
+            pool_hard: true,
         }
     }
 
@@ -112,12 +119,17 @@ impl CatalogHandle {
         let version = self.store.catalog_version().await?;
         let tenants = self.store.list_tenants().await?;
         let keys = self.store.list_keys(None).await?;
+        let pool_hard = self.store.pool_hard_flags().await?;
         let mut cat = Catalog { version, ..Catalog::default() };
         for t in &tenants {
             for a in &t.aliases {
                 cat.aliases.insert(a.clone(), t.id.clone());
             }
-            cat.tenants.insert(t.id.clone(), Arc::new(TenantEntry::from_row(t)));
+            let mut entry = TenantEntry::from_row(t);
+            if let Some(hard) = t.pool_id.as_ref().and_then(|p| pool_hard.get(p)) {
+                entry.pool_hard = *hard;
+            }
+            cat.tenants.insert(t.id.clone(), Arc::new(entry));
         }
         for k in keys {
             if k.revoked_at.is_some() {

@@ -184,6 +184,32 @@ pub struct ProviderConfig {
     /// Simulated provider: share of requests that fail with HTTP 500, in parts per million.
     #[serde(default)]
     pub error_ppm: u32,
+    /// Upstream capacity: requests in flight at most (unset: unlimited).
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// Upstream capacity: requests per minute (unset: unlimited).
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
+    /// Upstream capacity: tokens per minute (unset: unlimited).
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
+    /// Concurrency slots reserved for dedicated tenants: tenant id or alias → slots
+    /// (taken out of `max_concurrency`).
+    #[serde(default)]
+    pub reserved: BTreeMap<String, u32>,
+    /// Longest wait for upstream capacity before a 429.
+    #[serde(default = "d_queue_timeout")]
+    pub queue_timeout_ms: u64,
+    /// Requests one tenant may have waiting for this upstream before a 429.
+    #[serde(default = "d_max_queue")]
+    pub max_queue_per_tenant: usize,
+}
+
+fn d_queue_timeout() -> u64 {
+    30_000
+}
+fn d_max_queue() -> usize {
+    64
 }
 
 fn d_connect_timeout() -> u64 {
@@ -281,6 +307,12 @@ pub struct ProviderSettings {
     pub ttft_ms: u64,
     pub chunk_interval_ms: u64,
     pub error_ppm: u32,
+    pub max_concurrency: Option<u32>,
+    pub requests_per_minute: Option<u64>,
+    pub tokens_per_minute: Option<u64>,
+    pub reserved: std::collections::HashMap<String, u32>,
+    pub queue_timeout_ms: u64,
+    pub max_queue_per_tenant: usize,
 }
 
 impl ProviderSettings {
@@ -300,6 +332,12 @@ impl ProviderSettings {
             ttft_ms: 0,
             chunk_interval_ms: 0,
             error_ppm: 0,
+            max_concurrency: None,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            reserved: std::collections::HashMap::new(),
+            queue_timeout_ms: d_queue_timeout(),
+            max_queue_per_tenant: d_max_queue(),
         }
     }
 }
@@ -388,6 +426,23 @@ impl Settings {
                     Some(var) => env(var).filter(|s| !s.is_empty()).map(Secret::new),
                     None => None,
                 };
+                let reserved_total: u64 = p.reserved.values().map(|v| u64::from(*v)).sum();
+                match p.max_concurrency {
+                    Some(0) => return Err(err(&format!("{key}.max_concurrency"), "must be at least 1".into())),
+                    Some(max) if reserved_total >= u64::from(max) => {
+                        return Err(err(
+                            &format!("{key}.reserved"),
+                            format!("reserves {reserved_total} slots, leaving none of max_concurrency = {max} shared"),
+                        ))
+                    }
+                    None if reserved_total > 0 => {
+                        return Err(err(&format!("{key}.reserved"), "needs max_concurrency to reserve from".into()))
+                    }
+                    _ => {}
+                }
+                if p.max_queue_per_tenant == 0 || p.queue_timeout_ms == 0 {
+                    return Err(err(&format!("{key}.max_queue_per_tenant"), "queue limits must be at least 1".into()));
+                }
                 if p.error_ppm > 1_000_000 {
                     return Err(err(&format!("{key}.error_ppm"), "must be at most 1000000".into()));
                 }
@@ -405,6 +460,12 @@ impl Settings {
                     ttft_ms: p.ttft_ms,
                     chunk_interval_ms: p.chunk_interval_ms,
                     error_ppm: p.error_ppm,
+                    max_concurrency: p.max_concurrency,
+                    requests_per_minute: p.requests_per_minute,
+                    tokens_per_minute: p.tokens_per_minute,
+                    reserved: p.reserved.clone().into_iter().collect(),
+                    queue_timeout_ms: p.queue_timeout_ms,
+                    max_queue_per_tenant: p.max_queue_per_tenant,
                 });
             }
         } else {

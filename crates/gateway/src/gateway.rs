@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::accounting::{Accountant, Writer};
+use crate::admission::Admission;
 use crate::catalog::CatalogHandle;
 use crate::config::{Secret, Settings};
 use crate::error::GatewayError;
@@ -33,6 +34,7 @@ struct Inner {
     catalog: CatalogHandle,
     models: Models,
     accountant: Accountant,
+    admission: Admission,
     metrics: Metrics,
     admin_token_hashes: Vec<[u8; 32]>,
 }
@@ -55,6 +57,9 @@ impl AppState {
     }
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+    pub fn admission(&self) -> &Admission {
+        &self.0.admission
     }
     /// Whether `token` is an admin token (constant-time comparison of hashes).
     pub fn is_admin_token(&self, token: &str) -> bool {
@@ -153,6 +158,13 @@ impl Gateway {
             }
         }
         let catalog = CatalogHandle::load(store.clone()).await?;
+        let admission = Admission::new(&settings);
+        crate::admission::tokens::warm_up().await;
+        let month_start = crate::time::month_bounds(crate::time::now_ms()).0;
+        admission.load_month_spend(&store.spend_since(month_start).await?);
+        for (pool, (credited, debited)) in store.pool_sums().await? {
+            admission.load_pool(&pool, credited, debited);
+        }
         let (accountant, writer) = Accountant::start(store.clone(), &settings.accounting);
         let (trigger, stop) = shutdown::channel();
         let refresher = catalog.spawn_refresher(Duration::from_millis(500), stop);
@@ -162,6 +174,7 @@ impl Gateway {
             catalog,
             models,
             accountant,
+            admission,
             metrics: Metrics::default(),
             admin_token_hashes,
         }));

@@ -9,6 +9,7 @@
 
 pub mod accounting;
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod catalog;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod request;
 pub mod routing;
 pub mod shutdown;
 pub mod store;
+pub mod store_pools;
 pub mod telemetry;
 pub mod time;
 pub mod users;

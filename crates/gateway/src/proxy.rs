@@ -15,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
 use crate::accounting::{cost_nanos, Event};
+use crate::admission::limiter::RateInfo;
+use crate::admission::{self, Permit};
 use crate::auth::{self, Caller};
 use crate::error::GatewayError;
 use crate::gateway::AppState;
@@ -30,9 +32,10 @@ pub static X_SHEEPDOG_PROVIDER: HeaderName = HeaderName::from_static("x-sheepdog
 /// The handler.
 pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
+    let mut rate: Option<RateInfo> = None;
     let (request_id, result) = match request::request_id(&headers) {
         Ok(id) => {
-            let r = handle(&state, &headers, body, &id, started).await;
+            let r = handle(&state, &headers, body, &id, started, &mut rate).await;
             (id, r)
         }
         Err(e) => (uuid::Uuid::new_v4().to_string(), Err(e)),
@@ -44,8 +47,16 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
             e.into_response()
         }
     };
+    let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), v);
+        h.insert(X_REQUEST_ID.clone(), v);
+    }
+    if let Some(info) = rate {
+        for (name, value) in admission::rate_headers(&info) {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(HeaderName::from_static(name), v);
+            }
+        }
     }
     response
 }
@@ -57,18 +68,49 @@ async fn handle(
     body: Body,
     request_id: &str,
     started: Instant,
+    rate: &mut Option<RateInfo>,
 ) -> Result<Response, GatewayError> {
     let caller = authenticate(state, headers)?;
+    *rate = Some(state.admission().peek(&caller.tenant).await);
     let cost_center = request::cost_center(headers)?;
     let bytes = read_body(headers, body, state.settings().gateway.max_body_bytes).await?;
     let chat = request::parse_chat(&bytes)?;
     let route = route(state, &caller, &chat)?;
-    let pending = Pending::new(state.clone(), &caller, &route, &chat, request_id, cost_center, started);
+    let permit = admit(state, &caller, &route, &chat, rate).await?;
+    let meta = RequestMeta { request_id: request_id.to_string(), cost_center, started };
+    let pending = Pending::new(state.clone(), &caller, &route, &chat, meta, permit);
     if chat.stream {
         Ok(stream_response(route, chat, pending).await)
     } else {
         Ok(complete_response(route, chat, pending).await)
     }
+}
+
+/// Admission: the tenant's limits, budget and pool, then a fair share of the
+/// upstream's capacity. Refusals by a limit count as rate-limit hits.
+async fn admit(
+    state: &AppState,
+    caller: &Caller,
+    route: &ModelRoute,
+    chat: &ChatRequest,
+    rate: &mut Option<RateInfo>,
+) -> Result<Permit, GatewayError> {
+    let refused = |r: admission::Refused, rate: &mut Option<RateInfo>| {
+        if let Some(info) = r.info {
+            *rate = Some(info);
+        }
+        if r.rate_limited {
+            state
+                .accountant()
+                .record(Event::RateLimitHit { tenant_id: caller.tenant.id.clone(), at_ms: crate::time::now_ms() });
+        }
+        r.error
+    };
+    let (mut permit, info) =
+        state.admission().admit(&caller.tenant, route, chat).await.map_err(|r| refused(r, rate))?;
+    *rate = Some(info);
+    permit.wait_for_capacity(&caller.tenant, route, chat.max_tokens).await.map_err(|r| refused(r, rate))?;
+    Ok(permit)
 }
 
 /// Authentication and the tenant's status (admission of suspended tenants).
@@ -162,7 +204,6 @@ async fn stream_response(route: Arc<ModelRoute>, chat: ChatRequest, mut pending:
     };
     let include_usage = chat.include_usage;
     let route_for_log = route.clone();
-    pending.chat_body = Some(chat.body);
     let sse = futures::stream::unfold((events, Some(pending)), move |(mut events, pending)| {
         let route = route_for_log.clone();
         async move {
@@ -290,6 +331,13 @@ impl Outcome {
     }
 }
 
+/// What the request said about itself (headers) and when it started.
+struct RequestMeta {
+    request_id: String,
+    cost_center: Option<String>,
+    started: Instant,
+}
+
 /// The usage record of one routed request, finished exactly once. Dropping it
 /// unfinished (the client went away) records a `client_cancelled` request
 /// with the usage known so far (or estimated from what was streamed).
@@ -306,7 +354,8 @@ struct Pending {
     first_chunk: Option<Instant>,
     streamed_chars: u64,
     usage: Option<Usage>,
-    chat_body: Option<serde_json::Map<String, serde_json::Value>>,
+    permit: Option<Permit>,
+    pool_id: Option<String>,
     done: bool,
 }
 
@@ -316,15 +365,15 @@ impl Pending {
         caller: &Caller,
         route: &Arc<ModelRoute>,
         chat: &ChatRequest,
-        request_id: &str,
-        cost_center: Option<String>,
-        started: Instant,
+        meta: RequestMeta,
+        permit: Permit,
     ) -> Pending {
+        let RequestMeta { request_id, cost_center, started } = meta;
         state.metrics().in_flight.fetch_add(1, Ordering::Relaxed);
         Pending {
             state,
             route: route.clone(),
-            request_id: request_id.to_string(),
+            request_id,
             tenant_id: caller.tenant.id.clone(),
             key_id: caller.key_id.clone(),
             cost_center,
@@ -334,7 +383,11 @@ impl Pending {
             first_chunk: None,
             streamed_chars: 0,
             usage: None,
-            chat_body: None,
+            pool_id: match caller.tenant.tier {
+                sheepdog_types::Tier::Pooled => caller.tenant.pool_id.clone(),
+                _ => None,
+            },
+            permit: Some(permit),
             done: false,
         }
     }
@@ -356,7 +409,7 @@ impl Pending {
             (Some(u), _) => u,
             // Cut before the upstream reported usage: bill what we can see.
             (None, Outcome::ClientCancelled) | (None, Outcome::UpstreamError) if self.first_chunk.is_some() => Usage {
-                input_tokens: self.chat_body.as_ref().map(simulated::estimate_prompt_tokens).unwrap_or(0),
+                input_tokens: self.permit.as_ref().map(|p| p.estimated_prompt_tokens).unwrap_or(0),
                 output_tokens: self.streamed_chars.div_ceil(4),
                 cached_tokens: 0,
             },
@@ -364,6 +417,9 @@ impl Pending {
         };
         let model = &self.route.model;
         let cost = cost_nanos(model, &usage);
+        if let Some(mut permit) = self.permit.take() {
+            permit.settle(&usage, cost);
+        }
         let latency = self.started.elapsed();
         let record = UsageRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -386,6 +442,7 @@ impl Pending {
             stream: self.stream,
             created_at: crate::time::ms_to_rfc3339(self.created_ms),
             created_ms: self.created_ms,
+            pool_id: self.pool_id.clone(),
         };
         let metrics = self.state.metrics();
         metrics.request(&model.name, &self.route.provider_name, status, latency.as_secs_f64());

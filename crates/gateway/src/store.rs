@@ -43,6 +43,8 @@ pub struct TenantRow {
     pub allowed_models: Option<Vec<String>>,
     pub aliases: Vec<String>,
     pub created_at: String,
+    /// The credit pool a `pooled` tenant draws on.
+    pub pool_id: Option<String>,
 }
 
 /// A key row: never the key itself; `key_hash` stays inside the gateway.
@@ -94,6 +96,8 @@ pub struct UsageRecord {
     pub stream: bool,
     pub created_at: String,
     pub created_ms: i64,
+    /// The credit pool debited for this request (pooled tenants).
+    pub pool_id: Option<String>,
 }
 
 /// Additive hourly aggregate for one tenant and hour.
@@ -187,7 +191,7 @@ impl From<sqlx::Error> for StoreError {
 }
 
 const TENANT_COLS: &str = "id, name, tier, status, requests_per_minute, tokens_per_minute, max_concurrency, \
-    budget_monthly_nanos, budget_hard, allowed_models, created_at";
+    budget_monthly_nanos, budget_hard, allowed_models, created_at, pool_id";
 
 fn json_list(text: Option<String>) -> Option<Vec<String>> {
     text.and_then(|t| serde_json::from_str(&t).ok())
@@ -207,6 +211,7 @@ fn tenant_from_row(r: &AnyRow) -> Result<TenantRow, sqlx::Error> {
         allowed_models: json_list(r.try_get("allowed_models")?),
         aliases: Vec::new(),
         created_at: r.try_get("created_at")?,
+        pool_id: r.try_get("pool_id")?,
     })
 }
 
@@ -351,7 +356,7 @@ impl Store {
             return Err(StoreError::Conflict(format!("a tenant with id {} already exists", t.id)));
         }
         sqlx::query(&format!(
-            "INSERT INTO tenants ({TENANT_COLS}, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$11)"
+            "INSERT INTO tenants ({TENANT_COLS}, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$11)"
         ))
         .bind(&t.id)
         .bind(&t.name)
@@ -364,6 +369,7 @@ impl Store {
         .bind(i64::from(t.budget_hard))
         .bind(t.allowed_models.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()))
         .bind(&t.created_at)
+        .bind(&t.pool_id)
         .execute(&mut *tx)
         .await?;
         Self::replace_aliases(&mut tx, &t.id, &t.aliases).await?;
@@ -405,8 +411,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE tenants SET name = $2, tier = $3, status = $4, requests_per_minute = $5, tokens_per_minute = $6, \
-             max_concurrency = $7, budget_monthly_nanos = $8, budget_hard = $9, allowed_models = $10, updated_at = $11 \
-             WHERE id = $1",
+             max_concurrency = $7, budget_monthly_nanos = $8, budget_hard = $9, allowed_models = $10, updated_at = $11, \
+             pool_id = $12 WHERE id = $1",
         )
         .bind(&t.id)
         .bind(&t.name)
@@ -419,6 +425,7 @@ impl Store {
         .bind(i64::from(t.budget_hard))
         .bind(t.allowed_models.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()))
         .bind(crate::time::now_rfc3339())
+        .bind(&t.pool_id)
         .execute(&mut *tx)
         .await?;
         Self::replace_aliases(&mut tx, &t.id, &t.aliases).await?;
@@ -555,8 +562,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO usage_records (id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, \
                  provider, input_tokens, output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, \
-                 error_code, stream, created_at, created_ms) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)",
+                 error_code, stream, created_at, created_ms, pool_id) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
             )
             .bind(&r.id)
             .bind(&r.request_id)
@@ -578,9 +585,12 @@ impl Store {
             .bind(i64::from(r.stream))
             .bind(&r.created_at)
             .bind(r.created_ms)
+            .bind(&r.pool_id)
             .execute(&mut *tx)
             .await?;
         }
+        // Pooled tenants' usage debits their pool's ledger, in the same transaction.
+        crate::store_pools::insert_usage_debits(&mut tx, records).await?;
         for ((tenant, hour), d) in hourly {
             sqlx::query(
                 "INSERT INTO usage_hourly (tenant_id, hour_ms, request_count, error_count, rate_limit_hits, latency_sum_ms, \
@@ -708,12 +718,28 @@ impl Store {
         Ok(out)
     }
 
+    /// Spend per tenant since `from_ms` (this month's spend, loaded at start).
+    pub async fn spend_since(&self, from_ms: i64) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost FROM usage_records \
+             WHERE created_ms >= $1 GROUP BY tenant_id",
+        )
+        .bind(from_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = std::collections::HashMap::new();
+        for r in &rows {
+            out.insert(r.try_get("tenant_id")?, r.try_get("cost")?);
+        }
+        Ok(out)
+    }
+
     /// All usage records of a tenant (oldest first), for audits and tests.
     pub async fn usage_records(&self, tenant_id: &str) -> Result<Vec<UsageRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, provider, input_tokens, \
              output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, error_code, stream, \
-             created_at, created_ms FROM usage_records WHERE tenant_id = $1 ORDER BY created_ms, id",
+             created_at, created_ms, pool_id FROM usage_records WHERE tenant_id = $1 ORDER BY created_ms, id",
         )
         .bind(tenant_id)
         .fetch_all(&self.pool)
@@ -741,6 +767,7 @@ impl Store {
                 stream: r.try_get::<i64, _>("stream")? != 0,
                 created_at: r.try_get("created_at")?,
                 created_ms: r.try_get("created_ms")?,
+                pool_id: r.try_get("pool_id")?,
             });
         }
         Ok(out)

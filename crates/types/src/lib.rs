@@ -113,6 +113,9 @@ pub struct Tenant {
     #[serde(default)]
     pub allowed_models: Option<Vec<String>>,
     pub created_at: String,
+    /// The credit pool this tenant draws on (`pooled` tier); `null` for none.
+    #[serde(default)]
+    pub pool_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

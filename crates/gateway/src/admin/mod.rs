@@ -4,6 +4,7 @@
 
 pub mod keys;
 pub mod openapi;
+pub mod pools;
 pub mod reports;
 pub mod tenants;
 
@@ -151,6 +152,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/keys/{key_id}", delete(keys::revoke_key))
         .route("/usage", get(reports::usage))
         .route("/audit", get(reports::audit_log))
+        .route("/pools", post(pools::create_pool).get(pools::list_pools))
+        .route("/pools/{id}", get(pools::get_pool))
+        .route("/pools/{id}/credits", post(pools::credit_pool))
+        .route("/pools/{id}/ledger", get(pools::pool_ledger))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state, require_admin))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{keys, reports, tenants};
+use super::{keys, pools, reports, tenants};
 
 struct AdminToken;
 
@@ -21,16 +21,17 @@ impl Modify for AdminToken {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sheepdog admin API", description = "Tenants, keys, limits, budgets, usage and metrics of a Sheepdog gateway."),
+    info(title = "Sheepdog admin API", description = "Tenants, keys, limits, budgets, usage, metrics and credit pools of a Sheepdog gateway."),
     paths(
         tenants::create_tenant, tenants::list_tenants, tenants::get_tenant, tenants::patch_tenant,
         tenants::delete_tenant, tenants::put_limits, tenants::put_budget,
         keys::create_tenant_key, keys::list_tenant_keys, keys::create_platform_key, keys::list_keys, keys::revoke_key,
         reports::tenant_metrics, reports::usage, reports::audit_log,
+        pools::create_pool, pools::list_pools, pools::get_pool, pools::credit_pool, pools::pool_ledger,
     ),
     components(schemas(sheepdog_types::ErrorBody, sheepdog_types::ErrorDetail, sheepdog_types::Tenant, sheepdog_types::KeyInfo)),
     modifiers(&AdminToken),
-    tags((name = "tenants"), (name = "keys"), (name = "reports"))
+    tags((name = "tenants"), (name = "keys"), (name = "reports"), (name = "pools"))
 )]
 pub struct ApiDoc;
 

@@ -58,6 +58,13 @@ pub struct CreateTenant {
     /// Models the tenant may use (default: all).
     #[serde(default)]
     pub allowed_models: Option<Vec<String>>,
+    /// The credit pool to draw on; a `pooled` tenant without one gets its own new pool.
+    #[serde(default)]
+    pub pool_id: Option<String>,
+    /// Credit (> 0, USD number or decimal string) added to the tenant's pool as a `signup` entry.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "5.000000000")]
+    pub signup_credit_usd: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -74,6 +81,9 @@ pub struct PatchTenant {
     /// `null` keeps the current list; `[]` forbids every model; omit to keep.
     #[serde(default)]
     pub allowed_models: Option<Vec<String>>,
+    /// Moves the tenant to another (existing) credit pool.
+    #[serde(default)]
+    pub pool_id: Option<String>,
 }
 
 pub fn to_api(t: &TenantRow) -> Tenant {
@@ -91,6 +101,7 @@ pub fn to_api(t: &TenantRow) -> Tenant {
         budget: Budget { monthly_limit_usd: t.budget_monthly_nanos.map(format_usd), hard: t.budget_hard },
         allowed_models: t.allowed_models.clone(),
         created_at: t.created_at.clone(),
+        pool_id: t.pool_id.clone(),
     }
 }
 
@@ -220,6 +231,9 @@ pub async fn create_tenant(State(state): State<AppState>, body: Bytes) -> Result
         None => (None, false),
     };
     validate_models(&state, &req.allowed_models)?;
+    let pool_plan =
+        super::pools::plan_new_tenant(&state, req.tier, &name, req.pool_id.as_deref(), req.signup_credit_usd.as_ref())
+            .await?;
     let row = TenantRow {
         id,
         name,
@@ -233,8 +247,9 @@ pub async fn create_tenant(State(state): State<AppState>, body: Bytes) -> Result
         allowed_models: req.allowed_models,
         aliases,
         created_at: crate::time::now_rfc3339(),
+        pool_id: pool_plan.pool_id.clone(),
     };
-    state.store().insert_tenant(&row).await?;
+    super::pools::insert_tenant(&state, &row, &pool_plan).await?;
     state.catalog().reload().await?;
     let t = to_api(&row);
     audit(&state, "tenant.create", &row.id, None::<&Tenant>, Some(&t)).await;
@@ -282,6 +297,9 @@ pub async fn patch_tenant(
     if req.allowed_models.is_some() {
         validate_models(&state, &req.allowed_models)?;
         after.allowed_models = req.allowed_models;
+    }
+    if let Some(p) = &req.pool_id {
+        after.pool_id = Some(super::pools::existing_pool_id(&state, p).await?);
     }
     save(&state, "tenant.update", before, after).await
 }

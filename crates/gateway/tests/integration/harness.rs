@@ -106,6 +106,12 @@ pub fn simulated_provider() -> ProviderConfig {
         ttft_ms: 0,
         chunk_interval_ms: 0,
         error_ppm: 0,
+        max_concurrency: None,
+        requests_per_minute: None,
+        tokens_per_minute: None,
+        reserved: Default::default(),
+        queue_timeout_ms: 30_000,
+        max_queue_per_tenant: 64,
     }
 }
 

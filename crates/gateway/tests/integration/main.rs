@@ -4,8 +4,10 @@
 
 mod accounting;
 mod admin_api;
+mod admission;
 mod bad_input;
 mod harness;
+mod pools;
 mod storage;
 mod tenancy;
 mod upstreams;

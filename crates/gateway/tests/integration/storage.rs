@@ -21,6 +21,7 @@ fn tenant(id: &str, aliases: &[&str]) -> TenantRow {
         allowed_models: Some(vec!["gpt-4.1".into()]),
         aliases: aliases.iter().map(|a| a.to_string()).collect(),
         created_at: "2026-11-25T10:00:00.000Z".into(),
+        pool_id: None,
     }
 }
 
@@ -46,6 +47,7 @@ fn record(tenant: &str, ms: i64, cost: i64, center: Option<&str>) -> UsageRecord
         stream: false,
         created_at: sheepdog_gateway::time::ms_to_rfc3339(ms),
         created_ms: ms,
+        pool_id: None,
     }
 }
 

@@ -1,0 +1,375 @@
+//! Admission: whether a request may go upstream now, for this tenant.
+//!
+//! In order, all or nothing:
+//! 1. the tenant's rate limits — requests/min, tokens/min (prompt estimated
+//!    with a real tokenizer plus `max_tokens`, settled to the actual usage),
+//!    requests in flight ([`limiter`]);
+//! 2. its monthly budget — the worst-case cost is reserved, a hard budget
+//!    refuses what could overspend it ([`spend`]);
+//! 3. its credit pool, for the `pooled` tier ([`spend`]);
+//! 4. a fair share of the upstream's capacity, waited for after 1–3
+//!    ([`capacity`]).
+//!
+//! The [`Permit`] holds every reservation; `settle` replaces estimates by the
+//! actual usage and cost, and dropping it releases whatever is left.
+
+pub mod capacity;
+pub mod limiter;
+pub mod spend;
+pub mod tokens;
+pub mod window;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::accounting::cost_nanos;
+use crate::catalog::TenantEntry;
+use crate::config::Settings;
+use crate::error::GatewayError;
+use crate::providers::{ChatRequest, Usage};
+use crate::routing::ModelRoute;
+use capacity::{CapacityConfig, CapacityRefusal, Slot, Upstream};
+use limiter::{Grant, LimitKind, Limiter, RateInfo};
+use spend::SpendBook;
+
+/// Completion tokens assumed for the worst case when neither the request
+/// (`max_tokens`) nor the model (`max_output_tokens`) bounds them.
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 32_768;
+
+/// Shared admission state (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Admission(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    limiter: Limiter,
+    spend: SpendBook,
+    upstreams: HashMap<String, Arc<Upstream>>,
+    soft_alerts: Mutex<HashSet<(String, i64)>>,
+}
+
+/// A refused request: the error and the header values at that moment.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: GatewayError,
+    pub info: Option<RateInfo>,
+    /// Refused by a rate limit (counted in the tenant's `rate_limit_hits`).
+    pub rate_limited: bool,
+}
+
+fn month() -> i64 {
+    crate::time::month_bounds(crate::time::now_ms()).0
+}
+
+fn budget_key(tenant: &str) -> String {
+    format!("tenant:{tenant}")
+}
+
+pub fn pool_key(pool: &str) -> String {
+    format!("pool:{pool}")
+}
+
+/// One spend reservation to settle.
+#[derive(Debug, Clone)]
+struct Reservation {
+    key: String,
+    period: i64,
+    amount: i64,
+}
+
+/// Everything one admitted request holds.
+#[derive(Debug)]
+pub struct Permit {
+    admission: Admission,
+    grant: Option<Grant>,
+    reservations: Vec<Reservation>,
+    slot: Option<Slot>,
+    soft_budget: Option<(String, i64)>,
+    pub estimated_prompt_tokens: u64,
+    settled: bool,
+}
+
+impl Admission {
+    pub fn new(settings: &Settings) -> Admission {
+        let upstreams = settings
+            .providers
+            .iter()
+            .map(|p| (p.name.clone(), Upstream::new(&p.name, CapacityConfig::of(p))))
+            .collect();
+        Admission(Arc::new(Inner {
+            limiter: Limiter::default(),
+            spend: SpendBook::default(),
+            upstreams,
+            soft_alerts: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Loads this month's spend per tenant (at start).
+    pub fn load_month_spend(&self, spend: &HashMap<String, i64>) {
+        let period = month();
+        for (tenant, nanos) in spend {
+            self.0.spend.load(&budget_key(tenant), period, *nanos, 0);
+        }
+    }
+
+    /// Loads a pool's balance: credits and debits so far.
+    pub fn load_pool(&self, pool: &str, credited: i64, debited: i64) {
+        self.0.spend.load(&pool_key(pool), 0, debited, credited);
+    }
+
+    /// Adds credit to a pool (top-up, grant).
+    pub fn credit_pool(&self, pool: &str, amount: i64) {
+        self.0.spend.credit(&pool_key(pool), 0, amount);
+    }
+
+    /// A pool's balance now: credits − debits − reservations in flight.
+    pub fn pool_available(&self, pool: &str) -> i64 {
+        let a = self.0.spend.get(&pool_key(pool), 0);
+        a.credited - a.settled - a.reserved
+    }
+
+    /// This month's settled spend of a tenant.
+    pub fn month_spend(&self, tenant: &str) -> i64 {
+        self.0.spend.get(&budget_key(tenant), month()).settled
+    }
+
+    pub fn upstream(&self, provider: &str) -> Option<&Arc<Upstream>> {
+        self.0.upstreams.get(provider)
+    }
+
+    /// Header values for a tenant without taking anything.
+    pub async fn peek(&self, tenant: &TenantEntry) -> RateInfo {
+        self.0.limiter.peek(&tenant.id, &tenant.limits, Instant::now()).await
+    }
+
+    /// Checks and takes the tenant's limits, budget and pool for this request.
+    pub async fn admit(
+        &self,
+        tenant: &TenantEntry,
+        route: &ModelRoute,
+        chat: &ChatRequest,
+    ) -> Result<(Permit, RateInfo), Refused> {
+        let estimate = tokens::estimate_prompt_tokens(&chat.body);
+        let limit_tokens = estimate + chat.max_tokens.unwrap_or(0);
+        let now = Instant::now();
+        let (grant, info) = match self.0.limiter.acquire(&tenant.id, &tenant.limits, limit_tokens, now).await {
+            Ok(ok) => ok,
+            Err((refusal, info)) => {
+                let message = match refusal.kind {
+                    LimitKind::Requests => format!(
+                        "Rate limit reached: {} requests per minute for this tenant. Retry after {}.",
+                        tenant.limits.requests_per_minute,
+                        format_duration(refusal.retry_after)
+                    ),
+                    LimitKind::Tokens => format!(
+                        "Rate limit reached: {} tokens per minute for this tenant ({} requested). Retry after {}.",
+                        tenant.limits.tokens_per_minute,
+                        refusal.needed_tokens,
+                        format_duration(refusal.retry_after)
+                    ),
+                    LimitKind::Concurrency => format!(
+                        "Too many requests in flight: at most {} at once for this tenant.",
+                        tenant.limits.max_concurrency.unwrap_or(0)
+                    ),
+                    LimitKind::TooLarge => format!(
+                        "Request too large: it needs about {} tokens, more than this tenant's limit of {} tokens per minute.",
+                        refusal.needed_tokens, tenant.limits.tokens_per_minute
+                    ),
+                };
+                return Err(Refused {
+                    error: GatewayError::RateLimited { message, retry_after: refusal.retry_after },
+                    info: Some(info),
+                    rate_limited: true,
+                });
+            }
+        };
+        let mut permit = Permit {
+            admission: self.clone(),
+            grant: Some(grant),
+            reservations: Vec::new(),
+            slot: None,
+            soft_budget: None,
+            estimated_prompt_tokens: estimate,
+            settled: false,
+        };
+        let max_output = chat.max_tokens.or(route.model.max_output_tokens).unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
+        let worst = cost_nanos(
+            &route.model,
+            &Usage {
+                input_tokens: tokens::reserve_prompt_tokens(estimate),
+                output_tokens: max_output,
+                cached_tokens: 0,
+            },
+        );
+        // Budget: reserve the worst case (hard budgets refuse what could overspend).
+        let period = month();
+        let key = budget_key(&tenant.id);
+        let hard_limit = tenant.budget_monthly_nanos.filter(|_| tenant.budget_hard);
+        if let Err(short) = self.0.spend.reserve(&key, period, hard_limit, worst) {
+            return Err(Refused {
+                error: GatewayError::InsufficientQuota(format!(
+                    "Monthly budget exhausted: this request could cost up to ${}, ${} of the budget is left.",
+                    sheepdog_types::format_usd(short.needed),
+                    sheepdog_types::format_usd(short.available)
+                )),
+                info: Some(info),
+                rate_limited: false,
+            });
+        }
+        permit.reservations.push(Reservation { key, period, amount: worst });
+        if let (Some(limit), false) = (tenant.budget_monthly_nanos, tenant.budget_hard) {
+            permit.soft_budget = Some((tenant.id.clone(), limit));
+        }
+        // Pool: pooled tenants draw on their pool's credit.
+        if let (sheepdog_types::Tier::Pooled, Some(pool)) = (tenant.tier, &tenant.pool_id) {
+            let key = pool_key(pool);
+            let a = self.0.spend.get(&key, 0);
+            let limit = tenant.pool_hard.then_some(a.credited);
+            if let Err(short) = self.0.spend.reserve(&key, 0, limit, worst) {
+                return Err(Refused {
+                    error: GatewayError::InsufficientQuota(format!(
+                        "Credit exhausted: this request could cost up to ${}, the pool has ${} available.",
+                        sheepdog_types::format_usd(short.needed),
+                        sheepdog_types::format_usd(short.available)
+                    )),
+                    info: Some(info),
+                    rate_limited: false,
+                });
+            }
+            permit.reservations.push(Reservation { key, period: 0, amount: worst });
+        }
+        Ok((permit, info))
+    }
+}
+
+impl Permit {
+    /// Waits for a fair share of the route's upstream capacity.
+    pub async fn wait_for_capacity(
+        &mut self,
+        tenant: &TenantEntry,
+        route: &ModelRoute,
+        max_tokens: Option<u64>,
+    ) -> Result<(), Refused> {
+        let Some(upstream) = self.admission.upstream(&route.provider_name).cloned() else { return Ok(()) };
+        let reserved = if tenant.tier == sheepdog_types::Tier::Dedicated {
+            let mut ids: Vec<&str> = vec![tenant.id.as_str()];
+            ids.extend(tenant.aliases.iter().map(String::as_str));
+            upstream.reserved_for(&ids)
+        } else {
+            0
+        };
+        let tokens = self.estimated_prompt_tokens + max_tokens.unwrap_or(0);
+        match upstream.acquire(&tenant.id, reserved, tokens).await {
+            Ok(slot) => {
+                self.slot = Some(slot);
+                Ok(())
+            }
+            Err(r) => {
+                let message = match r {
+                    CapacityRefusal::QueueFull => format!(
+                        "Upstream {} is at capacity and this tenant already has the most requests waiting for it; retry shortly.",
+                        upstream.name()
+                    ),
+                    CapacityRefusal::Timeout => format!("Upstream {} is at capacity; the wait for a fair share timed out.", upstream.name()),
+                    CapacityRefusal::TooLarge => format!("Request too large for upstream {}'s capacity per minute.", upstream.name()),
+                };
+                Err(Refused {
+                    error: GatewayError::RateLimited { message, retry_after: Duration::from_secs(1) },
+                    info: None,
+                    rate_limited: true,
+                })
+            }
+        }
+    }
+
+    /// Replaces every estimate by the actual usage and cost, and releases.
+    pub fn settle(&mut self, usage: &Usage, cost: i64) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        let inner = &self.admission.0;
+        let tokens = usage.input_tokens + usage.output_tokens;
+        if let Some(grant) = self.grant.take() {
+            inner.limiter.settle(&grant, tokens);
+            inner.limiter.release(&grant);
+        }
+        if let Some(slot) = self.slot.take() {
+            slot.settle(tokens);
+        }
+        for r in self.reservations.drain(..) {
+            inner.spend.settle(&r.key, r.period, r.amount, cost);
+        }
+        if let Some((tenant, limit)) = self.soft_budget.take() {
+            let period = month();
+            let spent = inner.spend.get(&budget_key(&tenant), period).settled;
+            if spent > limit {
+                let mut alerted = match inner.soft_alerts.lock() {
+                    Ok(a) => a,
+                    Err(p) => p.into_inner(),
+                };
+                if alerted.insert((tenant.clone(), period)) {
+                    tracing::warn!(
+                        tenant = %tenant,
+                        spent_usd = %sheepdog_types::format_usd(spent),
+                        budget_usd = %sheepdog_types::format_usd(limit),
+                        "soft monthly budget exceeded (alert only; requests continue)"
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settle(&Usage::default(), 0);
+        }
+    }
+}
+
+/// OpenAI-style durations for `x-ratelimit-reset-*`: `20ms`, `1.5s`, `6m0s`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        let s = d.as_secs_f64();
+        let text = format!("{s:.3}");
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        format!("{text}s")
+    } else {
+        let secs = d.as_secs();
+        format!("{}m{}s", secs / 60, secs % 60)
+    }
+}
+
+/// The six `x-ratelimit-*` headers.
+pub fn rate_headers(info: &RateInfo) -> [(&'static str, String); 6] {
+    [
+        ("x-ratelimit-limit-requests", info.limit_requests.to_string()),
+        ("x-ratelimit-remaining-requests", info.remaining_requests.to_string()),
+        ("x-ratelimit-reset-requests", format_duration(info.reset_requests)),
+        ("x-ratelimit-limit-tokens", info.limit_tokens.to_string()),
+        ("x-ratelimit-remaining-tokens", info.remaining_tokens.to_string()),
+        ("x-ratelimit-reset-tokens", format_duration(info.reset_tokens)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_openai() {
+        assert_eq!(format_duration(Duration::from_millis(20)), "20ms");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_duration(Duration::from_secs(1)), "1s");
+        assert_eq!(format_duration(Duration::from_secs(360)), "6m0s");
+        assert_eq!(format_duration(Duration::ZERO), "0ms");
+    }
+}
