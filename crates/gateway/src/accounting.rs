@@ -194,33 +194,38 @@ async fn writer_loop(
 ) {
     let mut buf: Vec<Event> = Vec::with_capacity(batch);
     let mut stopping = false;
+    let has_flush = |events: &[Event]| events.iter().any(|e| matches!(e, Event::Flush(_)));
     loop {
         if !stopping {
             tokio::select! {
                 biased;
-                _ = &mut stop => {
-                    stopping = true;
-                    rx.close();
-                }
-                n = rx.recv_many(&mut buf, batch) => {
-                    if n == 0 {
+                _ = &mut stop => stopping = true,
+                n = rx.recv_many(&mut buf, batch) => stopping = n == 0,
+            }
+        }
+        // Give the batch a moment to fill before writing — unless someone
+        // waits for a flush, or we are stopping.
+        if !stopping && !buf.is_empty() {
+            let deadline = tokio::time::Instant::now() + every;
+            let mut flush = has_flush(&buf);
+            while buf.len() < batch && !flush {
+                let (room, seen) = (batch - buf.len(), buf.len());
+                tokio::select! {
+                    biased;
+                    _ = &mut stop => {
                         stopping = true;
-                    } else if buf.len() < batch {
-                        // Give the batch a moment to fill before writing.
-                        let deadline = tokio::time::Instant::now() + every;
-                        while buf.len() < batch {
-                            let room = batch - buf.len();
-                            match tokio::time::timeout_at(deadline, rx.recv_many(&mut buf, room)).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(_) => {}
-                            }
-                        }
+                        break;
                     }
+                    r = tokio::time::timeout_at(deadline, rx.recv_many(&mut buf, room)) => match r {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => flush = has_flush(&buf[seen..]),
+                    },
                 }
             }
         }
         if stopping {
             // Closed: take everything still queued.
+            rx.close();
             while let Some(ev) = rx.recv().await {
                 buf.push(ev);
             }
