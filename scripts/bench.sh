@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 
 cargo build --release -p sheepdog -p sheepdog-bench
 
-target_dir="${CARGO_TARGET_DIR:-target}"
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 exec "$target_dir/release/sheepdog-bench" --gateway-bin "$target_dir/release/sheepdog" "$@"

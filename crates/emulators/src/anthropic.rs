@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::common::{
     content_texts, emulated_message, json_response, prompt_tokens, reply_pieces, status_code, streamed_response,
-    tool_args, with_retry_after, Piece, Script, TOOL_CALL_TOKENS,
+    tool_args, with_retry_after, Piece, TOOL_CALL_TOKENS,
 };
 use crate::{Incoming, Shared, Wire};
 
@@ -228,8 +228,11 @@ async fn messages(shared: &Shared, req: Incoming) -> Response {
     {
         content_texts(c, &mut last_texts);
     }
-    let script = Script::parse(&last_texts.join(" "));
+    let script = shared.script_for(&last_texts.join(" "));
     script.stall().await;
+    if script.reset {
+        return crate::common::reset_response();
+    }
     if let Some(status) = script.error {
         return error(status, &emulated_message(status));
     }
@@ -331,7 +334,7 @@ async fn messages(shared: &Shared, req: Incoming) -> Response {
     if script.break_stream {
         out.extend(content.into_iter().take(2));
         out.push(Piece::Abort);
-        return streamed_response("text/event-stream; charset=utf-8", out);
+        return crate::common::streamed_response_paced("text/event-stream; charset=utf-8", out, script.trickle_ms);
     }
     if script.malformed {
         out.push(Piece::text(
@@ -345,5 +348,5 @@ async fn messages(shared: &Shared, req: Incoming) -> Response {
                "usage": {"output_tokens": c}}),
     ));
     out.push(ev("message_stop", json!({"type": "message_stop"})));
-    streamed_response("text/event-stream; charset=utf-8", out)
+    crate::common::streamed_response_paced("text/event-stream; charset=utf-8", out, script.trickle_ms)
 }

@@ -28,6 +28,10 @@ pub struct Script {
     pub malformed: bool,
     /// `[emu:safety]`
     pub safety: bool,
+    /// `[emu:trickle_ms=N]`: streams wait N ms before every piece but the first.
+    pub trickle_ms: Option<u64>,
+    /// `[emu:reset]`: answer 200, then break the connection before any body.
+    pub reset: bool,
 }
 
 impl Script {
@@ -55,6 +59,8 @@ impl Script {
                 ("cached", Some(v)) => s.cached = v.parse().ok(),
                 ("error", Some(v)) => s.error = v.parse().ok().filter(|c| (400..=599).contains(c)),
                 ("stall_ms", Some(v)) => s.stall_ms = v.parse().ok(),
+                ("trickle_ms", Some(v)) => s.trickle_ms = v.parse().ok(),
+                ("reset", None) => s.reset = true,
                 ("tool", None) => s.tool = true,
                 ("break", None) => s.break_stream = true,
                 ("malformed", None) => s.malformed = true,
@@ -63,6 +69,31 @@ impl Script {
             }
         }
         s
+    }
+
+    /// This script with every field that `forced` sets taken from `forced`.
+    pub fn overlay(mut self, forced: &Script) -> Script {
+        if forced.usage.is_some() {
+            self.usage = forced.usage;
+        }
+        if forced.cached.is_some() {
+            self.cached = forced.cached;
+        }
+        if forced.error.is_some() {
+            self.error = forced.error;
+        }
+        if forced.stall_ms.is_some() {
+            self.stall_ms = forced.stall_ms;
+        }
+        if forced.trickle_ms.is_some() {
+            self.trickle_ms = forced.trickle_ms;
+        }
+        self.tool |= forced.tool;
+        self.break_stream |= forced.break_stream;
+        self.malformed |= forced.malformed;
+        self.safety |= forced.safety;
+        self.reset |= forced.reset;
+        self
     }
 
     /// `(prompt tokens incl. cached, completion tokens, cached tokens)`.
@@ -143,8 +174,24 @@ impl Piece {
 
 /// A streamed response made of `pieces` with the given content type.
 pub fn streamed_response(content_type: &'static str, pieces: Vec<Piece>) -> Response {
+    streamed_response_paced(content_type, pieces, None)
+}
+
+/// 200 with headers, then a broken connection before any body byte.
+pub fn reset_response() -> Response {
+    streamed_response("application/json", vec![Piece::Abort])
+}
+
+/// Like [`streamed_response`], waiting `gap_ms` before every piece but the
+/// first (a slow trickle, or a stall mid-stream).
+pub fn streamed_response_paced(content_type: &'static str, pieces: Vec<Piece>, gap_ms: Option<u64>) -> Response {
     let queue: VecDeque<Piece> = pieces.into();
-    let stream = futures::stream::unfold(queue, |mut queue| async move {
+    let total = queue.len();
+    let gap = gap_ms.map(Duration::from_millis);
+    let stream = futures::stream::unfold(queue, move |mut queue| async move {
+        if let Some(gap) = gap.filter(|_| queue.len() < total) {
+            tokio::time::sleep(gap).await;
+        }
         match queue.pop_front()? {
             Piece::Data(b) => Some((Ok::<Bytes, std::io::Error>(b), queue)),
             Piece::Abort => {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::common::{
     emulated_message, json_response, prompt_tokens, reply_pieces, status_code, streamed_response, tool_args,
-    with_retry_after, Piece, Script, TOOL_CALL_TOKENS,
+    with_retry_after, Piece, TOOL_CALL_TOKENS,
 };
 use crate::{Incoming, Shared, Wire};
 
@@ -186,8 +186,11 @@ async fn generate(shared: &Shared, req: Incoming, model: &str, stream: bool) -> 
     {
         part_texts(c, &mut last_texts);
     }
-    let script = Script::parse(&last_texts.join(" "));
+    let script = shared.script_for(&last_texts.join(" "));
     script.stall().await;
+    if script.reset {
+        return crate::common::reset_response();
+    }
     if let Some(status) = script.error {
         return error(status, &emulated_message(status));
     }
@@ -285,7 +288,7 @@ async fn generate(shared: &Shared, req: Incoming, model: &str, stream: bool) -> 
     if script.break_stream {
         out.extend(chunks.iter().take(2).enumerate().map(|(i, v)| frame(v, i == 0)));
         out.push(Piece::Abort);
-        return streamed_response(content_type, out);
+        return crate::common::streamed_response_paced(content_type, out, script.trickle_ms);
     }
     for (i, v) in chunks.iter().enumerate() {
         out.push(frame(v, i == 0));
@@ -296,5 +299,5 @@ async fn generate(shared: &Shared, req: Incoming, model: &str, stream: bool) -> 
     if !sse {
         out.push(Piece::text(close));
     }
-    streamed_response(content_type, out)
+    crate::common::streamed_response_paced(content_type, out, script.trickle_ms)
 }

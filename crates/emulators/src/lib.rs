@@ -83,6 +83,10 @@ pub const MAX_RECORDED: usize = 100_000;
 
 pub(crate) struct Shared {
     wire: Wire,
+    /// Scripts forced on the next requests, in order (see [`Emulator::push_script`]).
+    forced: Mutex<std::collections::VecDeque<Script>>,
+    /// A script forced on every request when the queue is empty.
+    always: Mutex<Option<Script>>,
     log: Mutex<Vec<Recorded>>,
     count: AtomicUsize,
     ids: AtomicUsize,
@@ -92,6 +96,16 @@ impl Shared {
     /// A process-unique number for ids (`chatcmpl-emu…`, `msg_emu…`).
     pub(crate) fn next_id(&self) -> usize {
         self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The script of one request: its markers, overlaid by a forced script.
+    pub(crate) fn script_for(&self, last_user_text: &str) -> Script {
+        let parsed = Script::parse(last_user_text);
+        let forced = self.forced.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        match forced.or_else(|| self.always.lock().unwrap_or_else(|e| e.into_inner()).clone()) {
+            Some(f) => parsed.overlay(&f),
+            None => parsed,
+        }
     }
 }
 
@@ -117,6 +131,8 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             wire,
+            forced: Mutex::new(std::collections::VecDeque::new()),
+            always: Mutex::new(None),
             log: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
             ids: AtomicUsize::new(1),
@@ -149,6 +165,18 @@ impl Emulator {
     /// Every request received, in order (the first [`MAX_RECORDED`]).
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Forces `script` on the next chat request (queued in order), whatever
+    /// its content says: scripted fault bursts for resilience tests.
+    pub fn push_script(&self, script: Script) {
+        self.shared.forced.lock().unwrap_or_else(|e| e.into_inner()).push_back(script);
+    }
+
+    /// Forces `script` on every request while no pushed script is queued
+    /// (`None` to stop): e.g. a sick or slow upstream.
+    pub fn set_script(&self, script: Option<Script>) {
+        *self.shared.always.lock().unwrap_or_else(|e| e.into_inner()) = script;
     }
 
     /// How many requests were received.

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::common::{
     content_texts, emulated_message, json_response, prompt_tokens, reply_pieces, status_code, streamed_response,
-    tool_args, unix_now, with_retry_after, Piece, Script, TOOL_CALL_TOKENS,
+    tool_args, unix_now, with_retry_after, Piece, TOOL_CALL_TOKENS,
 };
 use crate::{Incoming, Shared, Wire};
 
@@ -119,8 +119,11 @@ async fn chat(shared: &Shared, req: Incoming) -> Response {
     if let Some(c) = last_user.and_then(|m| m.get("content")) {
         content_texts(c, &mut last_texts);
     }
-    let script = Script::parse(&last_texts.join(" "));
+    let script = shared.script_for(&last_texts.join(" "));
     script.stall().await;
+    if script.reset {
+        return crate::common::reset_response();
+    }
     if let Some(status) = script.error {
         return scripted_error(status);
     }
@@ -211,7 +214,7 @@ async fn chat(shared: &Shared, req: Incoming) -> Response {
         // The role chunk and the first two content pieces, then a broken body.
         out.extend(content.into_iter().take(3));
         out.push(Piece::Abort);
-        return streamed_response("text/event-stream; charset=utf-8", out);
+        return crate::common::streamed_response_paced("text/event-stream; charset=utf-8", out, script.trickle_ms);
     }
     let mut content = content.into_iter();
     if script.malformed {
@@ -228,5 +231,5 @@ async fn chat(shared: &Shared, req: Incoming) -> Response {
         out.push(Piece::text(format!("data: {v}\n\n")));
     }
     out.push(Piece::text("data: [DONE]\n\n"));
-    streamed_response("text/event-stream; charset=utf-8", out)
+    crate::common::streamed_response_paced("text/event-stream; charset=utf-8", out, script.trickle_ms)
 }

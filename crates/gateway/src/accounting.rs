@@ -103,8 +103,26 @@ impl Accountant {
         (Accountant { tx }, Writer { stop: Some(stop_tx), handle: Some(handle) })
     }
 
-    /// Queues an event. Never drops it: if the queue is full, the send is
-    /// finished by a background task.
+    /// Queues the event in `slot`, waiting while the queue is full
+    /// (back-pressure on the request that produced it). Cancel-safe: the
+    /// event leaves `slot` only once queue space is reserved, so a caller
+    /// dropped mid-wait still holds it (and queues it with [`record`]).
+    pub async fn record_from(&self, slot: &mut Option<Event>) {
+        if slot.is_none() {
+            return;
+        }
+        match self.tx.reserve().await {
+            Ok(permit) => {
+                if let Some(ev) = slot.take() {
+                    permit.send(ev);
+                }
+            }
+            Err(_) => tracing::error!("accounting queue closed; a usage event could not be queued"),
+        }
+    }
+
+    /// Queues an event from synchronous code (a dropped request). Never drops
+    /// it: if the queue is full, the send is finished by a background task.
     pub fn record(&self, event: Event) {
         match self.tx.try_send(event) {
             Ok(()) => {}

@@ -70,6 +70,15 @@ pub struct ConsoleConfig {
     pub gateway_url: String,
     /// Directory of the built site (wasm, JS, CSS); cargo-leptos writes `target/site`.
     pub site_root: String,
+    /// The console's address as browsers see it (e.g. `https://console.example.com`),
+    /// when it runs behind a proxy: state-changing requests must come from this
+    /// origin, and an `https://` URL makes the session cookie `Secure`.
+    /// Unset: the request's own host, cookie not `Secure`.
+    pub public_url: Option<String>,
+    /// A console session unused for this long ends (seconds).
+    pub session_idle_timeout_secs: u64,
+    /// A console session ends this long after sign-in, used or not (seconds).
+    pub session_absolute_timeout_secs: u64,
 }
 
 impl Default for ConsoleConfig {
@@ -78,6 +87,9 @@ impl Default for ConsoleConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             gateway_url: "http://127.0.0.1:8080".into(),
             site_root: "target/site".into(),
+            public_url: None,
+            session_idle_timeout_secs: 30 * 60,
+            session_absolute_timeout_secs: 12 * 3600,
         }
     }
 }
@@ -203,6 +215,53 @@ pub struct ProviderConfig {
     /// Requests one tenant may have waiting for this upstream before a 429.
     #[serde(default = "d_max_queue")]
     pub max_queue_per_tenant: usize,
+    /// Retries of a failed call on this upstream (before the first byte reaches the client).
+    #[serde(default = "d_max_retries")]
+    pub max_retries: u32,
+    /// First retry backoff; doubles each retry (full jitter), capped by `retry_max_ms`.
+    #[serde(default = "d_retry_base")]
+    pub retry_base_ms: u64,
+    #[serde(default = "d_retry_max")]
+    pub retry_max_ms: u64,
+    /// Circuit breaker: consecutive failures that open it.
+    #[serde(default = "d_breaker_failures")]
+    pub breaker_failure_threshold: u32,
+    /// Circuit breaker: error rate (percent) over the window that opens it.
+    #[serde(default = "d_breaker_rate")]
+    pub breaker_error_rate_percent: u32,
+    /// Circuit breaker: calls in the window before the error rate counts.
+    #[serde(default = "d_breaker_min")]
+    pub breaker_min_samples: u32,
+    #[serde(default = "d_breaker_window")]
+    pub breaker_window_ms: u64,
+    /// How long it stays open before a half-open probe (doubles after a failed probe, up to 8×).
+    #[serde(default = "d_breaker_open")]
+    pub breaker_open_ms: u64,
+}
+
+fn d_max_retries() -> u32 {
+    2
+}
+fn d_retry_base() -> u64 {
+    100
+}
+fn d_retry_max() -> u64 {
+    2_000
+}
+fn d_breaker_failures() -> u32 {
+    5
+}
+fn d_breaker_rate() -> u32 {
+    50
+}
+fn d_breaker_min() -> u32 {
+    10
+}
+fn d_breaker_window() -> u64 {
+    30_000
+}
+fn d_breaker_open() -> u64 {
+    10_000
 }
 
 fn d_queue_timeout() -> u64 {
@@ -288,6 +347,9 @@ pub struct Settings {
     pub accounting: AccountingConfig,
     pub log: LogConfig,
     pub admin_token: Option<Secret>,
+    /// An admin token valid for this process only (never stored): `sheepdog
+    /// serve` creates one so its console can call its gateway's admin API.
+    pub process_admin_token: Option<Secret>,
     pub providers: Vec<ProviderSettings>,
     pub models: Vec<ModelSettings>,
 }
@@ -313,6 +375,14 @@ pub struct ProviderSettings {
     pub reserved: std::collections::HashMap<String, u32>,
     pub queue_timeout_ms: u64,
     pub max_queue_per_tenant: usize,
+    pub max_retries: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub breaker_failure_threshold: u32,
+    pub breaker_error_rate_percent: u32,
+    pub breaker_min_samples: u32,
+    pub breaker_window_ms: u64,
+    pub breaker_open_ms: u64,
 }
 
 impl ProviderSettings {
@@ -338,6 +408,14 @@ impl ProviderSettings {
             reserved: std::collections::HashMap::new(),
             queue_timeout_ms: d_queue_timeout(),
             max_queue_per_tenant: d_max_queue(),
+            max_retries: d_max_retries(),
+            retry_base_ms: d_retry_base(),
+            retry_max_ms: d_retry_max(),
+            breaker_failure_threshold: d_breaker_failures(),
+            breaker_error_rate_percent: d_breaker_rate(),
+            breaker_min_samples: d_breaker_min(),
+            breaker_window_ms: d_breaker_window(),
+            breaker_open_ms: d_breaker_open(),
         }
     }
 }
@@ -403,6 +481,21 @@ impl Settings {
         if !(config.console.gateway_url.starts_with("http://") || config.console.gateway_url.starts_with("https://")) {
             return Err(err("console.gateway_url", "must be an http:// or https:// URL".into()));
         }
+        if let Some(u) = &config.console.public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://"))
+                || u.trim_end_matches('/').matches('/').count() != 2
+            {
+                return Err(err("console.public_url", "must be an origin such as https://console.example.com".into()));
+            }
+        }
+        if config.console.session_idle_timeout_secs == 0
+            || config.console.session_absolute_timeout_secs < config.console.session_idle_timeout_secs
+        {
+            return Err(err(
+                "console.session_absolute_timeout_secs",
+                "timeouts must be positive and the absolute timeout at least the idle one".into(),
+            ));
+        }
         let admin_token = env(&config.gateway.admin_token_env).filter(|s| !s.is_empty()).map(Secret::new);
 
         let mut providers = Vec::new();
@@ -466,6 +559,14 @@ impl Settings {
                     reserved: p.reserved.clone().into_iter().collect(),
                     queue_timeout_ms: p.queue_timeout_ms,
                     max_queue_per_tenant: p.max_queue_per_tenant,
+                    max_retries: p.max_retries,
+                    retry_base_ms: p.retry_base_ms,
+                    retry_max_ms: p.retry_max_ms,
+                    breaker_failure_threshold: p.breaker_failure_threshold.max(1),
+                    breaker_error_rate_percent: p.breaker_error_rate_percent.clamp(1, 100),
+                    breaker_min_samples: p.breaker_min_samples.max(1),
+                    breaker_window_ms: p.breaker_window_ms.max(1),
+                    breaker_open_ms: p.breaker_open_ms.max(1),
                 });
             }
         } else {
@@ -551,9 +652,16 @@ impl Settings {
             accounting: config.accounting,
             log: config.log,
             admin_token,
+            process_admin_token: None,
             providers,
             models,
         })
+    }
+
+    /// The admin token the console uses for its admin API calls: this
+    /// process's own token (`serve`), else the configured one (`console`).
+    pub fn console_admin_token(&self) -> Option<&Secret> {
+        self.process_admin_token.as_ref().or(self.admin_token.as_ref())
     }
 
     /// The SQLite file path for a `sqlite:` URL, if any.

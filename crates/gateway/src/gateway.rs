@@ -18,6 +18,7 @@ use crate::catalog::CatalogHandle;
 use crate::config::{Secret, Settings};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
+use crate::rollout::Rollouts;
 use crate::routing::Models;
 use crate::shutdown::{self, Trigger};
 use crate::store::Store;
@@ -35,6 +36,7 @@ struct Inner {
     models: Models,
     accountant: Accountant,
     admission: Admission,
+    rollouts: Rollouts,
     metrics: Metrics,
     admin_token_hashes: Vec<[u8; 32]>,
 }
@@ -60,6 +62,9 @@ impl AppState {
     }
     pub fn admission(&self) -> &Admission {
         &self.0.admission
+    }
+    pub fn rollouts(&self) -> &Rollouts {
+        &self.0.rollouts
     }
     /// Whether `token` is an admin token (constant-time comparison of hashes).
     pub fn is_admin_token(&self, token: &str) -> bool {
@@ -109,7 +114,7 @@ impl Gateway {
         // Admin token: from the configured environment variable, or created on
         // first start (only its hash is stored).
         let mut admin_token_hashes = Vec::new();
-        if let Some(t) = &settings.admin_token {
+        for t in [&settings.admin_token, &settings.process_admin_token].into_iter().flatten() {
             admin_token_hashes.push(auth::hash_key(t.expose()));
         }
         match store.get_setting(ADMIN_TOKEN_SETTING).await? {
@@ -167,7 +172,8 @@ impl Gateway {
         }
         let (accountant, writer) = Accountant::start(store.clone(), &settings.accounting);
         let (trigger, stop) = shutdown::channel();
-        let refresher = catalog.spawn_refresher(Duration::from_millis(500), stop);
+        let refresher = catalog.spawn_refresher(Duration::from_millis(500), stop.clone());
+        let rollouts = Rollouts::load(&store, &models).await?;
         let state = AppState(Arc::new(Inner {
             settings,
             store,
@@ -175,11 +181,13 @@ impl Gateway {
             models,
             accountant,
             admission,
+            rollouts,
             metrics: Metrics::default(),
             admin_token_hashes,
         }));
         let bootstrap = (boot.admin_token.is_some() || boot.admin_user.is_some()).then_some(boot);
-        Ok(Gateway { state, writer, trigger, tasks: vec![refresher], bootstrap })
+        let schedule = crate::admin::rollouts::spawn_schedule(state.clone(), stop);
+        Ok(Gateway { state, writer, trigger, tasks: vec![refresher, schedule], bootstrap })
     }
 
     pub fn state(&self) -> &AppState {
@@ -204,6 +212,14 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = self.router();
+        // Streamed answers are many small writes: without TCP_NODELAY each one
+        // after the first waits for the client's delayed ACK (~40 ms).
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         self.stop().await;
         served?;
@@ -261,7 +277,7 @@ async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Respo
                 "id": m.model.name,
                 "object": "model",
                 "created": 1_735_689_600,
-                "owned_by": if m.is_simulated() { "sheepdog-simulated".to_string() } else { m.provider_name.clone() },
+                "owned_by": if m.is_simulated() { "sheepdog-simulated".to_string() } else { m.provider.name.clone() },
             })
         })
         .collect();
@@ -284,6 +300,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics().render(state.accountant().queue_depth());
+    let now = tokio::time::Instant::now();
+    let breakers: Vec<(String, u8)> =
+        state.models().providers().map(|p| (p.name.clone(), p.breaker.report(now).state.gauge())).collect();
+    let text = state.metrics().render(state.accountant().queue_depth(), &breakers);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

@@ -20,6 +20,12 @@ pub struct Metrics {
     upstream_errors: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// code → requests refused before routing (auth, admission, bad input).
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// provider → calls skipped because its circuit breaker was open.
+    breaker_skips: Mutex<BTreeMap<String, u64>>,
+    /// provider → retries.
+    retries: Mutex<BTreeMap<String, u64>>,
+    /// (rollout, by) → rollbacks.
+    rollbacks: Mutex<BTreeMap<(String, &'static str), u64>>,
     duration_buckets: [AtomicU64; DURATION_BOUNDS.len()],
     duration_count: AtomicU64,
     duration_sum_us: AtomicU64,
@@ -65,8 +71,20 @@ impl Metrics {
         bump(&self.rejected, code, 1);
     }
 
-    /// Renders every metric; `extra` lines (gauges owned elsewhere) are appended.
-    pub fn render(&self, queue_depth: usize) -> String {
+    pub fn breaker_skip(&self, provider: &str) {
+        bump(&self.breaker_skips, provider.to_string(), 1);
+    }
+
+    pub fn retry(&self, provider: &str) {
+        bump(&self.retries, provider.to_string(), 1);
+    }
+
+    pub fn rollback(&self, rollout: &str, by: &'static str) {
+        bump(&self.rollbacks, (rollout.to_string(), by), 1);
+    }
+
+    /// Renders every metric; `breakers` are (provider, 0 closed / 1 half-open / 2 open).
+    pub fn render(&self, queue_depth: usize, breakers: &[(String, u8)]) -> String {
         let mut out = String::with_capacity(4096);
         let _ = writeln!(out, "# HELP sheepdog_requests_total Chat completion requests that reached routing, by model, provider and HTTP status.");
         let _ = writeln!(out, "# TYPE sheepdog_requests_total counter");
@@ -133,6 +151,43 @@ impl Metrics {
         let _ = writeln!(out, "# HELP sheepdog_in_flight_requests Chat completion requests being served now.");
         let _ = writeln!(out, "# TYPE sheepdog_in_flight_requests gauge");
         let _ = writeln!(out, "sheepdog_in_flight_requests {}", self.in_flight.load(Ordering::Relaxed));
+        let _ =
+            writeln!(out, "# HELP sheepdog_breaker_state Circuit breaker per upstream: 0 closed, 1 half-open, 2 open.");
+        let _ = writeln!(out, "# TYPE sheepdog_breaker_state gauge");
+        for (provider, state) in breakers {
+            let _ = writeln!(out, "sheepdog_breaker_state{{provider=\"{}\"}} {state}", escape(provider));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sheepdog_breaker_skips_total Calls not made because the upstream's breaker was open."
+        );
+        let _ = writeln!(out, "# TYPE sheepdog_breaker_skips_total counter");
+        if let Ok(g) = self.breaker_skips.lock() {
+            for (provider, n) in g.iter() {
+                let _ = writeln!(out, "sheepdog_breaker_skips_total{{provider=\"{}\"}} {n}", escape(provider));
+            }
+        }
+        let _ = writeln!(out, "# HELP sheepdog_retries_total Upstream calls retried.");
+        let _ = writeln!(out, "# TYPE sheepdog_retries_total counter");
+        if let Ok(g) = self.retries.lock() {
+            for (provider, n) in g.iter() {
+                let _ = writeln!(out, "sheepdog_retries_total{{provider=\"{}\"}} {n}", escape(provider));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sheepdog_rollout_rollbacks_total Rollouts rolled back, by rollout and by whom (guard or operator)."
+        );
+        let _ = writeln!(out, "# TYPE sheepdog_rollout_rollbacks_total counter");
+        if let Ok(g) = self.rollbacks.lock() {
+            for ((rollout, by), n) in g.iter() {
+                let _ = writeln!(
+                    out,
+                    "sheepdog_rollout_rollbacks_total{{rollout=\"{}\",by=\"{by}\"}} {n}",
+                    escape(rollout)
+                );
+            }
+        }
         let _ = writeln!(out, "# HELP sheepdog_accounting_queue_depth Usage events waiting to be written.");
         let _ = writeln!(out, "# TYPE sheepdog_accounting_queue_depth gauge");
         let _ = writeln!(out, "sheepdog_accounting_queue_depth {queue_depth}");
@@ -150,7 +205,8 @@ mod tests {
         m.request("gpt-4.1", "openai", 200, 0.02);
         m.tokens("gpt-4.1", 10, 5, 0, 60_000);
         m.rejected("invalid_api_key");
-        let text = m.render(3);
+        let text = m.render(3, &[("openai".into(), 2)]);
+        assert!(text.contains("sheepdog_breaker_state{provider=\"openai\"} 2"));
         assert!(text.contains("sheepdog_requests_total{model=\"gpt-4.1\",provider=\"openai\",status=\"200\"} 1"));
         assert!(text.contains("sheepdog_request_duration_seconds_bucket{le=\"0.025\"} 1"));
         assert!(text.contains("sheepdog_request_duration_seconds_bucket{le=\"0.01\"} 0"));

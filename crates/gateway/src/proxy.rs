@@ -15,13 +15,19 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
 use crate::accounting::{cost_nanos, Event};
+use crate::admin::rollouts as rollout_admin;
 use crate::admission::limiter::RateInfo;
 use crate::admission::{self, Permit};
 use crate::auth::{self, Caller};
+use crate::catalog::TenantEntry;
 use crate::error::GatewayError;
 use crate::gateway::AppState;
-use crate::providers::{simulated, ChatRequest, StreamEvent, UpstreamError, Usage};
+use crate::providers::EventStream;
+use crate::providers::{ChatRequest, StreamEvent, UpstreamError, UpstreamErrorKind, Usage};
 use crate::request;
+use crate::resilience::retry::is_upstream_fault;
+use crate::rollout::guard::Side;
+use crate::rollout::{compare, shadow, Live};
 use crate::routing::ModelRoute;
 use crate::store::UsageRecord;
 
@@ -38,7 +44,7 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
             let r = handle(&state, &headers, body, &id, started, &mut rate).await;
             (id, r)
         }
-        Err(e) => (uuid::Uuid::new_v4().to_string(), Err(e)),
+        Err(e) => (crate::ids::new_uuid().to_string(), Err(e)),
     };
     let mut response = match result {
         Ok(r) => r,
@@ -75,42 +81,70 @@ async fn handle(
     let cost_center = request::cost_center(headers)?;
     let bytes = read_body(headers, body, state.settings().gateway.max_body_bytes).await?;
     let chat = request::parse_chat(&bytes)?;
-    let route = route(state, &caller, &chat)?;
-    let permit = admit(state, &caller, &route, &chat, rate).await?;
+    let requested = route(state, &caller, &chat)?;
+    // A rollout may choose the first route; fallbacks follow it.
+    let sticky = sticky_key(headers, &chat, request_id);
+    let decision = state.rollouts().decide(&caller.tenant.id, &chat.requested_model, &sticky, crate::time::now_ms());
+    let first = decision.as_ref().map(|d| d.route.clone()).unwrap_or_else(|| requested.clone());
+    let plan = state.models().plan(&requested, first);
+    let permit = admit(state, &caller, &plan, &chat, rate).await?;
     let meta = RequestMeta { request_id: request_id.to_string(), cost_center, started };
-    let pending = Pending::new(state.clone(), &caller, &route, &chat, meta, permit);
+    let mut pending = Pending::new(state.clone(), &caller, &requested, &chat, meta, permit);
+    if let Some(d) = decision {
+        pending.rollout = Some((d.rollout.clone(), d.side));
+        if d.shadow {
+            pending.shadow = shadow::start(state, &d.rollout, &caller.tenant.id, request_id, &chat);
+        }
+    }
+    let attempts = Attempts { state, tenant: &caller.tenant, plan: &plan, chat: &chat };
     if chat.stream {
-        Ok(stream_response(route, chat, pending).await)
+        Ok(stream_response(attempts, pending).await)
     } else {
-        Ok(complete_response(route, chat, pending).await)
+        Ok(complete_response(attempts, pending).await)
     }
 }
 
-/// Admission: the tenant's limits, budget and pool, then a fair share of the
-/// upstream's capacity. Refusals by a limit count as rate-limit hits.
+/// The key that keeps a conversation on one side of a rollout: the
+/// `X-Session-ID` header, else the request's `user` field, else the request id.
+fn sticky_key(headers: &HeaderMap, chat: &ChatRequest, request_id: &str) -> String {
+    if let Some(v) = headers.get("x-session-id").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+        return v.to_string();
+    }
+    match chat.body.get("user").and_then(serde_json::Value::as_str) {
+        Some(u) if !u.is_empty() => u.to_string(),
+        _ => request_id.to_string(),
+    }
+}
+
+/// Admission: the tenant's limits, budget and pool (the worst case over
+/// every route that may serve the request). Refusals by a limit count as
+/// rate-limit hits.
 async fn admit(
     state: &AppState,
     caller: &Caller,
-    route: &ModelRoute,
+    plan: &[Arc<ModelRoute>],
     chat: &ChatRequest,
     rate: &mut Option<RateInfo>,
 ) -> Result<Permit, GatewayError> {
-    let refused = |r: admission::Refused, rate: &mut Option<RateInfo>| {
-        if let Some(info) = r.info {
+    match state.admission().admit(&caller.tenant, plan, chat).await {
+        Ok((permit, info)) => {
             *rate = Some(info);
+            Ok(permit)
         }
-        if r.rate_limited {
-            state
-                .accountant()
-                .record(Event::RateLimitHit { tenant_id: caller.tenant.id.clone(), at_ms: crate::time::now_ms() });
-        }
-        r.error
-    };
-    let (mut permit, info) =
-        state.admission().admit(&caller.tenant, route, chat).await.map_err(|r| refused(r, rate))?;
-    *rate = Some(info);
-    permit.wait_for_capacity(&caller.tenant, route, chat.max_tokens).await.map_err(|r| refused(r, rate))?;
-    Ok(permit)
+        Err(r) => Err(refused(state, &caller.tenant.id, r, rate)),
+    }
+}
+
+fn refused(state: &AppState, tenant_id: &str, r: admission::Refused, rate: &mut Option<RateInfo>) -> GatewayError {
+    if let Some(info) = r.info {
+        *rate = Some(info);
+    }
+    if r.rate_limited {
+        state
+            .accountant()
+            .record(Event::RateLimitHit { tenant_id: tenant_id.to_string(), at_ms: crate::time::now_ms() });
+    }
+    r.error
 }
 
 /// Authentication and the tenant's status (admission of suspended tenants).
@@ -154,84 +188,203 @@ fn answer_headers(resp: &mut Response, route: &ModelRoute) {
     if let Ok(v) = HeaderValue::from_str(&route.model.name) {
         h.insert(X_SHEEPDOG_MODEL.clone(), v);
     }
-    if let Ok(v) = HeaderValue::from_str(&route.provider_name) {
+    if let Ok(v) = HeaderValue::from_str(&route.provider.name) {
         h.insert(X_SHEEPDOG_PROVIDER.clone(), v);
     }
 }
 
-async fn complete_response(route: Arc<ModelRoute>, chat: ChatRequest, mut pending: Pending) -> Response {
-    match route.provider.complete(&chat, &route.target).await {
-        Ok(c) => {
+/// What the attempt loop needs.
+struct Attempts<'a> {
+    state: &'a AppState,
+    tenant: &'a TenantEntry,
+    plan: &'a [Arc<ModelRoute>],
+    chat: &'a ChatRequest,
+}
+
+/// Why no route answered.
+enum Failed {
+    /// The client's own request was refused upstream (no retry, no fallback).
+    Client(UpstreamError),
+    /// Every route and retry failed.
+    Upstream(UpstreamError),
+    /// No capacity could be had on any route.
+    Capacity(GatewayError),
+}
+
+impl Attempts<'_> {
+    /// Tries each route of the plan in order — skipping one whose breaker is
+    /// open, retrying retryable failures with backoff — until `call`
+    /// succeeds. Nothing has reached the client yet while this runs.
+    async fn run<T, F, Fut>(&self, pending: &mut Pending, call: F) -> Result<(Arc<ModelRoute>, T), Failed>
+    where
+        F: Fn(Arc<ModelRoute>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+    {
+        let mut failures: Vec<String> = Vec::new();
+        let mut all_timeouts = true;
+        let mut capacity: Option<GatewayError> = None;
+        let mut called = false;
+        for route in self.plan {
+            let name = format!("{} ({})", route.provider.name, route.target.upstream_model);
+            if let Some(permit) = pending.permit.as_mut() {
+                if let Err(r) = permit.wait_for_capacity(self.tenant, route, self.chat.max_tokens).await {
+                    failures.push(format!("{name}: no capacity"));
+                    capacity = Some(refused(self.state, &self.tenant.id, r, &mut None));
+                    continue;
+                }
+            }
+            let mut attempt = 0u32;
+            loop {
+                if !route.provider.breaker.allow(tokio::time::Instant::now()) {
+                    failures.push(format!("{name}: circuit breaker open"));
+                    self.state.metrics().breaker_skip(&route.provider.name);
+                    break;
+                }
+                called = true;
+                pending.attempts += 1;
+                match call(route.clone()).await {
+                    Ok(v) => {
+                        route.provider.breaker.record(tokio::time::Instant::now(), true);
+                        return Ok((route.clone(), v));
+                    }
+                    Err(e) => {
+                        let fault = is_upstream_fault(&e);
+                        route.provider.breaker.record(tokio::time::Instant::now(), !fault);
+                        log_upstream_failure(route, &e, &pending.request_id);
+                        self.state.metrics().upstream_error(&route.provider.name, kind_label(&e));
+                        if !fault {
+                            return Err(Failed::Client(e));
+                        }
+                        all_timeouts &= e.kind == UpstreamErrorKind::Timeout;
+                        attempt += 1;
+                        match route.provider.retry.delay(attempt, &e, rand::random::<f64>()) {
+                            Some(wait) => {
+                                self.state.metrics().retry(&route.provider.name);
+                                tokio::time::sleep(wait).await;
+                            }
+                            None => {
+                                failures.push(format!("{name}: {}", e.message));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !called {
+            if let Some(c) = capacity {
+                return Err(Failed::Capacity(c));
+            }
+        }
+        let message = if self.plan.len() == 1 && failures.len() == 1 {
+            failures.remove(0)
+        } else {
+            format!("every route failed: {}", failures.join("; "))
+        };
+        let kind = if called && all_timeouts { UpstreamErrorKind::Timeout } else { UpstreamErrorKind::Status };
+        tracing::warn!(request_id = %pending.request_id, message = %message, "no upstream route answered");
+        Err(Failed::Upstream(UpstreamError { kind, message, status: Some(502), retry_after: None }))
+    }
+}
+
+async fn failure_response(failed: Failed, pending: &mut Pending) -> Response {
+    let err = match failed {
+        Failed::Client(e) | Failed::Upstream(e) => GatewayError::Upstream(e),
+        Failed::Capacity(e) => e,
+    };
+    pending.finish(Outcome::UpstreamError, err.status().as_u16(), Some(err.code()));
+    pending.queue().await;
+    err.into_response()
+}
+
+async fn complete_response(attempts: Attempts<'_>, mut pending: Pending) -> Response {
+    let chat = attempts.chat;
+    let result = attempts
+        .run(
+            &mut pending,
+            |route: Arc<ModelRoute>| async move { route.provider.client.complete(chat, &route.target).await },
+        )
+        .await;
+    match result {
+        Ok((route, c)) => {
             let usage = c.usage.unwrap_or_else(|| {
-                tracing::warn!(provider = %route.provider_name, "upstream answer had no usage; estimating tokens");
+                tracing::warn!(provider = %route.provider.name, "upstream answer had no usage; estimating tokens");
                 Usage {
-                    input_tokens: simulated::estimate_prompt_tokens(&chat.body),
+                    input_tokens: pending.permit.as_ref().map(|p| p.estimated_prompt_tokens).unwrap_or(0),
                     output_tokens: estimate_completion_tokens(&c.body),
                     cached_tokens: 0,
                 }
             });
+            pending.served = Some(route.clone());
             pending.usage = Some(usage);
+            if pending.shadow.is_some() {
+                pending.output = Some(compare::Output::from_completion(&c.body));
+            }
             pending.finish(Outcome::Ok, 200, None);
+            pending.queue().await;
             let mut resp =
                 (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], c.body).into_response();
             answer_headers(&mut resp, &route);
             resp
         }
-        Err(e) => {
-            let err = GatewayError::Upstream(e.clone());
-            log_upstream_failure(&route, &e, &pending.request_id);
-            pending.state.metrics().upstream_error(&route.provider_name, kind_label(&e));
-            pending.finish(Outcome::UpstreamError, err.status().as_u16(), Some(err.code()));
-            let mut resp = err.into_response();
-            answer_headers(&mut resp, &route);
-            resp
-        }
+        Err(failed) => failure_response(failed, &mut pending).await,
     }
 }
 
-async fn stream_response(route: Arc<ModelRoute>, chat: ChatRequest, mut pending: Pending) -> Response {
-    let events = match route.provider.stream(&chat, &route.target).await {
-        Ok(s) => s,
-        Err(e) => {
-            let err = GatewayError::Upstream(e.clone());
-            log_upstream_failure(&route, &e, &pending.request_id);
-            pending.state.metrics().upstream_error(&route.provider_name, kind_label(&e));
-            pending.finish(Outcome::UpstreamError, err.status().as_u16(), Some(err.code()));
-            let mut resp = err.into_response();
-            answer_headers(&mut resp, &route);
-            return resp;
-        }
-    };
+/// Opens a stream and waits for its first event, so that a stream failing
+/// before its first byte can still be retried or fall back.
+async fn open_stream(route: Arc<ModelRoute>, chat: &ChatRequest) -> Result<EventStream, UpstreamError> {
+    let mut events = route.provider.client.stream(chat, &route.target).await?;
+    match events.next().await {
+        Some(Ok(first)) => Ok(Box::pin(futures::stream::once(async move { Ok(first) }).chain(events))),
+        Some(Err(e)) => Err(e),
+        None => Err(UpstreamError::protocol(format!("upstream {} sent an empty stream", route.provider.name))),
+    }
+}
+
+async fn stream_response(attempts: Attempts<'_>, mut pending: Pending) -> Response {
+    let chat = attempts.chat;
     let include_usage = chat.include_usage;
-    let route_for_log = route.clone();
-    let sse = futures::stream::unfold((events, Some(pending)), move |(mut events, pending)| {
-        let route = route_for_log.clone();
-        async move {
-            let mut pending = pending?;
-            loop {
-                match events.next().await {
-                    Some(Ok(StreamEvent::Chunk(chunk))) => {
-                        pending.saw_chunk(&chunk);
-                        return Some((Ok::<Bytes, Infallible>(sse_data(&chunk)), (events, Some(pending))));
+    let (route, events) = match attempts.run(&mut pending, |route: Arc<ModelRoute>| open_stream(route, chat)).await {
+        Ok(ok) => ok,
+        Err(failed) => return failure_response(failed, &mut pending).await,
+    };
+    pending.served = Some(route.clone());
+    if pending.shadow.is_some() {
+        pending.output = Some(compare::Output::default());
+    }
+    let sse = futures::stream::unfold((events, Some(pending)), move |(mut events, pending)| async move {
+        let mut pending = pending?;
+        loop {
+            match events.next().await {
+                Some(Ok(StreamEvent::Chunk(chunk))) => {
+                    pending.saw_chunk(&chunk);
+                    return Some((Ok::<Bytes, Infallible>(sse_data(&chunk)), (events, Some(pending))));
+                }
+                Some(Ok(StreamEvent::Usage { usage, chunk })) => {
+                    pending.usage = Some(usage);
+                    if include_usage {
+                        return Some((Ok(sse_data(&chunk)), (events, Some(pending))));
                     }
-                    Some(Ok(StreamEvent::Usage { usage, chunk })) => {
-                        pending.usage = Some(usage);
-                        if include_usage {
-                            return Some((Ok(sse_data(&chunk)), (events, Some(pending))));
+                }
+                Some(Err(e)) => {
+                    let err = GatewayError::Upstream(e.clone());
+                    if let Some(route) = pending.served.clone() {
+                        log_upstream_failure(&route, &e, &pending.request_id);
+                        pending.state.metrics().upstream_error(&route.provider.name, kind_label(&e));
+                        if is_upstream_fault(&e) {
+                            route.provider.breaker.record(tokio::time::Instant::now(), false);
                         }
                     }
-                    Some(Err(e)) => {
-                        let err = GatewayError::Upstream(e.clone());
-                        log_upstream_failure(&route, &e, &pending.request_id);
-                        pending.state.metrics().upstream_error(&route.provider_name, kind_label(&e));
-                        pending.finish(Outcome::UpstreamError, err.status().as_u16(), Some(err.code()));
-                        let body = serde_json::to_vec(&err.body()).unwrap_or_default();
-                        return Some((Ok(sse_data(&body)), (events, None)));
-                    }
-                    None => {
-                        pending.finish(Outcome::Ok, 200, None);
-                        return Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), (events, None)));
-                    }
+                    pending.finish(Outcome::UpstreamError, err.status().as_u16(), Some(err.code()));
+                    pending.queue().await;
+                    let body = serde_json::to_vec(&err.body()).unwrap_or_default();
+                    return Some((Ok(sse_data(&body)), (events, None)));
+                }
+                None => {
+                    pending.finish(Outcome::Ok, 200, None);
+                    pending.queue().await;
+                    return Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), (events, None)));
                 }
             }
         }
@@ -268,7 +421,7 @@ fn log_upstream_failure(route: &ModelRoute, e: &UpstreamError, request_id: &str)
     tracing::warn!(
         request_id,
         model = %route.model.name,
-        provider = %route.provider_name,
+        provider = %route.provider.name,
         kind = kind_label(e),
         status = e.status,
         message = %e.message,
@@ -343,7 +496,11 @@ struct RequestMeta {
 /// with the usage known so far (or estimated from what was streamed).
 struct Pending {
     state: AppState,
-    route: Arc<ModelRoute>,
+    /// The model the client asked for.
+    requested: Arc<ModelRoute>,
+    /// The route that answered (after any fallback), once one did.
+    served: Option<Arc<ModelRoute>>,
+    attempts: u32,
     request_id: String,
     tenant_id: String,
     key_id: String,
@@ -356,6 +513,15 @@ struct Pending {
     usage: Option<Usage>,
     permit: Option<Permit>,
     pool_id: Option<String>,
+    /// The rollout that chose the route, and the side it chose.
+    rollout: Option<(Arc<Live>, Side)>,
+    /// The shadow call waiting for this (`from`) side's result.
+    shadow: Option<shadow::Pending>,
+    /// What this side answered, kept only while shadowing.
+    output: Option<compare::Output>,
+    tool_args: Vec<(String, String)>,
+    /// The finished usage event, until it is queued.
+    event: Option<Event>,
     done: bool,
 }
 
@@ -363,7 +529,7 @@ impl Pending {
     fn new(
         state: AppState,
         caller: &Caller,
-        route: &Arc<ModelRoute>,
+        requested: &Arc<ModelRoute>,
         chat: &ChatRequest,
         meta: RequestMeta,
         permit: Permit,
@@ -372,7 +538,9 @@ impl Pending {
         state.metrics().in_flight.fetch_add(1, Ordering::Relaxed);
         Pending {
             state,
-            route: route.clone(),
+            requested: requested.clone(),
+            served: None,
+            attempts: 0,
             request_id,
             tenant_id: caller.tenant.id.clone(),
             key_id: caller.key_id.clone(),
@@ -388,6 +556,11 @@ impl Pending {
                 _ => None,
             },
             permit: Some(permit),
+            rollout: None,
+            shadow: None,
+            output: None,
+            tool_args: Vec::new(),
+            event: None,
             done: false,
         }
     }
@@ -397,6 +570,9 @@ impl Pending {
             self.first_chunk = Some(Instant::now());
         }
         self.streamed_chars += content_chars(chunk);
+        if let Some(out) = self.output.as_mut() {
+            out.add_chunk(chunk, &mut self.tool_args);
+        }
     }
 
     fn finish(&mut self, outcome: Outcome, status: u16, error_code: Option<&str>) {
@@ -415,27 +591,29 @@ impl Pending {
             },
             (None, _) => Usage::default(),
         };
-        let model = &self.route.model;
-        let cost = cost_nanos(model, &usage);
+        // Priced at the route that answered (a fallback or rollout side may differ).
+        let priced = self.served.clone().unwrap_or_else(|| self.requested.clone());
+        let cost = cost_nanos(&priced.model, &usage);
         if let Some(mut permit) = self.permit.take() {
             permit.settle(&usage, cost);
         }
         let latency = self.started.elapsed();
+        let ttft_ms = self.first_chunk.map(|t| t.duration_since(self.started).as_millis() as i64);
         let record = UsageRecord {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::ids::new_uuid().to_string(),
             request_id: self.request_id.clone(),
             tenant_id: self.tenant_id.clone(),
             key_id: Some(self.key_id.clone()),
             cost_center: self.cost_center.clone(),
-            model_requested: model.name.clone(),
-            model_served: Some(model.name.clone()),
-            provider: Some(self.route.provider_name.clone()),
+            model_requested: self.requested.model.name.clone(),
+            model_served: self.served.as_ref().map(|r| r.model.name.clone()),
+            provider: Some(priced.provider.name.clone()),
             input_tokens: usage.input_tokens as i64,
             output_tokens: usage.output_tokens as i64,
             cached_tokens: usage.cached_tokens as i64,
             cost_nanos: cost,
             latency_ms: latency.as_millis() as i64,
-            ttft_ms: self.first_chunk.map(|t| t.duration_since(self.started).as_millis() as i64),
+            ttft_ms,
             status_code: i64::from(status),
             outcome: outcome.as_str().to_string(),
             error_code: error_code.map(str::to_string),
@@ -445,9 +623,46 @@ impl Pending {
             pool_id: self.pool_id.clone(),
         };
         let metrics = self.state.metrics();
-        metrics.request(&model.name, &self.route.provider_name, status, latency.as_secs_f64());
-        metrics.tokens(&model.name, usage.input_tokens, usage.output_tokens, usage.cached_tokens, cost);
-        self.state.accountant().record(Event::Usage(Box::new(record)));
+        metrics.request(&priced.model.name, &priced.provider.name, status, latency.as_secs_f64());
+        metrics.tokens(&priced.model.name, usage.input_tokens, usage.output_tokens, usage.cached_tokens, cost);
+        self.event = Some(Event::Usage(Box::new(record)));
+
+        // The rollout's guard sees this side's outcome; a request the
+        // chosen side did not answer (a fallback did) counts as its error.
+        if let Some((live, side)) = self.rollout.take() {
+            let chosen = match side {
+                Side::From => &live.from,
+                Side::To => &live.to,
+            };
+            let answered_by_side = self.served.as_ref().is_some_and(|r| {
+                r.provider.name == chosen.provider.name && r.target.upstream_model == chosen.target.upstream_model
+            });
+            if outcome != Outcome::ClientCancelled {
+                let error = outcome != Outcome::Ok || !answered_by_side;
+                rollout_admin::observe(&self.state, &live, side, latency.as_millis() as u64, error, cost);
+            }
+        }
+        if let Some(shadow) = self.shadow.take() {
+            let mut output = self.output.take().unwrap_or_default();
+            if !self.tool_args.is_empty() {
+                output.finish_tools(std::mem::take(&mut self.tool_args));
+            }
+            shadow.complete(shadow::Side {
+                latency_ms: latency.as_millis() as i64,
+                ttft_ms,
+                error: (outcome != Outcome::Ok).then(|| error_code.unwrap_or("error").to_string()),
+                usage,
+                output,
+            });
+        }
+    }
+}
+
+impl Pending {
+    /// Queues the finished usage event (waiting for queue space if needed).
+    async fn queue(&mut self) {
+        let accountant = self.state.accountant().clone();
+        accountant.record_from(&mut self.event).await;
     }
 }
 
@@ -455,6 +670,9 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if !self.done {
             self.finish(Outcome::ClientCancelled, 499, Some("client_cancelled"));
+        }
+        if let Some(ev) = self.event.take() {
+            self.state.accountant().record(ev);
         }
     }
 }

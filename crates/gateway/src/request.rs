@@ -16,7 +16,7 @@ const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "f
 /// `X-Request-ID`: echoed when valid, generated when absent.
 pub fn request_id(headers: &HeaderMap) -> Result<String, GatewayError> {
     match headers.get("x-request-id") {
-        None => Ok(uuid::Uuid::new_v4().to_string()),
+        None => Ok(crate::ids::new_uuid().to_string()),
         Some(v) => {
             let text = v
                 .to_str()

@@ -558,36 +558,41 @@ impl Store {
         hourly: &BTreeMap<(String, i64), HourlyDelta>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for r in records {
-            sqlx::query(
+        // Many rows per statement: one round trip per chunk, not per record.
+        for chunk in records.chunks(USAGE_ROWS_PER_INSERT) {
+            let sql = multi_row_insert(
                 "INSERT INTO usage_records (id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, \
                  provider, input_tokens, output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, \
-                 error_code, stream, created_at, created_ms, pool_id) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
-            )
-            .bind(&r.id)
-            .bind(&r.request_id)
-            .bind(&r.tenant_id)
-            .bind(&r.key_id)
-            .bind(&r.cost_center)
-            .bind(&r.model_requested)
-            .bind(&r.model_served)
-            .bind(&r.provider)
-            .bind(r.input_tokens)
-            .bind(r.output_tokens)
-            .bind(r.cached_tokens)
-            .bind(r.cost_nanos)
-            .bind(r.latency_ms)
-            .bind(r.ttft_ms)
-            .bind(r.status_code)
-            .bind(&r.outcome)
-            .bind(&r.error_code)
-            .bind(i64::from(r.stream))
-            .bind(&r.created_at)
-            .bind(r.created_ms)
-            .bind(&r.pool_id)
-            .execute(&mut *tx)
-            .await?;
+                 error_code, stream, created_at, created_ms, pool_id) VALUES ",
+                USAGE_COLUMNS,
+                chunk.len(),
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(&r.id)
+                    .bind(&r.request_id)
+                    .bind(&r.tenant_id)
+                    .bind(&r.key_id)
+                    .bind(&r.cost_center)
+                    .bind(&r.model_requested)
+                    .bind(&r.model_served)
+                    .bind(&r.provider)
+                    .bind(r.input_tokens)
+                    .bind(r.output_tokens)
+                    .bind(r.cached_tokens)
+                    .bind(r.cost_nanos)
+                    .bind(r.latency_ms)
+                    .bind(r.ttft_ms)
+                    .bind(r.status_code)
+                    .bind(&r.outcome)
+                    .bind(&r.error_code)
+                    .bind(i64::from(r.stream))
+                    .bind(&r.created_at)
+                    .bind(r.created_ms)
+                    .bind(&r.pool_id);
+            }
+            q.execute(&mut *tx).await?;
         }
         // Pooled tenants' usage debits their pool's ledger, in the same transaction.
         crate::store_pools::insert_usage_debits(&mut tx, records).await?;
@@ -855,6 +860,34 @@ impl Store {
     }
 }
 
+const USAGE_COLUMNS: usize = 21;
+/// Rows per multi-row INSERT (21 × 50 = 1,050 parameters, far below SQLite's
+/// and Postgres's limits).
+const USAGE_ROWS_PER_INSERT: usize = 50;
+
+/// `prefix` followed by `rows` groups of `columns` numbered placeholders.
+fn multi_row_insert(prefix: &str, columns: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(prefix.len() + rows * columns * 5);
+    sql.push_str(prefix);
+    let mut n = 1;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for col in 0..columns {
+            if col > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+            n += 1;
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// A database URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -872,6 +905,14 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_row_placeholders() {
+        assert_eq!(
+            multi_row_insert("INSERT INTO t (a, b) VALUES ", 2, 2),
+            "INSERT INTO t (a, b) VALUES ($1,$2),($3,$4)"
+        );
+    }
 
     #[test]
     fn redacts_passwords() {

@@ -3,10 +3,12 @@
 //! Everything here is plain data: no database, no tokio, no secrets except the
 //! one-time `key` field of [`KeyCreated`], which is shown exactly once.
 
+pub mod console;
 pub mod money;
 
 use serde::{Deserialize, Serialize};
 
+pub use console::*;
 pub use money::{format_usd, parse_usd, Nanos, NANOS_PER_USD};
 
 #[cfg(feature = "openapi")]

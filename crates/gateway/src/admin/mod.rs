@@ -4,9 +4,12 @@
 
 pub mod keys;
 pub mod openapi;
+pub mod overview;
 pub mod pools;
 pub mod reports;
+pub mod rollouts;
 pub mod tenants;
+pub mod users;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -117,7 +120,7 @@ pub async fn audit(
     let entry = AuditEntry {
         id: uuid::Uuid::new_v4().to_string(),
         at: crate::time::now_rfc3339(),
-        actor: "admin-token".into(),
+        actor: ACTOR.try_with(Clone::clone).unwrap_or_else(|_| "admin-token".into()),
         action: action.into(),
         target: target.into(),
         before_json: before.and_then(|b| serde_json::to_string(b).ok()),
@@ -128,12 +131,42 @@ pub async fn audit(
     }
 }
 
+/// Records a change made by the gateway itself (e.g. `guard`, `schedule`).
+pub async fn audit_as(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<&impl serde::Serialize>,
+    after: Option<&impl serde::Serialize>,
+) {
+    ACTOR.scope(actor.to_string(), audit(state, action, target, before, after)).await
+}
+
+tokio::task_local! {
+    /// Who the audit log names for this admin request: `X-Sheepdog-Actor`
+    /// (e.g. `console:ops@example.com`) or `admin-token`.
+    static ACTOR: String;
+}
+
+/// The `X-Sheepdog-Actor` header when present and sane (1 to 200 printable characters).
+fn actor_of(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-sheepdog-actor")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && a.chars().count() <= 200 && !a.chars().any(char::is_control))
+        .map(str::to_string)
+        .unwrap_or_else(|| "admin-token".into())
+}
+
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let ok = crate::auth::bearer(request.headers()).map(|t| state.is_admin_token(t)).unwrap_or(false);
     if !ok {
         return AdminError::Unauthorized.into_response();
     }
-    next.run(request).await
+    let actor = actor_of(request.headers());
+    ACTOR.scope(actor, next.run(request)).await
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
@@ -156,7 +189,22 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/pools/{id}", get(pools::get_pool))
         .route("/pools/{id}/credits", post(pools::credit_pool))
         .route("/pools/{id}/ledger", get(pools::pool_ledger))
+        .route("/users", get(users::list_users).post(users::create_user))
+        .route("/users/{id}", get(users::get_user).patch(users::patch_user))
+        .route("/auth/verify", post(users::verify))
+        .route("/overview", get(overview::overview))
+        .route("/usage/series", get(overview::usage_series))
+        .route("/rollouts", post(rollouts::create).get(rollouts::list))
+        .route("/rollouts/{id}", get(rollouts::get))
+        .route("/rollouts/{id}/advance", post(rollouts::advance))
+        .route("/rollouts/{id}/pause", post(rollouts::pause))
+        .route("/rollouts/{id}/resume", post(rollouts::resume))
+        .route("/rollouts/{id}/rollback", post(rollouts::rollback))
+        .route("/rollouts/{id}/events", get(rollouts::events))
+        .route("/rollouts/{id}/samples", get(rollouts::samples))
+        .route("/upstreams", get(rollouts::upstreams))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)
+        .layer(axum::Extension(users::AuthState::new()))
         .layer(axum::middleware::from_fn_with_state(state, require_admin))
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{keys, pools, reports, tenants};
+use super::{keys, overview, pools, reports, rollouts, tenants, users};
 
 struct AdminToken;
 
@@ -28,10 +28,14 @@ impl Modify for AdminToken {
         keys::create_tenant_key, keys::list_tenant_keys, keys::create_platform_key, keys::list_keys, keys::revoke_key,
         reports::tenant_metrics, reports::usage, reports::audit_log,
         pools::create_pool, pools::list_pools, pools::get_pool, pools::credit_pool, pools::pool_ledger,
+        users::list_users, users::get_user, users::create_user, users::patch_user, users::verify,
+        overview::overview, overview::usage_series,
+        rollouts::create, rollouts::list, rollouts::get, rollouts::advance, rollouts::pause, rollouts::resume,
+        rollouts::rollback, rollouts::events, rollouts::samples, rollouts::upstreams,
     ),
     components(schemas(sheepdog_types::ErrorBody, sheepdog_types::ErrorDetail, sheepdog_types::Tenant, sheepdog_types::KeyInfo)),
     modifiers(&AdminToken),
-    tags((name = "tenants"), (name = "keys"), (name = "reports"), (name = "pools"))
+    tags((name = "tenants"), (name = "keys"), (name = "reports"), (name = "pools"), (name = "users"), (name = "rollouts"))
 )]
 pub struct ApiDoc;
 

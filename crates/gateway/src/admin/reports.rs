@@ -177,9 +177,25 @@ pub struct AuditList {
     pub data: Vec<AuditItem>,
 }
 
-#[utoipa::path(get, path = "/admin/v1/audit", tag = "reports",
-    params(("limit" = Option<i64>, Query, description = "Newest entries first, at most this many (default 100, max 1000)")),
-    responses((status = 200, body = AuditList)), security(("admin_token" = [])))]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Newest entries first, at most this many (default 100, max 1000).
+    pub limit: Option<i64>,
+    /// Who made the change (prefix match), e.g. `console:` or `admin-token`.
+    pub actor: Option<String>,
+    /// What was done (prefix match), e.g. `tenant.` or `key.revoke`.
+    pub action: Option<String>,
+    /// The changed object's id (prefix match).
+    pub target: Option<String>,
+    /// RFC 3339 start (inclusive).
+    pub from: Option<String>,
+    /// RFC 3339 end (exclusive).
+    pub to: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "reports", params(AuditParams),
+    responses((status = 200, body = AuditList), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
 pub async fn audit_log(State(state): State<AppState>, q: QueryMap) -> Result<Json<AuditList>, AdminError> {
     let q = query(q)?;
     let limit = match q.get("limit") {
@@ -190,7 +206,23 @@ pub async fn audit_log(State(state): State<AppState>, q: QueryMap) -> Result<Jso
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| AdminError::BadRequest("`limit` must be an integer from 1 to 1000.".into()))?,
     };
-    let rows = state.store().list_audit(limit).await?;
+    let time = |name: &str| -> Result<Option<i64>, AdminError> {
+        match q.get(name).map(|t| t.trim()).filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(t) => parse_rfc3339_ms(t)
+                .map(Some)
+                .ok_or_else(|| AdminError::BadRequest(format!("`{name}` {t:?} is not an RFC 3339 timestamp."))),
+        }
+    };
+    let filter = crate::store_console::AuditFilter {
+        actor: q.get("actor").cloned(),
+        action: q.get("action").cloned(),
+        target: q.get("target").cloned(),
+        from_ms: time("from")?,
+        to_ms: time("to")?,
+        limit,
+    };
+    let rows = state.store().list_audit_filtered(&filter).await?;
     let parse = |t: Option<String>| t.and_then(|t| serde_json::from_str(&t).ok());
     Ok(Json(AuditList {
         data: rows

@@ -149,7 +149,7 @@ impl Admission {
     pub async fn admit(
         &self,
         tenant: &TenantEntry,
-        route: &ModelRoute,
+        routes: &[std::sync::Arc<ModelRoute>],
         chat: &ChatRequest,
     ) -> Result<(Permit, RateInfo), Refused> {
         let estimate = tokens::estimate_prompt_tokens(&chat.body);
@@ -195,15 +195,20 @@ impl Admission {
             estimated_prompt_tokens: estimate,
             settled: false,
         };
-        let max_output = chat.max_tokens.or(route.model.max_output_tokens).unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
-        let worst = cost_nanos(
-            &route.model,
-            &Usage {
-                input_tokens: tokens::reserve_prompt_tokens(estimate),
-                output_tokens: max_output,
-                cached_tokens: 0,
-            },
-        );
+        // The worst case over every route that may answer (fallbacks included).
+        let worst = routes
+            .iter()
+            .map(|route| {
+                let max_output = chat.max_tokens.or(route.model.max_output_tokens).unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
+                let usage = Usage {
+                    input_tokens: tokens::reserve_prompt_tokens(estimate),
+                    output_tokens: max_output,
+                    cached_tokens: 0,
+                };
+                cost_nanos(&route.model, &usage)
+            })
+            .max()
+            .unwrap_or(0);
         // Budget: reserve the worst case (hard budgets refuse what could overspend).
         let period = month();
         let key = budget_key(&tenant.id);
@@ -253,7 +258,9 @@ impl Permit {
         route: &ModelRoute,
         max_tokens: Option<u64>,
     ) -> Result<(), Refused> {
-        let Some(upstream) = self.admission.upstream(&route.provider_name).cloned() else { return Ok(()) };
+        let Some(upstream) = self.admission.upstream(&route.provider.name).cloned() else { return Ok(()) };
+        // A new route (a fallback) frees the previous route's slot first.
+        self.slot = None;
         let reserved = if tenant.tier == sheepdog_types::Tier::Dedicated {
             let mut ids: Vec<&str> = vec![tenant.id.as_str()];
             ids.extend(tenant.aliases.iter().map(String::as_str));

@@ -223,7 +223,7 @@ impl Provider {
 
 /// `chatcmpl-…` id for answers we assemble ourselves.
 pub fn new_completion_id() -> String {
-    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+    format!("chatcmpl-{}", crate::ids::new_uuid().simple())
 }
 
 /// Seconds since the Unix epoch, for `created`.

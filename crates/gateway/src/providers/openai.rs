@@ -15,6 +15,8 @@ use crate::config::{ProviderSettings, Secret};
 pub struct OpenAi {
     name: String,
     url: String,
+    /// `url`, parsed once (parsing it per request costs measurable CPU).
+    parsed: Option<reqwest::Url>,
     api_key: Option<Secret>,
     timeouts: Timeouts,
     http: reqwest::Client,
@@ -25,6 +27,7 @@ impl OpenAi {
         OpenAi {
             name: settings.name.clone(),
             url: format!("{}/chat/completions", settings.base_url),
+            parsed: reqwest::Url::parse(&format!("{}/chat/completions", settings.base_url)).ok(),
             api_key: settings.api_key.clone(),
             timeouts: Timeouts::of(settings),
             http,
@@ -32,7 +35,11 @@ impl OpenAi {
     }
 
     fn request(&self, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let mut rb = self.http.post(&self.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+        let mut rb = match &self.parsed {
+            Some(u) => self.http.post(u.clone()),
+            None => self.http.post(&self.url),
+        };
+        rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         if let Some(key) = &self.api_key {
             rb = rb.bearer_auth(key.expose());
         }
@@ -56,20 +63,62 @@ impl OpenAi {
 }
 
 /// The upstream body: the client's fields with `model` replaced and, for
-/// streams, `stream_options.include_usage` forced on.
+/// streams, `stream_options.include_usage` forced on. Serialized straight
+/// from the client's map (no copy of the messages).
 pub fn upstream_body(client: &Map<String, Value>, upstream_model: &str, stream: bool) -> Vec<u8> {
-    let mut body = client.clone();
-    body.insert("model".into(), Value::String(upstream_model.to_string()));
-    if stream {
-        body.insert("stream".into(), Value::Bool(true));
-        let mut opts = match body.remove("stream_options") {
-            Some(Value::Object(o)) => o,
-            _ => Map::new(),
-        };
-        opts.insert("include_usage".into(), Value::Bool(true));
-        body.insert("stream_options".into(), Value::Object(opts));
+    serde_json::to_vec(&UpstreamBody { client, upstream_model, stream }).unwrap_or_default()
+}
+
+struct UpstreamBody<'a> {
+    client: &'a Map<String, Value>,
+    upstream_model: &'a str,
+    stream: bool,
+}
+
+/// `stream_options` with `include_usage: true` added to whatever the client sent.
+struct StreamOptions<'a>(Option<&'a Map<String, Value>>);
+
+impl serde::Serialize for StreamOptions<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.0.into_iter().flatten() {
+            if k != "include_usage" {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("include_usage", &true)?;
+        m.end()
     }
-    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+impl serde::Serialize for UpstreamBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.client {
+            match k.as_str() {
+                "model" => m.serialize_entry("model", self.upstream_model)?,
+                "stream" if self.stream => m.serialize_entry("stream", &true)?,
+                "stream_options" if self.stream => {
+                    m.serialize_entry("stream_options", &StreamOptions(v.as_object()))?
+                }
+                _ => m.serialize_entry(k, v)?,
+            }
+        }
+        if !self.client.contains_key("model") {
+            m.serialize_entry("model", self.upstream_model)?;
+        }
+        if self.stream {
+            if !self.client.contains_key("stream") {
+                m.serialize_entry("stream", &true)?;
+            }
+            if !self.client.contains_key("stream_options") {
+                m.serialize_entry("stream_options", &StreamOptions(None))?;
+            }
+        }
+        m.end()
+    }
 }
 
 #[derive(Deserialize)]

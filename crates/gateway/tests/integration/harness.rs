@@ -112,6 +112,14 @@ pub fn simulated_provider() -> ProviderConfig {
         reserved: Default::default(),
         queue_timeout_ms: 30_000,
         max_queue_per_tenant: 64,
+        max_retries: 2,
+        retry_base_ms: 10,
+        retry_max_ms: 100,
+        breaker_failure_threshold: 5,
+        breaker_error_rate_percent: 50,
+        breaker_min_samples: 10,
+        breaker_window_ms: 30_000,
+        breaker_open_ms: 10_000,
     }
 }
 

@@ -8,6 +8,8 @@ mod admission;
 mod bad_input;
 mod harness;
 mod pools;
+mod resilience;
+mod rollouts;
 mod storage;
 mod tenancy;
 mod upstreams;

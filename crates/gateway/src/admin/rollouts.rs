@@ -1,0 +1,708 @@
+//! Rollouts and upstream health under `/admin/v1` (SPEC §6): create, list,
+//! report (both sides side by side, shadow diffs), advance, pause, resume,
+//! roll back, history; breaker states of every upstream. Also the glue that
+//! persists and announces transitions the gateway makes by itself (the
+//! guard's automatic rollbacks, the step plan's progress).
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sheepdog_types::format_usd;
+use utoipa::ToSchema;
+
+use super::{audit, audit_as, parse_json, AdminError};
+use crate::gateway::AppState;
+use crate::rollout::guard::{GuardConfig, Side, SideStats};
+use crate::rollout::plan::{Phase, StepPlan, FULL};
+use crate::rollout::store::{EventRow, RolloutRow, SampleRow};
+use crate::rollout::{Action, Live, RolloutError, Snapshot, Totals};
+use crate::shutdown::Shutdown;
+
+// ---- request bodies ---------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteInput {
+    pub provider: String,
+    pub upstream_model: String,
+    /// Prices on this route (USD per 1M tokens); default: those of a configured
+    /// model on the same provider and upstream model, else the model's own.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub input_per_mtok: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub output_per_mtok: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PlanInput {
+    /// First canary share, percent (default 5).
+    pub initial_percent: Option<f64>,
+    /// Added every interval, percent (default 20).
+    pub step_percent: Option<f64>,
+    /// Seconds between steps (default 86400).
+    pub step_interval_secs: Option<u64>,
+    /// Only operators advance the share (default false).
+    pub manual: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GuardInput {
+    /// `to` error rate that rolls back, percent (default 1).
+    pub max_error_rate_percent: Option<f64>,
+    /// `to` p99 over `from` p99 that rolls back (default 2).
+    pub max_p99_ratio: Option<f64>,
+    /// Sliding window, seconds (default 300).
+    pub window_secs: Option<u64>,
+    /// Samples each side needs before the guard decides (default 20).
+    pub min_samples: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRollout {
+    pub model: String,
+    /// One tenant (id or alias); absent: every tenant.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Default: the model's configured route.
+    #[serde(default)]
+    pub from: Option<RouteInput>,
+    pub to: RouteInput,
+    /// `shadow` (default) or `canary`.
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub plan: Option<PlanInput>,
+    #[serde(default)]
+    pub guard: Option<GuardInput>,
+    /// Shadow calls in flight at most (default 8).
+    #[serde(default)]
+    pub shadow_max_concurrency: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AdvanceInput {
+    /// Set the canary share to this percent instead of the next step.
+    pub percent: Option<f64>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonInput {
+    pub reason: Option<String>,
+}
+
+// ---- responses ----------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteView {
+    pub provider: String,
+    pub upstream_model: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SideView {
+    /// Requests in the guard window.
+    pub window_requests: u32,
+    pub window_errors: u32,
+    pub error_rate_percent: f64,
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    /// Requests per minute over the guard window.
+    pub throughput_rpm: f64,
+    pub total_requests: u64,
+    pub total_errors: u64,
+    /// Average cost of 1,000 requests so far, USD.
+    pub cost_per_1k_requests_usd: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShadowView {
+    pub pairs: u64,
+    pub differing: u64,
+    pub diff_rate_percent: f64,
+    pub tool_mismatches: u64,
+    pub to_errors: u64,
+    /// What the shadow calls cost (not billed to tenants).
+    pub shadow_spend_usd: String,
+    /// Requests not mirrored because every shadow slot was busy.
+    pub skipped: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RolloutView {
+    pub id: String,
+    pub model: String,
+    pub tenant_id: Option<String>,
+    pub from: RouteView,
+    pub to: RouteView,
+    /// `shadow`, `canary`, `complete` or `rolled_back`.
+    pub phase: String,
+    /// Share of requests on `to` now, percent.
+    pub percent: f64,
+    pub paused: bool,
+    pub plan: PlanView,
+    pub guard: GuardView,
+    pub window_secs: u64,
+    pub from_stats: SideView,
+    pub to_stats: SideView,
+    pub shadow: ShadowView,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanView {
+    pub initial_percent: f64,
+    pub step_percent: f64,
+    pub step_interval_secs: u64,
+    pub manual: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GuardView {
+    pub max_error_rate_percent: f64,
+    pub max_p99_ratio: f64,
+    pub window_secs: u64,
+    pub min_samples: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub at: String,
+    pub from_phase: Option<String>,
+    pub to_phase: String,
+    pub percent: f64,
+    pub actor: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SampleView {
+    pub at: String,
+    pub request_id: Option<String>,
+    pub from_latency_ms: Option<i64>,
+    pub to_latency_ms: Option<i64>,
+    pub from_ttft_ms: Option<i64>,
+    pub to_ttft_ms: Option<i64>,
+    pub from_error: Option<String>,
+    pub to_error: Option<String>,
+    pub from_tokens: [Option<i64>; 2],
+    pub to_tokens: [Option<i64>; 2],
+    pub exact_match: bool,
+    pub similarity_percent: i64,
+    pub same_tools: Option<bool>,
+    pub from_text: Option<String>,
+    pub to_text: Option<String>,
+    pub to_cost_usd: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RolloutReport {
+    #[serde(flatten)]
+    pub rollout: RolloutView,
+    pub events: Vec<EventView>,
+    /// The latest differing shadow pairs.
+    pub differing_samples: Vec<SampleView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RolloutList {
+    pub data: Vec<RolloutView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub data: Vec<EventView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SampleList {
+    pub data: Vec<SampleView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakerView {
+    /// `closed`, `open` or `half_open`.
+    pub state: String,
+    pub consecutive_failures: u32,
+    pub window_calls: u32,
+    pub window_failures: u32,
+    pub opened_total: u64,
+    pub open_for_ms: Option<u64>,
+    pub last_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpstreamView {
+    pub provider: String,
+    pub kind: String,
+    pub breaker: BreakerView,
+    pub slots_in_use_shared: u32,
+    pub slots_in_use_reserved: u32,
+    pub queued: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpstreamList {
+    pub data: Vec<UpstreamView>,
+}
+
+// ---- conversions ----------------------------------------------------------------
+
+fn percent_to_bp(name: &str, v: f64) -> Result<u32, AdminError> {
+    if !v.is_finite() || !(0.0..=100.0).contains(&v) || (v * 100.0).fract().abs() > 1e-6 {
+        return Err(AdminError::BadRequest(format!(
+            "`{name}` must be a percent from 0 to 100 with at most two decimals."
+        )));
+    }
+    Ok((v * 100.0).round() as u32)
+}
+
+fn bp_to_percent(bp: u32) -> f64 {
+    f64::from(bp) / 100.0
+}
+
+fn side_view(w: &SideStats, t: &Totals, window_secs: u64) -> SideView {
+    SideView {
+        window_requests: w.count,
+        window_errors: w.errors,
+        error_rate_percent: f64::from(w.error_rate_bp()) / 100.0,
+        p50_ms: w.p50_ms,
+        p99_ms: w.p99_ms,
+        throughput_rpm: (f64::from(w.count) * 60.0 / window_secs.max(1) as f64 * 100.0).round() / 100.0,
+        total_requests: t.requests,
+        total_errors: t.errors,
+        cost_per_1k_requests_usd: format_usd(if t.requests == 0 { 0 } else { t.cost_nanos * 1000 / t.requests as i64 }),
+    }
+}
+
+fn view(s: &Snapshot) -> RolloutView {
+    let r = &s.row;
+    let pairs = s.shadow.pairs;
+    RolloutView {
+        id: r.id.clone(),
+        model: r.model.clone(),
+        tenant_id: r.tenant_id.clone(),
+        from: RouteView { provider: r.from_provider.clone(), upstream_model: r.from_upstream_model.clone() },
+        to: RouteView { provider: r.to_provider.clone(), upstream_model: r.to_upstream_model.clone() },
+        phase: r.phase.clone(),
+        percent: bp_to_percent(s.current_bp),
+        paused: r.paused_at_ms.is_some(),
+        plan: PlanView {
+            initial_percent: bp_to_percent(s.plan.initial_bp),
+            step_percent: bp_to_percent(s.plan.step_bp),
+            step_interval_secs: s.plan.interval_secs,
+            manual: s.plan.manual,
+        },
+        guard: GuardView {
+            max_error_rate_percent: f64::from(s.guard.max_error_rate_bp) / 100.0,
+            max_p99_ratio: f64::from(s.guard.max_p99_ratio_pct) / 100.0,
+            window_secs: s.guard.window_secs,
+            min_samples: s.guard.min_samples,
+        },
+        window_secs: s.guard.window_secs,
+        from_stats: side_view(&s.from_window, &s.from_totals, s.guard.window_secs),
+        to_stats: side_view(&s.to_window, &s.to_totals, s.guard.window_secs),
+        shadow: ShadowView {
+            pairs,
+            differing: s.shadow.differing,
+            diff_rate_percent: if pairs == 0 {
+                0.0
+            } else {
+                (s.shadow.differing as f64 * 10_000.0 / pairs as f64).round() / 100.0
+            },
+            tool_mismatches: s.shadow.tool_mismatches,
+            to_errors: s.shadow.to_errors,
+            shadow_spend_usd: format_usd(s.shadow.shadow_cost_nanos),
+            skipped: s.shadow.skipped,
+        },
+        created_at: r.created_at.clone(),
+        updated_at: r.updated_at.clone(),
+    }
+}
+
+fn event_view(e: &EventRow) -> EventView {
+    EventView {
+        at: e.at.clone(),
+        from_phase: e.from_phase.clone(),
+        to_phase: e.to_phase.clone(),
+        percent: bp_to_percent(e.percent_bp.clamp(0, i64::from(FULL)) as u32),
+        actor: e.actor.clone(),
+        reason: e.reason.clone(),
+    }
+}
+
+fn sample_view(s: &SampleRow) -> SampleView {
+    SampleView {
+        at: crate::time::ms_to_rfc3339(s.at_ms),
+        request_id: s.request_id.clone(),
+        from_latency_ms: s.from_latency_ms,
+        to_latency_ms: s.to_latency_ms,
+        from_ttft_ms: s.from_ttft_ms,
+        to_ttft_ms: s.to_ttft_ms,
+        from_error: s.from_error.clone(),
+        to_error: s.to_error.clone(),
+        from_tokens: [s.from_input_tokens, s.from_output_tokens],
+        to_tokens: [s.to_input_tokens, s.to_output_tokens],
+        exact_match: s.exact_match,
+        similarity_percent: s.similarity_pct,
+        same_tools: s.same_tools,
+        from_text: s.from_text.clone(),
+        to_text: s.to_text.clone(),
+        to_cost_usd: format_usd(s.to_cost_nanos),
+    }
+}
+
+fn price(name: &str, v: &Option<Value>) -> Result<Option<i64>, AdminError> {
+    let text = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(AdminError::BadRequest(format!("`{name}` must be a number or a decimal string."))),
+    };
+    crate::config::PriceValue::Text(text)
+        .nanos_per_token()
+        .map(Some)
+        .map_err(|e| AdminError::BadRequest(format!("`{name}`: {e}.")))
+}
+
+fn live_or_404(state: &AppState, id: &str) -> Result<std::sync::Arc<Live>, AdminError> {
+    state.rollouts().get(id).ok_or_else(|| AdminError::NotFound(format!("No rollout with id {id:?}.")))
+}
+
+// ---- the gateway's own transitions ----------------------------------------------
+
+/// Feeds one side's outcome to the rollout's guard; an automatic rollback is
+/// stored, logged, counted and audited (off the request path).
+pub fn observe(state: &AppState, live: &Live, side: Side, latency_ms: u64, error: bool, cost_nanos: i64) {
+    let now = crate::time::now_ms();
+    let Some((row, ev, trip)) = state.rollouts().observe(live, side, latency_ms, error, cost_nanos, now) else {
+        return;
+    };
+    tracing::error!(rollout = %row.id, model = %row.model, reason = %trip.reason, "ALERT: rollout rolled back automatically");
+    state.metrics().rollback(&row.id, "guard");
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = state.store().update_rollout(&row, Some(&ev)).await {
+            tracing::error!(error = %e, rollout = %row.id, "could not store an automatic rollback");
+        }
+        let after = serde_json::json!({"phase": row.phase, "reason": ev.reason});
+        audit_as(&state, "guard", "rollout.rollback", &row.id, None::<&Value>, Some(&after)).await;
+    });
+}
+
+/// Advances step plans about once a second and stores the transitions.
+pub fn spawn_schedule(state: AppState, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait() => return,
+            }
+            for (row, ev) in state.rollouts().tick(crate::time::now_ms()) {
+                tracing::info!(rollout = %row.id, reason = %ev.reason, "rollout step");
+                if let Err(e) = state.store().update_rollout(&row, Some(&ev)).await {
+                    tracing::error!(error = %e, rollout = %row.id, "could not store a rollout step");
+                }
+            }
+        }
+    })
+}
+
+// ---- handlers -----------------------------------------------------------------------
+
+#[utoipa::path(post, path = "/admin/v1/rollouts", tag = "rollouts", request_body = CreateRollout,
+    responses((status = 201, body = RolloutView), (status = 400, body = sheepdog_types::ErrorBody), (status = 409, body = sheepdog_types::ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, AdminError> {
+    let req: CreateRollout = parse_json(&body)?;
+    let model = state
+        .models()
+        .get(&req.model)
+        .ok_or_else(|| AdminError::BadRequest(format!("`model` {:?} is not a configured model.", req.model)))?
+        .clone();
+    let tenant_id = match &req.tenant_id {
+        Some(t) => Some(
+            super::tenants::find_tenant(&state, t)
+                .await
+                .map_err(|_| AdminError::BadRequest(format!("`tenant_id`: no tenant with id or alias {t:?}.")))?
+                .id,
+        ),
+        None => None,
+    };
+    let (from_provider, from_upstream) = match &req.from {
+        Some(f) => (f.provider.clone(), f.upstream_model.clone()),
+        None => (model.provider.name.clone(), model.target.upstream_model.clone()),
+    };
+    for (field, provider) in [("from.provider", &from_provider), ("to.provider", &req.to.provider)] {
+        if state.models().provider(provider).is_none() {
+            return Err(AdminError::BadRequest(format!("`{field}` {provider:?} is not a configured provider.")));
+        }
+    }
+    if req.to.upstream_model.trim().is_empty() || from_upstream.trim().is_empty() {
+        return Err(AdminError::BadRequest("`upstream_model` must not be empty.".into()));
+    }
+    if from_provider == req.to.provider && from_upstream == req.to.upstream_model {
+        return Err(AdminError::BadRequest("`from` and `to` are the same route.".into()));
+    }
+    let prices =
+        (price("to.input_per_mtok", &req.to.input_per_mtok)?, price("to.output_per_mtok", &req.to.output_per_mtok)?);
+    if prices.0.is_some() != prices.1.is_some() {
+        return Err(AdminError::BadRequest(
+            "give both `to.input_per_mtok` and `to.output_per_mtok`, or neither.".into(),
+        ));
+    }
+    let p = req.plan.unwrap_or_default();
+    let plan = StepPlan {
+        initial_bp: percent_to_bp("plan.initial_percent", p.initial_percent.unwrap_or(5.0))?,
+        step_bp: percent_to_bp("plan.step_percent", p.step_percent.unwrap_or(20.0))?,
+        interval_secs: p.step_interval_secs.unwrap_or(86_400),
+        manual: p.manual.unwrap_or(false),
+    };
+    if !plan.manual && (plan.interval_secs == 0 || plan.step_bp == 0) {
+        return Err(AdminError::BadRequest(
+            "an automatic plan needs `step_percent` > 0 and `step_interval_secs` > 0.".into(),
+        ));
+    }
+    let g = req.guard.unwrap_or_default();
+    let ratio = g.max_p99_ratio.unwrap_or(2.0);
+    if !ratio.is_finite() || !(1.0..=100.0).contains(&ratio) {
+        return Err(AdminError::BadRequest("`guard.max_p99_ratio` must be from 1 to 100.".into()));
+    }
+    let guard = GuardConfig {
+        max_error_rate_bp: percent_to_bp("guard.max_error_rate_percent", g.max_error_rate_percent.unwrap_or(1.0))?,
+        max_p99_ratio_pct: (ratio * 100.0).round() as u32,
+        window_secs: g.window_secs.unwrap_or(300).max(1),
+        min_samples: g.min_samples.unwrap_or(20).max(1),
+    };
+    let phase = match req.phase.as_deref() {
+        None | Some("shadow") => Phase::Shadow,
+        Some("canary") => Phase::Canary,
+        Some(other) => return Err(AdminError::BadRequest(format!("`phase` {other:?} must be shadow or canary."))),
+    };
+    let concurrency = req.shadow_max_concurrency.unwrap_or(8);
+    if !(1..=1024).contains(&concurrency) {
+        return Err(AdminError::BadRequest("`shadow_max_concurrency` must be from 1 to 1024.".into()));
+    }
+    let now = crate::time::now_ms();
+    let row = RolloutRow {
+        id: format!("ro_{}", uuid::Uuid::new_v4().simple()),
+        model: req.model.clone(),
+        tenant_id,
+        from_provider,
+        from_upstream_model: from_upstream,
+        to_provider: req.to.provider.clone(),
+        to_upstream_model: req.to.upstream_model.clone(),
+        to_input_nanos: prices.0,
+        to_output_nanos: prices.1,
+        phase: phase.as_str().into(),
+        percent_bp: if phase == Phase::Canary { i64::from(plan.initial_bp) } else { 0 },
+        since_ms: now,
+        paused_at_ms: None,
+        plan_json: serde_json::to_string(&plan).unwrap_or_default(),
+        guard_json: serde_json::to_string(&guard).unwrap_or_default(),
+        shadow_concurrency: i64::from(concurrency),
+        created_at: crate::time::ms_to_rfc3339(now),
+        updated_at: crate::time::ms_to_rfc3339(now),
+    };
+    let live = state.rollouts().create(state.store(), state.models(), row, "admin").await.map_err(|e| match e {
+        RolloutError::Invalid(m) => AdminError::Conflict(m),
+        RolloutError::Store(s) => s.into(),
+    })?;
+    let v = view(&live.snapshot(now));
+    audit(&state, "rollout.create", &live.id, None::<&Value>, Some(&v)).await;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+#[utoipa::path(get, path = "/admin/v1/rollouts", tag = "rollouts",
+    responses((status = 200, body = RolloutList)), security(("admin_token" = [])))]
+pub async fn list(State(state): State<AppState>) -> Json<RolloutList> {
+    let now = crate::time::now_ms();
+    Json(RolloutList { data: state.rollouts().all().iter().rev().map(|l| view(&l.snapshot(now))).collect() })
+}
+
+#[utoipa::path(get, path = "/admin/v1/rollouts/{id}", tag = "rollouts",
+    description = "The rollout with both sides side by side, its history, and the latest differing shadow pairs.",
+    params(("id" = String, Path, description = "Rollout id")),
+    responses((status = 200, body = RolloutReport), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RolloutReport>, AdminError> {
+    let live = live_or_404(&state, &id)?;
+    let events = state.store().rollout_events(&id).await?;
+    let samples = state.store().rollout_samples(&id, true, 10).await?;
+    Ok(Json(RolloutReport {
+        rollout: view(&live.snapshot(crate::time::now_ms())),
+        events: events.iter().map(event_view).collect(),
+        differing_samples: samples.iter().map(sample_view).collect(),
+    }))
+}
+
+async fn act(
+    state: &AppState,
+    id: &str,
+    action: Action,
+    reason: Option<String>,
+    name: &str,
+) -> Result<Json<RolloutView>, AdminError> {
+    let live = live_or_404(state, id)?;
+    let now = crate::time::now_ms();
+    let before = view(&live.snapshot(now));
+    let (row, ev) = state.rollouts().act(&live, &action, "admin", reason, now).map_err(AdminError::BadRequest)?;
+    if matches!(action, Action::Rollback) {
+        tracing::warn!(rollout = %row.id, reason = %ev.reason, "rollout rolled back by an operator");
+        state.metrics().rollback(&row.id, "operator");
+    }
+    state.store().update_rollout(&row, Some(&ev)).await?;
+    let after = view(&live.snapshot(now));
+    audit(state, name, id, Some(&before), Some(&after)).await;
+    Ok(Json(after))
+}
+
+#[utoipa::path(post, path = "/admin/v1/rollouts/{id}/advance", tag = "rollouts", request_body = AdvanceInput,
+    description = "shadow → canary at the plan's first share; canary → the next step (or `percent`); 100 % → complete.",
+    params(("id" = String, Path, description = "Rollout id")),
+    responses((status = 200, body = RolloutView), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn advance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<RolloutView>, AdminError> {
+    let req: AdvanceInput =
+        if body.iter().all(u8::is_ascii_whitespace) { AdvanceInput::default() } else { parse_json(&body)? };
+    let percent_bp = req.percent.map(|p| percent_to_bp("percent", p)).transpose()?;
+    act(&state, &id, Action::Advance { percent_bp }, req.reason, "rollout.advance").await
+}
+
+#[utoipa::path(post, path = "/admin/v1/rollouts/{id}/pause", tag = "rollouts", request_body = ReasonInput,
+    params(("id" = String, Path, description = "Rollout id")),
+    responses((status = 200, body = RolloutView), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+pub async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<RolloutView>, AdminError> {
+    let req: ReasonInput =
+        if body.iter().all(u8::is_ascii_whitespace) { ReasonInput::default() } else { parse_json(&body)? };
+    act(&state, &id, Action::Pause, req.reason, "rollout.pause").await
+}
+
+#[utoipa::path(post, path = "/admin/v1/rollouts/{id}/resume", tag = "rollouts", request_body = ReasonInput,
+    params(("id" = String, Path, description = "Rollout id")),
+    responses((status = 200, body = RolloutView), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<RolloutView>, AdminError> {
+    let req: ReasonInput =
+        if body.iter().all(u8::is_ascii_whitespace) { ReasonInput::default() } else { parse_json(&body)? };
+    act(&state, &id, Action::Resume, req.reason, "rollout.resume").await
+}
+
+#[utoipa::path(post, path = "/admin/v1/rollouts/{id}/rollback", tag = "rollouts", request_body = ReasonInput,
+    description = "Instant: the next request is served by `from`.",
+    params(("id" = String, Path, description = "Rollout id")),
+    responses((status = 200, body = RolloutView), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<RolloutView>, AdminError> {
+    let req: ReasonInput =
+        if body.iter().all(u8::is_ascii_whitespace) { ReasonInput::default() } else { parse_json(&body)? };
+    act(&state, &id, Action::Rollback, req.reason, "rollout.rollback").await
+}
+
+#[utoipa::path(get, path = "/admin/v1/rollouts/{id}/events", tag = "rollouts",
+    params(("id" = String, Path, description = "Rollout id")),
+    responses((status = 200, body = EventList), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+pub async fn events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<EventList>, AdminError> {
+    live_or_404(&state, &id)?;
+    let events = state.store().rollout_events(&id).await?;
+    Ok(Json(EventList { data: events.iter().map(event_view).collect() }))
+}
+
+#[utoipa::path(get, path = "/admin/v1/rollouts/{id}/samples", tag = "rollouts",
+    params(("id" = String, Path, description = "Rollout id"),
+        ("differing" = Option<bool>, Query, description = "Only pairs whose outputs differ"),
+        ("limit" = Option<i64>, Query, description = "At most this many, newest first (default 50, max 500)")),
+    responses((status = 200, body = SampleList), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+pub async fn samples(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<std::collections::HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<SampleList>, AdminError> {
+    let Query(q) = q.map_err(|e| AdminError::BadRequest(format!("Invalid query string: {e}.")))?;
+    live_or_404(&state, &id)?;
+    let differing = match q.get("differing").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(AdminError::BadRequest(format!("`differing` {other:?} must be true or false."))),
+    };
+    let limit = match q.get("limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| AdminError::BadRequest("`limit` must be from 1 to 500.".into()))?,
+    };
+    let rows = state.store().rollout_samples(&id, differing, limit).await?;
+    Ok(Json(SampleList { data: rows.iter().map(sample_view).collect() }))
+}
+
+#[utoipa::path(get, path = "/admin/v1/upstreams", tag = "rollouts",
+    description = "Every configured upstream: circuit breaker state and capacity in use.",
+    responses((status = 200, body = UpstreamList)), security(("admin_token" = [])))]
+pub async fn upstreams(State(state): State<AppState>) -> Json<UpstreamList> {
+    let now = tokio::time::Instant::now();
+    let mut data: Vec<UpstreamView> = state
+        .models()
+        .providers()
+        .map(|p| {
+            let b = p.breaker.report(now);
+            let (shared, reserved, queued) = match state.admission().upstream(&p.name) {
+                Some(u) => {
+                    let (s, r) = u.in_use();
+                    (s, r, u.queued())
+                }
+                None => (0, 0, 0),
+            };
+            UpstreamView {
+                provider: p.name.clone(),
+                kind: p.client.kind().as_str().into(),
+                breaker: BreakerView {
+                    state: b.state.as_str().into(),
+                    consecutive_failures: b.consecutive_failures,
+                    window_calls: b.window_calls,
+                    window_failures: b.window_failures,
+                    opened_total: b.opened_total,
+                    open_for_ms: b.open_for_ms,
+                    last_reason: b.last_reason,
+                },
+                slots_in_use_shared: shared,
+                slots_in_use_reserved: reserved,
+                queued,
+            }
+        })
+        .collect();
+    data.sort_by(|a, b| a.provider.cmp(&b.provider));
+    Json(UpstreamList { data })
+}

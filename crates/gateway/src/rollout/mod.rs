@@ -1,0 +1,512 @@
+//! Staged provider migration (SPEC §6): a rollout moves a model's traffic,
+//! for one tenant or all, from a `from` route to a `to` route — `shadow`
+//! (served by `from`, mirrored to `to` and compared), then `canary` at a
+//! share that follows a step plan, then `complete`. A guard rolls back by
+//! itself when `to` misbehaves; an operator can roll back at any time.
+//! Every transition is stored with its reason.
+//!
+//! The registry lives in memory (decisions never wait on the database);
+//! transitions are written through and take effect on the next request.
+
+pub mod compare;
+pub mod guard;
+pub mod plan;
+pub mod shadow;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::Semaphore;
+
+use crate::routing::{ModelRoute, Models};
+use crate::store::{Store, StoreError};
+use guard::{GuardConfig, Sample, Side, SideStats, Trip, Window};
+use plan::{canary_bp, Phase, StepPlan, FULL};
+use store::{EventRow, RolloutRow};
+
+/// Running totals of one side since the rollout started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub requests: u64,
+    pub errors: u64,
+    pub cost_nanos: i64,
+}
+
+/// Shadow comparison totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShadowTotals {
+    pub pairs: u64,
+    pub differing: u64,
+    pub tool_mismatches: u64,
+    pub to_errors: u64,
+    pub shadow_cost_nanos: i64,
+    pub skipped: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    row: RolloutRow,
+    plan: StepPlan,
+    guard: GuardConfig,
+    window: Window,
+    from_totals: Totals,
+    to_totals: Totals,
+    shadow: ShadowTotals,
+    /// The canary share last recorded as an event (for step events).
+    reported_bp: u32,
+}
+
+/// One rollout in memory.
+#[derive(Debug)]
+pub struct Live {
+    pub id: String,
+    pub model: String,
+    pub tenant_id: Option<String>,
+    pub from: Arc<ModelRoute>,
+    pub to: Arc<ModelRoute>,
+    state: Mutex<State>,
+    pub shadow_slots: Arc<Semaphore>,
+}
+
+/// A routing decision for one request.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub rollout: Arc<Live>,
+    pub side: Side,
+    pub route: Arc<ModelRoute>,
+    /// Mirror this request to `to` (shadow phase).
+    pub shadow: bool,
+}
+
+/// A snapshot for the admin API.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub row: RolloutRow,
+    pub plan: StepPlan,
+    pub guard: GuardConfig,
+    pub current_bp: u32,
+    pub from_window: SideStats,
+    pub to_window: SideStats,
+    pub from_totals: Totals,
+    pub to_totals: Totals,
+    pub shadow: ShadowTotals,
+}
+
+impl Live {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        Phase::parse(&self.lock().row.phase).unwrap_or(Phase::RolledBack)
+    }
+
+    /// The canary share now (0 outside canary, 100 % once complete).
+    fn share(s: &State, now_ms: i64) -> u32 {
+        match Phase::parse(&s.row.phase) {
+            Some(Phase::Canary) => {
+                let at = s.row.paused_at_ms.unwrap_or(now_ms);
+                canary_bp(&s.plan, s.row.percent_bp.clamp(0, i64::from(FULL)) as u32, s.row.since_ms, at)
+            }
+            Some(Phase::Complete) => FULL,
+            _ => 0,
+        }
+    }
+
+    pub fn snapshot(&self, now_ms: i64) -> Snapshot {
+        let mut s = self.lock();
+        let current_bp = Self::share(&s, now_ms);
+        let guard = s.guard;
+        let from_window = s.window.stats(Side::From, now_ms, &guard);
+        let to_window = s.window.stats(Side::To, now_ms, &guard);
+        Snapshot {
+            row: s.row.clone(),
+            plan: s.plan,
+            guard,
+            current_bp,
+            from_window,
+            to_window,
+            from_totals: s.from_totals,
+            to_totals: s.to_totals,
+            shadow: s.shadow,
+        }
+    }
+}
+
+/// Every rollout, newest last.
+#[derive(Debug, Default)]
+pub struct Rollouts {
+    live: RwLock<Vec<Arc<Live>>>,
+}
+
+fn event(rollout: &str, from: Option<&str>, to: Phase, bp: u32, actor: &str, reason: String, now_ms: i64) -> EventRow {
+    EventRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        rollout_id: rollout.to_string(),
+        at: crate::time::ms_to_rfc3339(now_ms),
+        at_ms: now_ms,
+        from_phase: from.map(str::to_string),
+        to_phase: to.as_str().to_string(),
+        percent_bp: i64::from(bp),
+        actor: actor.to_string(),
+        reason,
+    }
+}
+
+/// An operator's action on a rollout.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// shadow → canary at the plan's first share (or `percent`); canary → the
+    /// next step (or `percent`); 100 % → complete.
+    Advance {
+        percent_bp: Option<u32>,
+    },
+    Pause,
+    Resume,
+    Rollback,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Rollouts {
+    /// Loads every rollout whose routes still exist in the configuration.
+    pub async fn load(store: &Store, models: &Models) -> Result<Rollouts, StoreError> {
+        let r = Rollouts::default();
+        for row in store.list_rollouts().await? {
+            match r.build_live(row, models) {
+                Ok(live) => r.insert(live),
+                Err(e) => tracing::warn!(error = %e, "rollout skipped: its routes are no longer configured"),
+            }
+        }
+        Ok(r)
+    }
+
+    fn insert(&self, live: Arc<Live>) {
+        let mut v = match self.live.write() {
+            Ok(v) => v,
+            Err(p) => p.into_inner(),
+        };
+        v.push(live);
+    }
+
+    pub fn all(&self) -> Vec<Arc<Live>> {
+        match self.live.read() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Live>> {
+        self.all().into_iter().find(|l| l.id == id)
+    }
+
+    /// Builds the in-memory rollout for a stored row.
+    pub fn build_live(&self, row: RolloutRow, models: &Models) -> Result<Arc<Live>, String> {
+        let model = models.get(&row.model).ok_or_else(|| format!("model {:?} is not configured", row.model))?;
+        let from = models
+            .route_on(&model.model, &row.from_provider, &row.from_upstream_model, None)
+            .ok_or_else(|| format!("provider {:?} is not configured", row.from_provider))?;
+        let prices = row.to_input_nanos.zip(row.to_output_nanos);
+        let to = models
+            .route_on(&model.model, &row.to_provider, &row.to_upstream_model, prices)
+            .ok_or_else(|| format!("provider {:?} is not configured", row.to_provider))?;
+        let plan: StepPlan = serde_json::from_str(&row.plan_json).unwrap_or_default();
+        let guard: GuardConfig = serde_json::from_str(&row.guard_json).unwrap_or_default();
+        let now = crate::time::now_ms();
+        let mut state = State {
+            plan,
+            guard,
+            window: Window::default(),
+            from_totals: Totals::default(),
+            to_totals: Totals::default(),
+            shadow: ShadowTotals::default(),
+            reported_bp: 0,
+            row,
+        };
+        state.reported_bp = Live::share(&state, now);
+        let slots = state.row.shadow_concurrency.clamp(1, 1024) as usize;
+        Ok(Arc::new(Live {
+            id: state.row.id.clone(),
+            model: state.row.model.clone(),
+            tenant_id: state.row.tenant_id.clone(),
+            from,
+            to,
+            state: Mutex::new(state),
+            shadow_slots: Arc::new(Semaphore::new(slots)),
+        }))
+    }
+
+    /// Stores and activates a new rollout (refused while another one for the
+    /// same model and tenant scope is in shadow or canary).
+    pub async fn create(
+        &self,
+        store: &Store,
+        models: &Models,
+        row: RolloutRow,
+        actor: &str,
+    ) -> Result<Arc<Live>, RolloutError> {
+        let clash = self
+            .all()
+            .into_iter()
+            .any(|l| l.model == row.model && l.tenant_id == row.tenant_id && l.phase().is_active());
+        if clash {
+            return Err(RolloutError::Invalid(format!(
+                "model {:?} already has a rollout in shadow or canary for this tenant scope; complete or roll it back first",
+                row.model
+            )));
+        }
+        let live = self.build_live(row.clone(), models).map_err(RolloutError::Invalid)?;
+        let phase = Phase::parse(&row.phase).unwrap_or(Phase::Shadow);
+        let bp = row.percent_bp.clamp(0, i64::from(FULL)) as u32;
+        let ev = event(&row.id, None, phase, bp, actor, "created".into(), crate::time::now_ms());
+        store.insert_rollout(&row, &ev).await?;
+        self.insert(live.clone());
+        Ok(live)
+    }
+
+    /// The decision for a request of `model` by `tenant`: a tenant's own
+    /// rollout wins over one for all tenants; the newest wins among equals.
+    pub fn decide(&self, tenant_id: &str, model: &str, sticky_key: &str, now_ms: i64) -> Option<Decision> {
+        let all = self.all();
+        let pick = |scope_tenant: bool| {
+            all.iter()
+                .rev()
+                .filter(|l| l.model == model)
+                .filter(
+                    |l| if scope_tenant { l.tenant_id.as_deref() == Some(tenant_id) } else { l.tenant_id.is_none() },
+                )
+                .find(|l| l.phase() != Phase::RolledBack)
+                .cloned()
+        };
+        let live = pick(true).or_else(|| pick(false))?;
+        let s = live.lock();
+        let phase = Phase::parse(&s.row.phase)?;
+        let (side, shadow) = match phase {
+            Phase::Shadow => (Side::From, true),
+            Phase::Canary => {
+                let share = Live::share(&s, now_ms);
+                if plan::bucket(&live.id, sticky_key) < share {
+                    (Side::To, false)
+                } else {
+                    (Side::From, false)
+                }
+            }
+            Phase::Complete => (Side::To, false),
+            Phase::RolledBack => return None,
+        };
+        drop(s);
+        let route = match side {
+            Side::From => live.from.clone(),
+            Side::To => live.to.clone(),
+        };
+        Some(Decision { rollout: live, side, route, shadow })
+    }
+
+    /// Records one served request of a side; may trip the guard. Returns the
+    /// trip so the caller can alert and persist the rollback.
+    pub fn observe(
+        &self,
+        live: &Live,
+        side: Side,
+        latency_ms: u64,
+        error: bool,
+        cost_nanos: i64,
+        now_ms: i64,
+    ) -> Option<(RolloutRow, EventRow, Trip)> {
+        let mut s = live.lock();
+        let totals = match side {
+            Side::From => &mut s.from_totals,
+            Side::To => &mut s.to_totals,
+        };
+        totals.requests += 1;
+        totals.errors += u64::from(error);
+        totals.cost_nanos += cost_nanos;
+        let phase = Phase::parse(&s.row.phase)?;
+        if !phase.is_active() {
+            return None;
+        }
+        let guard = s.guard;
+        s.window.push(Sample { at_ms: now_ms, side, latency_ms, error }, &guard);
+        let trip = s.window.evaluate(now_ms, &guard)?;
+        Some(Self::roll_back(&mut s, "guard", format!("automatic rollback: {}", trip.reason), now_ms))
+            .map(|(r, e)| (r, e, trip))
+    }
+
+    /// Records a shadow pair's comparison.
+    pub fn observe_shadow(&self, live: &Live, to_error: bool, differing: bool, tool_mismatch: bool, cost_nanos: i64) {
+        let mut s = live.lock();
+        s.shadow.pairs += 1;
+        s.shadow.differing += u64::from(differing);
+        s.shadow.tool_mismatches += u64::from(tool_mismatch);
+        s.shadow.to_errors += u64::from(to_error);
+        s.shadow.shadow_cost_nanos += cost_nanos;
+    }
+
+    pub fn shadow_skipped(&self, live: &Live) {
+        live.lock().shadow.skipped += 1;
+    }
+
+    fn roll_back(s: &mut State, actor: &str, reason: String, now_ms: i64) -> (RolloutRow, EventRow) {
+        let from_phase = s.row.phase.clone();
+        let bp = Live::share(s, now_ms);
+        s.row.phase = Phase::RolledBack.as_str().into();
+        s.row.paused_at_ms = None;
+        s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
+        let ev = event(&s.row.id, Some(&from_phase), Phase::RolledBack, bp, actor, reason, now_ms);
+        (s.row.clone(), ev)
+    }
+
+    /// Applies an operator's action (in memory at once), returning what to store.
+    pub fn act(
+        &self,
+        live: &Live,
+        action: &Action,
+        actor: &str,
+        reason: Option<String>,
+        now_ms: i64,
+    ) -> Result<(RolloutRow, EventRow), String> {
+        let mut s = live.lock();
+        let phase = Phase::parse(&s.row.phase).unwrap_or(Phase::RolledBack);
+        let current = Live::share(&s, now_ms);
+        let from_phase = s.row.phase.clone();
+        let note = |default: String| reason.clone().filter(|r| !r.trim().is_empty()).unwrap_or(default);
+        match (action, phase) {
+            (Action::Rollback, Phase::RolledBack) => Err("the rollout is already rolled back".into()),
+            (Action::Rollback, _) => {
+                Ok(Self::roll_back(&mut s, actor, note("rolled back by an operator".into()), now_ms))
+            }
+            (Action::Advance { .. }, Phase::Complete | Phase::RolledBack) => {
+                Err(format!("a {} rollout cannot advance", phase.as_str()))
+            }
+            (Action::Advance { percent_bp }, Phase::Shadow) => {
+                let bp = percent_bp.unwrap_or(s.plan.initial_bp).min(FULL);
+                s.row.phase = Phase::Canary.as_str().into();
+                s.row.percent_bp = i64::from(bp);
+                s.row.since_ms = now_ms;
+                s.row.paused_at_ms = None;
+                s.reported_bp = bp;
+                s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
+                let ev = event(
+                    &s.row.id,
+                    Some(&from_phase),
+                    Phase::Canary,
+                    bp,
+                    actor,
+                    note(format!("canary at {}", pct(bp))),
+                    now_ms,
+                );
+                Ok((s.row.clone(), ev))
+            }
+            (Action::Advance { percent_bp }, Phase::Canary) => {
+                let bp = percent_bp.unwrap_or(current.saturating_add(s.plan.step_bp)).min(FULL);
+                if bp < current {
+                    return Err(format!("the canary is at {} already; roll back instead of lowering it", pct(current)));
+                }
+                let to = if bp >= FULL { Phase::Complete } else { Phase::Canary };
+                s.row.phase = to.as_str().into();
+                s.row.percent_bp = i64::from(bp);
+                s.row.since_ms = now_ms;
+                s.reported_bp = bp;
+                s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
+                let default = if to == Phase::Complete {
+                    "complete: all traffic on `to`".to_string()
+                } else {
+                    format!("canary at {}", pct(bp))
+                };
+                let ev = event(&s.row.id, Some(&from_phase), to, bp, actor, note(default), now_ms);
+                Ok((s.row.clone(), ev))
+            }
+            (Action::Pause, Phase::Canary) if s.row.paused_at_ms.is_none() => {
+                s.row.paused_at_ms = Some(now_ms);
+                s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
+                let ev = event(
+                    &s.row.id,
+                    Some(&from_phase),
+                    Phase::Canary,
+                    current,
+                    actor,
+                    note(format!("paused at {}", pct(current))),
+                    now_ms,
+                );
+                Ok((s.row.clone(), ev))
+            }
+            (Action::Resume, Phase::Canary) => {
+                let Some(paused_at) = s.row.paused_at_ms else { return Err("the rollout is not paused".into()) };
+                // The pause does not count towards the next step.
+                s.row.since_ms += now_ms - paused_at;
+                s.row.paused_at_ms = None;
+                s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
+                let ev = event(
+                    &s.row.id,
+                    Some(&from_phase),
+                    Phase::Canary,
+                    current,
+                    actor,
+                    note(format!("resumed at {}", pct(current))),
+                    now_ms,
+                );
+                Ok((s.row.clone(), ev))
+            }
+            (Action::Pause | Action::Resume, _) => {
+                Err(format!("only a running canary can be paused or resumed (this one is {})", phase.as_str()))
+            }
+        }
+    }
+
+    /// Records the step plan's progress: a step event when the share grows,
+    /// `complete` when it reaches 100 %. Called about once a second.
+    pub fn tick(&self, now_ms: i64) -> Vec<(RolloutRow, EventRow)> {
+        let mut out = Vec::new();
+        for live in self.all() {
+            let mut s = live.lock();
+            if Phase::parse(&s.row.phase) != Some(Phase::Canary) || s.row.paused_at_ms.is_some() {
+                continue;
+            }
+            let share = Live::share(&s, now_ms);
+            if share <= s.reported_bp {
+                continue;
+            }
+            s.reported_bp = share;
+            let from_phase = s.row.phase.clone();
+            let (to, reason) = if share >= FULL {
+                s.row.phase = Phase::Complete.as_str().into();
+                s.row.percent_bp = i64::from(FULL);
+                s.row.since_ms = now_ms;
+                (Phase::Complete, "step plan reached 100 %: complete".to_string())
+            } else {
+                (Phase::Canary, format!("step plan: canary at {}", pct(share)))
+            };
+            s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
+            let ev = event(&s.row.id, Some(&from_phase), to, share, "schedule", reason, now_ms);
+            out.push((s.row.clone(), ev));
+        }
+        out
+    }
+
+    /// Active rollouts per model (for metrics).
+    pub fn counts(&self) -> HashMap<&'static str, usize> {
+        let mut m = HashMap::new();
+        for l in self.all() {
+            *m.entry(l.phase().as_str()).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+pub fn pct(bp: u32) -> String {
+    if bp % 100 == 0 {
+        format!("{} %", bp / 100)
+    } else {
+        format!("{:.2} %", f64::from(bp) / 100.0)
+    }
+}
