@@ -51,6 +51,8 @@ pub struct GatewayConfig {
     /// Name of the environment variable holding the admin bearer token.
     pub admin_token_env: String,
     pub max_body_bytes: u64,
+    /// Largest log file `POST /admin/v1/analyses` accepts (as uploaded, gzip or not).
+    pub max_analysis_upload_bytes: u64,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +61,7 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token_env: "SHEEPDOG_ADMIN_TOKEN".into(),
             max_body_bytes: 32 * 1024 * 1024,
+            max_analysis_upload_bytes: 256 * 1024 * 1024,
         }
     }
 }

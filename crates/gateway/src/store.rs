@@ -338,13 +338,7 @@ impl Store {
     }
 
     async fn bump_version(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ('catalog_version', '1') \
-             ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
-        )
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        bump_counter(tx, "catalog_version").await
     }
 
     // ---- tenants -------------------------------------------------------
@@ -561,6 +555,7 @@ impl Store {
         // Many rows per statement: one round trip per chunk, not per record.
         for chunk in records.chunks(USAGE_ROWS_PER_INSERT) {
             let sql = multi_row_insert(
+                self.backend,
                 "INSERT INTO usage_records (id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, \
                  provider, input_tokens, output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, \
                  error_code, stream, created_at, created_ms, pool_id) VALUES ",
@@ -865,8 +860,11 @@ const USAGE_COLUMNS: usize = 21;
 /// and Postgres's limits).
 const USAGE_ROWS_PER_INSERT: usize = 50;
 
-/// `prefix` followed by `rows` groups of `columns` numbered placeholders.
-fn multi_row_insert(prefix: &str, columns: usize, rows: usize) -> String {
+/// `prefix` followed by `rows` groups of `columns` placeholders: `$N` for
+/// Postgres, plain `?` for SQLite (sqlx resolves every named SQLite
+/// parameter by scanning the statement's parameters, quadratic in their
+/// number — it was a quarter of the gateway's CPU under load).
+fn multi_row_insert(backend: Backend, prefix: &str, columns: usize, rows: usize) -> String {
     let mut sql = String::with_capacity(prefix.len() + rows * columns * 5);
     sql.push_str(prefix);
     let mut n = 1;
@@ -879,13 +877,30 @@ fn multi_row_insert(prefix: &str, columns: usize, rows: usize) -> String {
             if col > 0 {
                 sql.push(',');
             }
-            sql.push('$');
-            sql.push_str(&n.to_string());
-            n += 1;
+            match backend {
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                    n += 1;
+                }
+                Backend::Sqlite => sql.push('?'),
+            }
         }
         sql.push(')');
     }
     sql
+}
+
+/// Adds one to a counter in `settings` (versions other replicas poll).
+pub(crate) async fn bump_counter(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ($1, '1') \
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
+    )
+    .bind(key)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// A database URL without its password, for messages.

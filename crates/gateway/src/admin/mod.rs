@@ -2,6 +2,7 @@
 //! out, its own error boundary, every change written to the audit log, and
 //! an OpenAPI document generated from these handlers.
 
+pub mod analyses;
 pub mod keys;
 pub mod openapi;
 pub mod overview;
@@ -203,6 +204,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/rollouts/{id}/events", get(rollouts::events))
         .route("/rollouts/{id}/samples", get(rollouts::samples))
         .route("/upstreams", get(rollouts::upstreams))
+        .route("/analyses", post(analyses::create_analysis))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)
         .layer(axum::Extension(users::AuthState::new()))

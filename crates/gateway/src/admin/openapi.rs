@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{keys, overview, pools, reports, rollouts, tenants, users};
+use super::{analyses, keys, overview, pools, reports, rollouts, tenants, users};
 
 struct AdminToken;
 
@@ -32,10 +32,11 @@ impl Modify for AdminToken {
         overview::overview, overview::usage_series,
         rollouts::create, rollouts::list, rollouts::get, rollouts::advance, rollouts::pause, rollouts::resume,
         rollouts::rollback, rollouts::events, rollouts::samples, rollouts::upstreams,
+        analyses::create_analysis,
     ),
     components(schemas(sheepdog_types::ErrorBody, sheepdog_types::ErrorDetail, sheepdog_types::Tenant, sheepdog_types::KeyInfo)),
     modifiers(&AdminToken),
-    tags((name = "tenants"), (name = "keys"), (name = "reports"), (name = "pools"), (name = "users"), (name = "rollouts"))
+    tags((name = "tenants"), (name = "keys"), (name = "reports"), (name = "pools"), (name = "users"), (name = "rollouts"), (name = "analyses"))
 )]
 pub struct ApiDoc;
 

@@ -405,15 +405,20 @@ pub fn observe(state: &AppState, live: &Live, side: Side, latency_ms: u64, error
     });
 }
 
-/// Advances step plans about once a second and stores the transitions.
+/// Twice a second: picks up other replicas' rollout changes (so a rollback
+/// reaches every replica within a second), advances step plans and stores
+/// the transitions.
 pub fn spawn_schedule(state: AppState, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.wait() => return,
+            }
+            if let Err(e) = state.rollouts().sync(state.store(), state.models()).await {
+                tracing::warn!(error = %e, "could not sync rollouts from the database");
             }
             for (row, ev) in state.rollouts().tick(crate::time::now_ms()) {
                 tracing::info!(rollout = %row.id, reason = %ev.reason, "rollout step");

@@ -141,6 +141,8 @@ impl Live {
 #[derive(Debug, Default)]
 pub struct Rollouts {
     live: RwLock<Vec<Arc<Live>>>,
+    /// The stored rollouts version this replica last synced with.
+    version: std::sync::atomic::AtomicI64,
 }
 
 fn event(rollout: &str, from: Option<&str>, to: Phase, bp: u32, actor: &str, reason: String, now_ms: i64) -> EventRow {
@@ -189,6 +191,33 @@ impl Rollouts {
             }
         }
         Ok(r)
+    }
+
+    /// Picks up changes other replicas made (new rollouts, transitions),
+    /// keeping this replica's measurements. Called about once a second.
+    pub async fn sync(&self, store: &Store, models: &Models) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let version = store.rollouts_version().await?;
+        if version == self.version.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        for row in store.list_rollouts().await? {
+            match self.get(&row.id) {
+                Some(live) => {
+                    let mut s = live.lock();
+                    if row.updated_at > s.row.updated_at {
+                        s.row = row;
+                        s.reported_bp = Live::share(&s, crate::time::now_ms());
+                    }
+                }
+                None => match self.build_live(row, models) {
+                    Ok(live) => self.insert(live),
+                    Err(e) => tracing::warn!(error = %e, "rollout skipped: its routes are no longer configured"),
+                },
+            }
+        }
+        self.version.store(version, Ordering::Relaxed);
+        Ok(())
     }
 
     fn insert(&self, live: Arc<Live>) {

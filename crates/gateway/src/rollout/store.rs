@@ -65,6 +65,8 @@ pub struct SampleRow {
     pub to_text: Option<String>,
 }
 
+const ROLLOUTS_VERSION: &str = "rollouts_version";
+
 const ROLLOUT_COLS: &str = "id, model, tenant_id, from_provider, from_upstream_model, to_provider, to_upstream_model, \
     to_input_nanos, to_output_nanos, phase, percent_bp, since_ms, paused_at_ms, plan_json, guard_json, shadow_concurrency, \
     created_at, updated_at";
@@ -119,8 +121,14 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_event(&mut tx, event).await?;
+        crate::store::bump_counter(&mut tx, ROLLOUTS_VERSION).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Bumped on every rollout change; other replicas poll it.
+    pub async fn rollouts_version(&self) -> Result<i64, StoreError> {
+        Ok(self.get_setting(ROLLOUTS_VERSION).await?.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
     /// Saves a rollout's state and the transition that led to it, together.
@@ -140,6 +148,7 @@ impl Store {
         if let Some(e) = event {
             insert_event(&mut tx, e).await?;
         }
+        crate::store::bump_counter(&mut tx, ROLLOUTS_VERSION).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -284,3 +284,53 @@ async fn rollout_api_validates_input() {
     }
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn other_replicas_follow_within_a_second() {
+    let (mut a, _old, _new, _t, k) = setup().await;
+    let url = a.state.settings().database.url.clone();
+    let providers = a.state.settings().providers.clone();
+    let b = TestGateway::start_with(Db::Sqlite, |c| {
+        c.database.url = url.clone();
+        for p in &providers {
+            let mut cfg = simulated_provider();
+            cfg.kind = p.kind;
+            cfg.base_url = Some(p.base_url.clone());
+            cfg.api_key_env = Some("TEST_UPSTREAM_KEY".into());
+            c.providers.insert(p.name.clone(), cfg);
+        }
+        c.models.insert("m".into(), model("old", "gpt-old", "2", "8"));
+    })
+    .await;
+    let ro = create(
+        &a,
+        json!({"model": "m", "phase": "canary", "to": {"provider": "new", "upstream_model": "claude-new"},
+        "plan": {"initial_percent": 100, "manual": true}}),
+    )
+    .await;
+    let id = ro["id"].as_str().unwrap().to_string();
+    let wait_for = |want: &'static str| {
+        let (b, k) = (&b, k.clone());
+        async move {
+            let start = std::time::Instant::now();
+            loop {
+                let r = b.chat(&k).json(&chat_body("m", "hi")).send().await.unwrap();
+                if r.headers()["x-sheepdog-provider"] == want {
+                    return start.elapsed();
+                }
+                assert!(
+                    start.elapsed() < std::time::Duration::from_millis(2_500),
+                    "replica b never switched to {want}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_for("new").await;
+    a.admin(Method::POST, &format!("/admin/v1/rollouts/{id}/rollback"), None).await;
+    let took = wait_for("old").await;
+    assert!(took < std::time::Duration::from_millis(1_500), "rollback reached the other replica in {took:?}");
+    b.stop().await;
+    a.shutdown().await;
+    a.stop().await;
+}
