@@ -924,8 +924,12 @@ mod tests {
     #[test]
     fn multi_row_placeholders() {
         assert_eq!(
-            multi_row_insert("INSERT INTO t (a, b) VALUES ", 2, 2),
+            multi_row_insert(Backend::Postgres, "INSERT INTO t (a, b) VALUES ", 2, 2),
             "INSERT INTO t (a, b) VALUES ($1,$2),($3,$4)"
+        );
+        assert_eq!(
+            multi_row_insert(Backend::Sqlite, "INSERT INTO t (a) VALUES ", 1, 3),
+            "INSERT INTO t (a) VALUES (?),(?),(?)"
         );
     }
 

@@ -271,6 +271,7 @@ pub async fn usage_series(State(state): State<AppState>, q: QueryMap) -> Result<
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -14,7 +14,6 @@ pub mod plan;
 pub mod shadow;
 pub mod store;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Semaphore;
@@ -386,13 +385,9 @@ impl Rollouts {
     }
 
     fn roll_back(s: &mut State, actor: &str, reason: String, now_ms: i64) -> (RolloutRow, EventRow) {
-        let from_phase = s.row.phase.clone();
         let bp = Live::share(s, now_ms);
-        s.row.phase = Phase::RolledBack.as_str().into();
         s.row.paused_at_ms = None;
-        s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
-        let ev = event(&s.row.id, Some(&from_phase), Phase::RolledBack, bp, actor, reason, now_ms);
-        (s.row.clone(), ev)
+        transition(s, Phase::RolledBack, bp, actor, reason, now_ms)
     }
 
     /// Applies an operator's action (in memory at once), returning what to store.
@@ -407,7 +402,6 @@ impl Rollouts {
         let mut s = live.lock();
         let phase = Phase::parse(&s.row.phase).unwrap_or(Phase::RolledBack);
         let current = Live::share(&s, now_ms);
-        let from_phase = s.row.phase.clone();
         let note = |default: String| reason.clone().filter(|r| !r.trim().is_empty()).unwrap_or(default);
         match (action, phase) {
             (Action::Rollback, Phase::RolledBack) => Err("the rollout is already rolled back".into()),
@@ -419,72 +413,47 @@ impl Rollouts {
             }
             (Action::Advance { percent_bp }, Phase::Shadow) => {
                 let bp = percent_bp.unwrap_or(s.plan.initial_bp).min(FULL);
-                s.row.phase = Phase::Canary.as_str().into();
-                s.row.percent_bp = i64::from(bp);
-                s.row.since_ms = now_ms;
                 s.row.paused_at_ms = None;
-                s.reported_bp = bp;
-                s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
-                let ev = event(
-                    &s.row.id,
-                    Some(&from_phase),
-                    Phase::Canary,
-                    bp,
-                    actor,
-                    note(format!("canary at {}", pct(bp))),
-                    now_ms,
-                );
-                Ok((s.row.clone(), ev))
+                set_share(&mut s, bp, now_ms);
+                Ok(transition(&mut s, Phase::Canary, bp, actor, note(format!("canary at {}", pct(bp))), now_ms))
             }
             (Action::Advance { percent_bp }, Phase::Canary) => {
                 let bp = percent_bp.unwrap_or(current.saturating_add(s.plan.step_bp)).min(FULL);
                 if bp < current {
                     return Err(format!("the canary is at {} already; roll back instead of lowering it", pct(current)));
                 }
-                let to = if bp >= FULL { Phase::Complete } else { Phase::Canary };
-                s.row.phase = to.as_str().into();
-                s.row.percent_bp = i64::from(bp);
-                s.row.since_ms = now_ms;
-                s.reported_bp = bp;
-                s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
-                let default = if to == Phase::Complete {
-                    "complete: all traffic on `to`".to_string()
+                set_share(&mut s, bp, now_ms);
+                let (to, default) = if bp >= FULL {
+                    (Phase::Complete, "complete: all traffic on `to`".to_string())
                 } else {
-                    format!("canary at {}", pct(bp))
+                    (Phase::Canary, format!("canary at {}", pct(bp)))
                 };
-                let ev = event(&s.row.id, Some(&from_phase), to, bp, actor, note(default), now_ms);
-                Ok((s.row.clone(), ev))
+                Ok(transition(&mut s, to, bp, actor, note(default), now_ms))
             }
             (Action::Pause, Phase::Canary) if s.row.paused_at_ms.is_none() => {
                 s.row.paused_at_ms = Some(now_ms);
-                s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
-                let ev = event(
-                    &s.row.id,
-                    Some(&from_phase),
+                Ok(transition(
+                    &mut s,
                     Phase::Canary,
                     current,
                     actor,
                     note(format!("paused at {}", pct(current))),
                     now_ms,
-                );
-                Ok((s.row.clone(), ev))
+                ))
             }
             (Action::Resume, Phase::Canary) => {
                 let Some(paused_at) = s.row.paused_at_ms else { return Err("the rollout is not paused".into()) };
                 // The pause does not count towards the next step.
                 s.row.since_ms += now_ms - paused_at;
                 s.row.paused_at_ms = None;
-                s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
-                let ev = event(
-                    &s.row.id,
-                    Some(&from_phase),
+                Ok(transition(
+                    &mut s,
                     Phase::Canary,
                     current,
                     actor,
                     note(format!("resumed at {}", pct(current))),
                     now_ms,
-                );
-                Ok((s.row.clone(), ev))
+                ))
             }
             (Action::Pause | Action::Resume, _) => {
                 Err(format!("only a running canary can be paused or resumed (this one is {})", phase.as_str()))
@@ -506,34 +475,36 @@ impl Rollouts {
                 continue;
             }
             s.reported_bp = share;
-            let from_phase = s.row.phase.clone();
             let (to, reason) = if share >= FULL {
-                s.row.phase = Phase::Complete.as_str().into();
-                s.row.percent_bp = i64::from(FULL);
-                s.row.since_ms = now_ms;
+                set_share(&mut s, FULL, now_ms);
                 (Phase::Complete, "step plan reached 100 %: complete".to_string())
             } else {
                 (Phase::Canary, format!("step plan: canary at {}", pct(share)))
             };
-            s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
-            let ev = event(&s.row.id, Some(&from_phase), to, share, "schedule", reason, now_ms);
-            out.push((s.row.clone(), ev));
+            out.push(transition(&mut s, to, share, "schedule", reason, now_ms));
         }
         out
     }
+}
 
-    /// Active rollouts per model (for metrics).
-    pub fn counts(&self) -> HashMap<&'static str, usize> {
-        let mut m = HashMap::new();
-        for l in self.all() {
-            *m.entry(l.phase().as_str()).or_insert(0) += 1;
-        }
-        m
-    }
+/// Moves a rollout to `to` (or keeps its phase) and returns the row to store
+/// with the event that records why.
+fn transition(s: &mut State, to: Phase, bp: u32, actor: &str, reason: String, now_ms: i64) -> (RolloutRow, EventRow) {
+    let from_phase = std::mem::replace(&mut s.row.phase, to.as_str().to_string());
+    s.row.updated_at = crate::time::ms_to_rfc3339(now_ms);
+    let ev = event(&s.row.id, Some(&from_phase), to, bp, actor, reason, now_ms);
+    (s.row.clone(), ev)
+}
+
+/// Sets the canary share the step plan grows from, starting now.
+fn set_share(s: &mut State, bp: u32, now_ms: i64) {
+    s.row.percent_bp = i64::from(bp);
+    s.row.since_ms = now_ms;
+    s.reported_bp = bp;
 }
 
 pub fn pct(bp: u32) -> String {
-    if bp % 100 == 0 {
+    if bp.is_multiple_of(100) {
         format!("{} %", bp / 100)
     } else {
         format!("{:.2} %", f64::from(bp) / 100.0)

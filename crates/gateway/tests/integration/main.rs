@@ -5,6 +5,7 @@
 mod accounting;
 mod admin_api;
 mod admission;
+mod analyses;
 mod bad_input;
 mod harness;
 mod pools;
