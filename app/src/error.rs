@@ -1,5 +1,6 @@
 //! The error every console server function returns, so the UI can tell
-//! "forbidden" from "not found" from "try again" without parsing strings.
+//! "sign in" from "forbidden" from "not found" from "fix the form" from
+//! "try again" without parsing strings.
 
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
@@ -7,12 +8,27 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ConsoleError {
+    /// No valid session: sign in (again).
+    #[error("your session has ended; sign in again")]
+    Unauthenticated,
     /// The signed-in user may not do this.
     #[error("you are not allowed to do this")]
     Forbidden,
     /// The thing asked for does not exist (or is not visible to this user).
     #[error("not found")]
     NotFound,
+    /// The input was refused; the message says which field and why.
+    #[error("{0}")]
+    Invalid(String),
+    /// The change clashes with existing data (duplicate name, alias, email).
+    #[error("{0}")]
+    Conflict(String),
+    /// Wrong email or password (the same answer for both).
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    /// Too many failed sign-ins; try again after this many seconds.
+    #[error("too many failed sign-ins; try again in {0} s")]
+    TooManyAttempts(u64),
     /// A dependency (usually the gateway) did not answer; retrying may help.
     #[error("the service is unavailable right now; try again")]
     Unavailable,
@@ -22,6 +38,24 @@ pub enum ConsoleError {
     /// The server function call itself failed (network, encoding).
     #[error("request failed: {0}")]
     Transport(String),
+}
+
+impl ConsoleError {
+    /// A stable machine-readable name (`data-error` attributes, tests).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConsoleError::Unauthenticated => "unauthenticated",
+            ConsoleError::Forbidden => "forbidden",
+            ConsoleError::NotFound => "not_found",
+            ConsoleError::Invalid(_) => "invalid",
+            ConsoleError::Conflict(_) => "conflict",
+            ConsoleError::InvalidCredentials => "invalid_credentials",
+            ConsoleError::TooManyAttempts(_) => "too_many_attempts",
+            ConsoleError::Unavailable => "unavailable",
+            ConsoleError::Internal => "internal",
+            ConsoleError::Transport(_) => "transport",
+        }
+    }
 }
 
 impl FromServerFnError for ConsoleError {

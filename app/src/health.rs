@@ -59,8 +59,9 @@ mod ssr {
 }
 
 /// GET `{console.gateway_url}/healthz`.
-#[server]
+#[server(endpoint = "gateway_health")]
 pub async fn check_gateway_health() -> Result<GatewayHealth, ConsoleError> {
+    crate::auth::ssr::require_staff().await?;
     let state = crate::ConsoleState::current()?;
     Ok(ssr::probe(&state).await)
 }

@@ -1,29 +1,65 @@
-//! The Sheepdog operations console: components, routes and server functions.
+//! The Sheepdog operations console and tenant portal: components, routes and
+//! server functions.
 //!
 //! Compiled twice: with `ssr` into the `sheepdog` binary (server rendering and
 //! the server functions' bodies) and with `hydrate` into the wasm `frontend`
 //! (which makes the server-rendered HTML interactive). Server-only
 //! dependencies are optional and only switched on by `ssr`.
+//!
+//! One file per domain (`tenants.rs`, `keys.rs`, `costs.rs`, `audit.rs`,
+//! `users.rs`, `portal.rs`, …): shared types, then an `ssr` module with the
+//! server-only helpers, then the `#[server]` functions (which all start with
+//! a permission check from [`auth`]), then the components. Server functions
+//! reach the gateway only through the typed admin API client in [`api`].
 
+#![recursion_limit = "256"]
+
+#[cfg(feature = "ssr")]
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod charts;
+pub mod components;
+pub mod costs;
 pub mod error;
+pub mod format;
 pub mod health;
-mod home;
+pub mod keys;
 mod layout;
+pub mod overview;
+pub mod portal;
+#[cfg(feature = "ssr")]
+pub mod security;
 #[cfg(feature = "ssr")]
 pub mod state;
+pub mod tenants;
+pub mod users;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::StaticSegment;
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::{path, SsrMode};
 
 pub use error::ConsoleError;
 #[cfg(feature = "ssr")]
-pub use state::ConsoleState;
+pub use state::{ConsoleState, SessionPolicy};
 
 /// The name cargo-leptos gives the site's JS, wasm and CSS files
 /// (`[[workspace.metadata.leptos]] name`).
 pub const OUTPUT_NAME: &str = "sheepdog";
+
+/// Percent-encodes a URL component (query values).
+pub fn format_url_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 /// The HTML document around [`App`], rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -45,23 +81,43 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// The console application: the same tree renders on the server and hydrates
-/// in the browser.
+/// in the browser. Every route renders completely on the server before the
+/// response is sent (`SsrMode::Async`), so pages read without JavaScript and
+/// sign-in redirects are real HTTP redirects.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Runs in the browser only, once the page is interactive: tests (and
+    // curious people) can tell a hydrated page by `<body data-hydrated>`.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
 
     view! {
         <Stylesheet id="leptos" href=format!("/pkg/{OUTPUT_NAME}.css")/>
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg"/>
         <Title formatter=|page: String| {
-            if page.is_empty() { "Sheepdog console".to_string() } else { format!("{page} · Sheepdog console") }
+            if page.is_empty() { "Sheepdog console".to_string() } else { format!("{page} · Sheepdog") }
         }/>
         <Router>
-            <layout::Layout>
-                <Routes fallback=layout::NotFound>
-                    <Route path=StaticSegment("") view=home::HomePage/>
-                </Routes>
-            </layout::Layout>
+            <Routes fallback=layout::NotFound>
+                <Route path=path!("/login") view=layout::LoginPage ssr=SsrMode::Async/>
+                <ParentRoute path=path!("/portal") view=layout::PortalLayout ssr=SsrMode::Async>
+                    <Route path=path!("") view=portal::PortalHome ssr=SsrMode::Async/>
+                    <Route path=path!("keys") view=portal::PortalKeysPage ssr=SsrMode::Async/>
+                </ParentRoute>
+                <ParentRoute path=path!("") view=layout::ConsoleLayout ssr=SsrMode::Async>
+                    <Route path=path!("") view=overview::OverviewPage ssr=SsrMode::Async/>
+                    <Route path=path!("tenants") view=tenants::TenantsPage ssr=SsrMode::Async/>
+                    <Route path=path!("tenants/new") view=tenants::OnboardPage ssr=SsrMode::Async/>
+                    <Route path=path!("tenants/:id") view=tenants::TenantDetailPage ssr=SsrMode::Async/>
+                    <Route path=path!("costs") view=costs::CostsPage ssr=SsrMode::Async/>
+                    <Route path=path!("audit") view=audit::AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("users") view=users::UsersPage ssr=SsrMode::Async/>
+                </ParentRoute>
+            </Routes>
         </Router>
     }
 }

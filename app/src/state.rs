@@ -1,28 +1,57 @@
 //! Server-side state the console's server functions reach through Leptos
 //! context (provided by the `sheepdog` binary for every request).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use leptos::prelude::use_context;
 
+use crate::api::AdminApi;
 use crate::ConsoleError;
 
-/// What server functions need to reach the gateway.
+/// Session rules (console.session_* settings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// A session unused for this long ends.
+    pub idle_timeout: Duration,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute_timeout: Duration,
+    /// How often a session re-reads its user (disabled users and role changes
+    /// take effect within this time).
+    pub recheck_every: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            recheck_every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What server functions need: the admin API client and the session rules.
 #[derive(Clone, Debug)]
 pub struct ConsoleState {
     gateway_url: String,
     http: reqwest::Client,
+    api: AdminApi,
+    policy: Arc<SessionPolicy>,
 }
 
 impl ConsoleState {
-    /// `gateway_url` is the gateway's base URL (e.g. `http://127.0.0.1:8080`).
-    pub fn new(gateway_url: &str) -> Result<ConsoleState, reqwest::Error> {
+    /// `gateway_url` is the gateway's base URL (e.g. `http://127.0.0.1:8080`);
+    /// `admin_token` the bearer token of its admin API.
+    pub fn new(gateway_url: &str, admin_token: &str, policy: SessionPolicy) -> Result<ConsoleState, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(ConsoleState { gateway_url: gateway_url.trim_end_matches('/').to_string(), http })
+        let gateway_url = gateway_url.trim_end_matches('/').to_string();
+        let api = AdminApi::new(http.clone(), &gateway_url, admin_token);
+        Ok(ConsoleState { gateway_url, http, api, policy: Arc::new(policy) })
     }
 
     /// The gateway's base URL, without a trailing slash.
@@ -39,6 +68,15 @@ impl ConsoleState {
         &self.http
     }
 
+    /// The typed admin API client.
+    pub fn api(&self) -> &AdminApi {
+        &self.api
+    }
+
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
     /// The state provided for this request; a missing context is a wiring bug.
     pub fn current() -> Result<ConsoleState, ConsoleError> {
         use_context::<ConsoleState>().ok_or_else(|| {
@@ -49,12 +87,13 @@ impl ConsoleState {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
     #[test]
     fn trailing_slash_is_trimmed() {
-        let s = ConsoleState::new("http://127.0.0.1:8080/").unwrap();
+        let s = ConsoleState::new("http://127.0.0.1:8080/", "t", SessionPolicy::default()).unwrap();
         assert_eq!(s.gateway_url(), "http://127.0.0.1:8080");
         assert_eq!(s.gateway_endpoint("/healthz"), "http://127.0.0.1:8080/healthz");
     }

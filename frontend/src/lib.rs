@@ -3,6 +3,8 @@
 //! load it and call [`hydrate`], which attaches the reactive system to the
 //! HTML the server already sent.
 
+#![recursion_limit = "256"]
+
 use wasm_bindgen::prelude::wasm_bindgen;
 
 #[wasm_bindgen]

@@ -1,6 +1,7 @@
 //! The console listener: the Leptos app (`app` crate) rendered on the server,
-//! its server functions, and the built site (wasm, JS, CSS, public assets)
-//! served from `console.site_root`.
+//! its server functions, CSV export, and the built site (wasm, JS, CSS,
+//! public assets) served from `console.site_root`; sessions in the database,
+//! CSRF protection and security headers in front of all of it.
 //!
 //! The site is built by `cargo leptos build --release` (scripts/build-site.sh),
 //! which writes `target/site` and `target/release/sheepdog`. The binary does
@@ -8,26 +9,49 @@
 //! [`Settings`], not read from `Cargo.toml` or `LEPTOS_*` variables.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
-use app::{shell, App, ConsoleState, OUTPUT_NAME};
+use app::{shell, App, ConsoleState, SessionPolicy, OUTPUT_NAME};
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Request};
+use axum::middleware::Next;
+use axum::response::Response;
 use leptos::config::{Env, LeptosOptions};
 use leptos::prelude::provide_context;
 use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
 use sheepdog_gateway::config::Settings;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 /// Directory under the site root that holds the wasm, JS and CSS bundle.
 const PKG_DIR: &str = "pkg";
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "sheepdog_session";
+/// How often expired sessions are deleted from the store.
+const SESSION_SWEEP: Duration = Duration::from_secs(15 * 60);
 
 pub struct Console {
     router: axum::Router,
 }
 
 impl Console {
-    pub fn new(settings: &Settings) -> anyhow::Result<Console> {
+    /// Checks the site, connects the session store and builds the router.
+    pub async fn new(settings: &Settings) -> anyhow::Result<Console> {
         let site_root = settings.console.site_root.as_str();
         check_site(Path::new(site_root))?;
+        let token = settings.console_admin_token().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the console needs the gateway's admin token: set the environment variable {} \
+                 (gateway.admin_token_env) to the admin token of the gateway at console.gateway_url {}",
+                settings.gateway.admin_token_env,
+                settings.console.gateway_url
+            )
+        })?;
 
         let options = LeptosOptions::builder()
             .output_name(OUTPUT_NAME)
@@ -37,14 +61,28 @@ impl Console {
             .site_addr(settings.console.listen)
             .build();
 
-        let state = ConsoleState::new(&settings.console.gateway_url).with_context(|| {
-            format!("cannot build the HTTP client for console.gateway_url {}", settings.console.gateway_url)
-        })?;
+        let policy = SessionPolicy {
+            idle_timeout: Duration::from_secs(settings.console.session_idle_timeout_secs),
+            absolute_timeout: Duration::from_secs(settings.console.session_absolute_timeout_secs),
+            ..SessionPolicy::default()
+        };
+        let state =
+            ConsoleState::new(&settings.console.gateway_url, token.expose(), policy.clone()).with_context(|| {
+                format!("cannot build the HTTP client for console.gateway_url {}", settings.console.gateway_url)
+            })?;
         // Runs for every page render and server-function call.
-        let context = move || provide_context(state.clone());
+        let context = {
+            let state = state.clone();
+            move || provide_context(state.clone())
+        };
 
         let routes = generate_route_list(App);
+        let csv_state = state.clone();
         let router = axum::Router::new()
+            .route(
+                "/costs/export.csv",
+                axum::routing::get(move |req: Request<Body>| app::costs::ssr::csv_export(csv_state.clone(), req)),
+            )
             .leptos_routes_with_context(&options, routes, context.clone(), {
                 let options = options.clone();
                 move || shell(options.clone())
@@ -53,8 +91,20 @@ impl Console {
             .fallback(file_and_error_handler_with_context(context, shell))
             .with_state(options);
 
-        tracing::debug!(site_root, gateway_url = %settings.console.gateway_url, "console ready");
+        let public = settings.console.public_url.clone().map(|u| u.trim_end_matches('/').to_string());
+        let secure = public.as_deref().is_some_and(|u| u.starts_with("https://"));
+        let router = router
+            .layer(axum::middleware::from_fn(move |req, next| app::security::csrf_guard(public.clone(), req, next)))
+            .layer(axum::middleware::from_fn(security_headers));
+        let router = with_sessions(router, &settings.database.url, &policy, secure).await?;
+
+        tracing::debug!(site_root, gateway_url = %settings.console.gateway_url, secure_cookie = secure, "console ready");
         Ok(Console { router })
+    }
+
+    /// The console's router (tests serve it themselves).
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
     }
 
     pub async fn serve(
@@ -62,16 +112,84 @@ impl Console {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await?;
+        axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
         Ok(())
     }
+}
+
+/// Adds the session layer with a store on the gateway's database (SQLite or
+/// Postgres, by URL scheme; its own small pool) and starts the sweeper.
+async fn with_sessions(
+    router: axum::Router,
+    database_url: &str,
+    policy: &SessionPolicy,
+    secure: bool,
+) -> anyhow::Result<axum::Router> {
+    fn layer<S: SessionStore + Clone>(store: S, policy: &SessionPolicy, secure: bool) -> SessionManagerLayer<S> {
+        let idle = tower_sessions::cookie::time::Duration::seconds(policy.idle_timeout.as_secs() as i64);
+        SessionManagerLayer::new(store)
+            .with_name(SESSION_COOKIE)
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_secure(secure)
+            .with_path("/")
+            .with_expiry(Expiry::OnInactivity(idle))
+    }
+    if database_url.starts_with("postgres") {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(database_url)
+            .await
+            .context("cannot open the console's session database")?;
+        let store = PostgresStore::new(pool);
+        store.migrate().await.context("cannot create the console's session table")?;
+        tokio::spawn(store.clone().continuously_delete_expired(SESSION_SWEEP));
+        Ok(router.layer(layer(store, policy, secure)))
+    } else {
+        let path = sheepdog_gateway::config::sqlite_path(database_url)
+            .ok_or_else(|| anyhow::anyhow!("database.url {database_url} names no SQLite file"))?;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the console's session database {}", path.display()))?;
+        let store = SqliteStore::new(pool)
+            .with_table_name("console_sessions")
+            .map_err(|e| anyhow::anyhow!("session table name: {e}"))?;
+        store.migrate().await.context("cannot create the console's session table")?;
+        tokio::spawn(store.clone().continuously_delete_expired(SESSION_SWEEP));
+        Ok(router.layer(layer(store, policy, secure)))
+    }
+}
+
+/// Security headers on every response; pages (not the static bundle) are
+/// never cached, since they hold a signed-in user's data.
+async fn security_headers(request: Request<Body>, next: Next) -> Response {
+    let is_asset = request.uri().path().starts_with("/pkg/") || request.uri().path() == "/favicon.svg";
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    if !is_asset {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// The wasm file name the hydration script asks for. cargo-leptos sets
 /// `LEPTOS_OUTPUT_NAME` while compiling, and then Leptos requests
 /// `<name>.wasm`; a plain `cargo build` of this binary requests `<name>_bg.wasm`
 /// (which cargo-leptos does not produce).
-fn expected_wasm_file() -> String {
+pub fn expected_wasm_file() -> String {
     if option_env!("LEPTOS_OUTPUT_NAME").is_some() {
         format!("{OUTPUT_NAME}.wasm")
     } else {

@@ -1,13 +1,19 @@
 //! The `sheepdog` binary: wires the gateway (data plane + admin API) and the
 //! console (Leptos SSR) into the commands of SPEC §1.
 
-mod console;
+#![recursion_limit = "256"]
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sheepdog::console;
+
+/// mimalloc: the request path allocates many small, short-lived buffers;
+/// glibc's allocator showed up in profiles (consolidation, chunk unlinking).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use sheepdog_gateway::config::Settings;
 use tokio_util::sync::CancellationToken;
 
@@ -39,12 +45,58 @@ enum Command {
     Migrate(ConfigArg),
     /// Migration analysis of existing API logs (JSON lines or CSV).
     Analyze {
-        /// Log files to read.
+        /// Log files to read: JSON lines, LiteLLM spend logs (JSON or CSV),
+        /// Sheepdog usage exports, CSV; gzip detected from the content.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Directory for report.json and report.html.
         #[arg(long, value_name = "DIR", default_value = "sheepdog-report")]
         out: PathBuf,
+        /// Input format; detected per file when not given.
+        #[arg(long, value_name = "FORMAT", value_parser = ["jsonl", "litellm-json", "litellm-csv", "sheepdog-csv", "sheepdog-jsonl", "csv"])]
+        format: Option<String>,
+        /// Where the tenant identifier is: a dotted path, or several comma-separated
+        /// (first present wins), e.g. metadata.tenant_id, user, headers.x-tenant-id.
+        #[arg(long, value_name = "PATH")]
+        tenant_field: Option<String>,
+        /// Map CSV columns (or JSON paths) to fields, e.g. ts=start,org=tenant,took=duration_ms
+        /// (fields: start, end, duration_ms, duration_s, endpoint, status, error, model,
+        /// input_tokens, output_tokens, total_tokens, cached_tokens, cache_read_tokens, tenant).
+        #[arg(long, value_name = "COL=FIELD,...")]
+        csv_map: Vec<String>,
+        /// Model mapping for the projected cost, e.g. gpt-4.1=deepseek-v3.2 (repeatable).
+        #[arg(long, value_name = "FROM=TO")]
+        map: Vec<String>,
+        /// Another price table for the projection (TOML, [models."NAME"] with
+        /// input_per_mtok and output_per_mtok), overlaid on the current one.
+        #[arg(long, value_name = "FILE.toml")]
+        prices: Option<PathBuf>,
+        /// Tenants file (TOML or JSON): names, tiers and tags such as data-residency:eu.
+        #[arg(long, value_name = "FILE")]
+        tenants: Option<PathBuf>,
+        /// Upstream capacity in concurrent requests, for the dedicated-tier test
+        /// (default: the providers' max_concurrency in --config, else the observed peak).
+        #[arg(long, value_name = "N")]
+        upstream_concurrency: Option<u64>,
+        /// Sheepdog configuration to take the current price table (and upstream capacity) from
+        /// (default: the default price table).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Margin over the observed peaks for the recommended limits, in percent.
+        #[arg(long, value_name = "PCT", default_value_t = 25)]
+        margin: u32,
+        /// Whether the logged timestamps are request starts or ends.
+        #[arg(long, value_name = "WHEN", value_parser = ["start", "end"], default_value = "start")]
+        timestamp_at: String,
+        /// Parser threads for JSON lines (default: the machine's cores).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Do not print the summary.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// No progress bar (it is off anyway when stderr is not a terminal).
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Manage console users.
     User {
@@ -97,14 +149,20 @@ fn load(config: &ConfigArg) -> anyhow::Result<Settings> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(c) => {
-            let settings = load(&c)?;
+            let mut settings = load(&c)?;
+            // The console reaches this gateway's admin API with a token that
+            // lives only as long as this process.
+            settings.process_admin_token = Some(sheepdog_gateway::config::Secret::new(format!(
+                "sd-process-{}",
+                &sheepdog_gateway::auth::generate_key()[sheepdog_gateway::auth::KEY_PREFIX.len()..]
+            )));
             let shutdown = shutdown_signal();
             let gateway = sheepdog_gateway::Gateway::build(settings.clone()).await?;
             print_bootstrap(&gateway);
             let gw_listener = tokio::net::TcpListener::bind(settings.gateway.listen)
                 .await
                 .with_context(|| format!("cannot listen on gateway.listen {}", settings.gateway.listen))?;
-            let console = console::Console::new(&settings)?;
+            let console = console::Console::new(&settings).await?;
             let console_listener = tokio::net::TcpListener::bind(settings.console.listen)
                 .await
                 .with_context(|| format!("cannot listen on console.listen {}", settings.console.listen))?;
@@ -128,7 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Console(c) => {
             let settings = load(&c)?;
             let shutdown = shutdown_signal();
-            let console = console::Console::new(&settings)?;
+            let console = console::Console::new(&settings).await?;
             let listener = tokio::net::TcpListener::bind(settings.console.listen)
                 .await
                 .with_context(|| format!("cannot listen on console.listen {}", settings.console.listen))?;
@@ -142,9 +200,56 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Analyze { files, out } => {
-            let _ = (files, out);
-            anyhow::bail!("`sheepdog analyze` is not available in this version yet")
+        Command::Analyze {
+            files,
+            out,
+            format,
+            tenant_field,
+            csv_map,
+            map,
+            prices,
+            tenants,
+            upstream_concurrency,
+            config,
+            margin,
+            timestamp_at,
+            threads,
+            quiet,
+            no_progress,
+        } => {
+            use sheepdog_gateway::admin::analyses::{price_table, upstream_capacity};
+            let settings = match &config {
+                Some(path) => Some(Settings::load(Some(path))?),
+                None => None,
+            };
+            let config_prices = settings.as_ref().map(|s| {
+                let mut t = price_table(&s.models);
+                t.label = format!("the price table of {}", s.source);
+                t
+            });
+            let args = sheepdog_analyze::cli::CliArgs {
+                files,
+                out,
+                format,
+                tenant_field,
+                csv_map,
+                map,
+                prices,
+                tenants,
+                upstream_concurrency,
+                config_prices,
+                config_upstream_concurrency: settings.as_ref().and_then(|s| upstream_capacity(&s.providers)),
+                margin_percent: Some(margin),
+                timestamp_at: Some(timestamp_at),
+                threads,
+                max_events_in_memory: None,
+                no_progress,
+                quiet,
+            };
+            tokio::task::spawn_blocking(move || sheepdog_analyze::cli::run(args))
+                .await
+                .context("the analysis task failed")??;
+            Ok(())
         }
         Command::User { command: UserCommand::Create { email, role, tenant, config } } => {
             let settings = load(&config)?;

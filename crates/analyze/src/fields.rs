@@ -382,10 +382,22 @@ impl Plan {
         Err(format!("invalid field path {path:?}"))
     }
 
-    /// The top-level entry for a CSV column name: (slot, child node).
+    /// The entry for a CSV column name: (slot, child node). A dotted name
+    /// (`usage.prompt_tokens`, as flattening tools write nested fields)
+    /// walks the paths.
     pub fn column(&self, name: &str) -> Option<(Option<u16>, Option<usize>)> {
-        let n = &self.nodes[0];
-        n.find(name.trim()).map(|i| (n.entries[i].slot, n.entries[i].child))
+        let name = name.trim();
+        let mut node = 0;
+        let parts: Vec<&str> = if self.nodes[0].find(name).is_some() { vec![name] } else { name.split('.').collect() };
+        for (k, part) in parts.iter().enumerate() {
+            let n = self.nodes.get(node)?;
+            let e = &n.entries[n.find(part.trim())?];
+            if k + 1 == parts.len() {
+                return Some((e.slot, e.child));
+            }
+            node = e.child?;
+        }
+        None
     }
 
     /// Reads one JSON value into `out`; `Ok(false)` when it is not an object.
@@ -971,6 +983,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.input, r.cached, r.output), (10, 7, 1));
+    }
+
+    #[test]
+    fn dotted_csv_columns_walk_the_paths() {
+        let plan = Plan::new(&[], &[("a.b".into(), Field::Tenant)]).unwrap();
+        let mut slots = Slots::new();
+        for (col, val) in
+            [("usage.prompt_tokens", "12"), ("metadata.tenant_id", "ignored"), ("a.b", "t1"), ("ts", "1748779200")]
+        {
+            plan.put_text(plan.column(col).unwrap(), val, &mut slots);
+        }
+        assert!(plan.column("usage.nothing").is_none());
+        let r = plan.resolve(&mut slots, TimestampAt::Start).unwrap();
+        assert_eq!(r.tenant.as_deref(), Some("t1"));
+        assert_eq!(r.input, 12);
     }
 
     #[test]

@@ -1,0 +1,263 @@
+//! Sign-in, sessions and permissions.
+//!
+//! The password is checked by the gateway (`POST /admin/v1/auth/verify`:
+//! argon2id, the same time for unknown emails, throttling); the console keeps
+//! the signed-in user in a tower-sessions session stored in the database. The
+//! session id is rotated at sign-in, the session ends after an idle timeout
+//! and an absolute timeout, and sign-out deletes it. Every server function
+//! starts with one of the `require_*` checks below: roles are enforced on the
+//! server, the UI only hides what a role cannot do.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use sheepdog_types::Role;
+
+use crate::ConsoleError;
+
+/// The signed-in user as the UI sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionUser {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    /// The tenant of a `tenant` user.
+    pub tenant_id: Option<String>,
+}
+
+impl SessionUser {
+    /// Operators and admins may change tenants, limits, budgets and keys.
+    pub fn can_operate(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Operator)
+    }
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+    /// Where this user lands after sign-in.
+    pub fn home(&self) -> &'static str {
+        if self.role == Role::Tenant {
+            "/portal"
+        } else {
+            "/"
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use leptos::prelude::*;
+    use serde::{Deserialize, Serialize};
+    use sheepdog_types::Role;
+    use tower_sessions::Session;
+
+    use super::SessionUser;
+    use crate::{ConsoleError, ConsoleState};
+
+    const AUTH_KEY: &str = "auth";
+
+    /// What the session stores.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct AuthRecord {
+        pub user: SessionUser,
+        /// Unix seconds of sign-in (absolute timeout).
+        pub login_at: u64,
+        /// Unix seconds of the last use (idle timeout; refreshed each minute).
+        pub seen_at: u64,
+        /// Unix seconds the user was last re-read from the gateway.
+        pub checked_at: u64,
+    }
+
+    pub fn now_secs() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
+
+    /// Sets the HTTP status of a server-function response (not of a page
+    /// render that calls the function directly).
+    pub fn with_status(e: ConsoleError) -> ConsoleError {
+        let status = match &e {
+            ConsoleError::Unauthenticated | ConsoleError::InvalidCredentials => 401,
+            ConsoleError::Forbidden => 403,
+            ConsoleError::NotFound => 404,
+            ConsoleError::Invalid(_) => 400,
+            ConsoleError::Conflict(_) => 409,
+            ConsoleError::TooManyAttempts(_) => 429,
+            ConsoleError::Unavailable => 503,
+            _ => 500,
+        };
+        let is_api = use_context::<axum::http::request::Parts>().is_some_and(|p| p.uri.path().starts_with("/api/"));
+        if is_api {
+            if let (Some(res), Ok(code)) =
+                (use_context::<leptos_axum::ResponseOptions>(), axum::http::StatusCode::from_u16(status))
+            {
+                res.set_status(code);
+            }
+        }
+        e
+    }
+
+    pub async fn session() -> Result<Session, ConsoleError> {
+        leptos_axum::extract::<Session>().await.map_err(|e| {
+            tracing::error!(error = %e, "no session layer in front of the console");
+            ConsoleError::Internal
+        })
+    }
+
+    fn session_error(e: impl std::fmt::Display) -> ConsoleError {
+        tracing::error!(error = %e, "session store error");
+        ConsoleError::Unavailable
+    }
+
+    /// Starts a session for `user`: a new session id (no fixation), then the user.
+    pub async fn start(session: &Session, user: SessionUser) -> Result<(), ConsoleError> {
+        session.cycle_id().await.map_err(session_error)?;
+        let now = now_secs();
+        let record = AuthRecord { user, login_at: now, seen_at: now, checked_at: now };
+        session.insert(AUTH_KEY, record).await.map_err(session_error)
+    }
+
+    /// Ends the session: deleted from the store, cookie removed.
+    pub async fn end(session: &Session) -> Result<(), ConsoleError> {
+        session.flush().await.map_err(session_error)
+    }
+
+    /// The signed-in user, or `None`. Applies the idle and absolute timeouts
+    /// and re-reads the user from the gateway every `recheck_every`, so a
+    /// disabled user is signed out and a role change applies.
+    pub async fn current_user() -> Result<Option<SessionUser>, ConsoleError> {
+        let state = ConsoleState::current()?;
+        let session = session().await?;
+        let Some(mut record) = session.get::<AuthRecord>(AUTH_KEY).await.map_err(session_error)? else {
+            return Ok(None);
+        };
+        let policy = state.policy();
+        let now = now_secs();
+        let idle = now.saturating_sub(record.seen_at) >= policy.idle_timeout.as_secs();
+        let expired = now.saturating_sub(record.login_at) >= policy.absolute_timeout.as_secs();
+        if idle || expired {
+            tracing::info!(email = %record.user.email, idle, expired, "console session timed out");
+            end(&session).await?;
+            return Ok(None);
+        }
+        let mut changed = false;
+        if now.saturating_sub(record.checked_at) >= policy.recheck_every.as_secs() {
+            match state.api().user(&record.user.id).await {
+                Ok(u) if !u.disabled && u.tenant_id == record.user.tenant_id => {
+                    record.user.role = u.role;
+                    record.checked_at = now;
+                    changed = true;
+                }
+                Ok(_) | Err(ConsoleError::NotFound) => {
+                    tracing::info!(email = %record.user.email, "console user disabled or removed; session ended");
+                    end(&session).await?;
+                    return Ok(None);
+                }
+                // The gateway is briefly away: keep the session, check next time.
+                Err(_) => {}
+            }
+        }
+        if now.saturating_sub(record.seen_at) >= 60 {
+            record.seen_at = now;
+            changed = true;
+        }
+        if changed {
+            session.insert(AUTH_KEY, &record).await.map_err(session_error)?;
+        }
+        Ok(Some(record.user))
+    }
+
+    /// Any signed-in user.
+    pub async fn require_user() -> Result<SessionUser, ConsoleError> {
+        current_user().await?.ok_or_else(|| with_status(ConsoleError::Unauthenticated))
+    }
+
+    /// Reading operator pages: admin, operator or viewer (never a tenant user).
+    pub async fn require_staff() -> Result<SessionUser, ConsoleError> {
+        let user = require_user().await?;
+        if user.role.is_staff() {
+            Ok(user)
+        } else {
+            Err(with_status(ConsoleError::Forbidden))
+        }
+    }
+
+    /// Changing tenants, limits, budgets and keys: admin or operator.
+    pub async fn require_operator() -> Result<SessionUser, ConsoleError> {
+        let user = require_user().await?;
+        if matches!(user.role, Role::Admin | Role::Operator) {
+            Ok(user)
+        } else {
+            Err(with_status(ConsoleError::Forbidden))
+        }
+    }
+
+    /// Managing console users: admin only.
+    pub async fn require_admin() -> Result<SessionUser, ConsoleError> {
+        let user = require_user().await?;
+        if user.role == Role::Admin {
+            Ok(user)
+        } else {
+            Err(with_status(ConsoleError::Forbidden))
+        }
+    }
+
+    /// The tenant portal: a tenant user, and the tenant id from the session
+    /// (never from the request).
+    pub async fn require_tenant() -> Result<(SessionUser, String), ConsoleError> {
+        let user = require_user().await?;
+        match (&user.role, user.tenant_id.clone()) {
+            (Role::Tenant, Some(t)) => Ok((user, t)),
+            _ => Err(with_status(ConsoleError::Forbidden)),
+        }
+    }
+
+    /// The client's address (throttling of sign-ins per address).
+    pub async fn client_ip() -> Option<String> {
+        use axum::extract::ConnectInfo;
+        leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok().map(|ConnectInfo(a)| a.ip().to_string())
+    }
+}
+
+/// The signed-in user, or `None` (pages use it to choose the layout).
+#[server(endpoint = "whoami")]
+pub async fn whoami() -> Result<Option<SessionUser>, ConsoleError> {
+    ssr::current_user().await
+}
+
+/// Signs in with email and password. On success the session id is rotated
+/// and the browser is sent to `next` (a local path) or the user's home.
+#[server(endpoint = "login")]
+pub async fn login(email: String, password: String, next: Option<String>) -> Result<SessionUser, ConsoleError> {
+    let state = crate::ConsoleState::current()?;
+    let email = email.trim().to_lowercase();
+    if email.is_empty() || password.is_empty() {
+        return Err(ssr::with_status(ConsoleError::Invalid("Enter your email and password.".into())));
+    }
+    if password.len() > 1024 || email.len() > 254 {
+        return Err(ssr::with_status(ConsoleError::InvalidCredentials));
+    }
+    let ip = ssr::client_ip().await;
+    let user = state.api().verify(&email, &password, ip.as_deref()).await.map_err(ssr::with_status)?;
+    let user = SessionUser { id: user.id, email: user.email, role: user.role, tenant_id: user.tenant_id };
+    let session = ssr::session().await?;
+    ssr::start(&session, user.clone()).await?;
+    tracing::info!(email = %user.email, role = user.role.as_str(), "console sign-in");
+    let target = next
+        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/api/") && n != "/login")
+        .filter(|n| (user.role == Role::Tenant) == n.starts_with("/portal"))
+        .unwrap_or_else(|| user.home().to_string());
+    leptos_axum::redirect(&target);
+    Ok(user)
+}
+
+/// Signs out: the session is deleted from the store and its cookie removed.
+#[server(endpoint = "logout")]
+pub async fn logout() -> Result<(), ConsoleError> {
+    let session = ssr::session().await?;
+    if let Ok(Some(u)) = ssr::current_user().await {
+        tracing::info!(email = %u.email, "console sign-out");
+    }
+    ssr::end(&session).await?;
+    leptos_axum::redirect("/login");
+    Ok(())
+}

@@ -1,0 +1,391 @@
+//! Small SVG charts: stacked bars, lines and sparklines.
+//!
+//! They render on the server as plain SVG (readable without JavaScript:
+//! every bar and point carries a `<title>`, and a table sits beside each
+//! chart), and gain hover tooltips once hydrated. The geometry is pure and
+//! deterministic (fixed viewBox, one decimal), so the SVG is snapshot-tested.
+
+use leptos::prelude::*;
+
+/// A readable categorical palette (Tableau 10), in series order.
+pub const PALETTE: [&str; 10] =
+    ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+
+/// The colour of series `i`.
+pub fn color(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// One named series of values, one per x label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub values: Vec<f64>,
+}
+
+const W: f64 = 640.0;
+const H: f64 = 240.0;
+const LEFT: f64 = 60.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 12.0;
+const BOTTOM: f64 = 28.0;
+const MAX_X_LABELS: usize = 8;
+
+fn r1(x: f64) -> String {
+    let v = (x * 10.0).round() / 10.0;
+    if v == v.trunc() {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// A "nice" axis maximum and its ticks (0, step, 2·step, …).
+pub fn nice_ticks(max: f64) -> (f64, Vec<f64>) {
+    if !(max.is_finite() && max > 0.0) {
+        return (1.0, vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+    }
+    let raw = max / 4.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
+    let top = (max / step).ceil().max(1.0) * step;
+    let n = (top / step).round() as usize;
+    (top, (0..=n).map(|i| i as f64 * step).collect())
+}
+
+/// Which x labels to print so that at most [`MAX_X_LABELS`] show.
+fn label_every(n: usize) -> usize {
+    n.div_ceil(MAX_X_LABELS).max(1)
+}
+
+fn plot_h() -> f64 {
+    H - TOP - BOTTOM
+}
+
+fn plot_w() -> f64 {
+    W - LEFT - RIGHT
+}
+
+fn y_of(v: f64, top: f64) -> f64 {
+    TOP + plot_h() - (v / top) * plot_h()
+}
+
+/// Axes: horizontal grid lines with value labels, x labels under the plot.
+fn axes(ticks: &[f64], top: f64, labels: &[String], centers: &[f64], fmt: fn(f64) -> String) -> impl IntoView {
+    let every = label_every(labels.len());
+    let grid = ticks
+        .iter()
+        .map(|t| {
+            let y = r1(y_of(*t, top));
+            view! {
+                <line class="gridline" x1=r1(LEFT) x2=r1(W - RIGHT) y1=y.clone() y2=y.clone()></line>
+                <text class="tick" x=r1(LEFT - 6.0) y=r1(y_of(*t, top) + 4.0) text-anchor="end">{fmt(*t)}</text>
+            }
+        })
+        .collect_view();
+    let xl = labels
+        .iter()
+        .zip(centers)
+        .enumerate()
+        .filter(|(i, _)| i % every == 0)
+        .map(|(_, (l, x))| {
+            view! { <text class="tick" x=r1(*x) y=r1(H - 8.0) text-anchor="middle">{l.clone()}</text> }
+        })
+        .collect_view();
+    view! { <g class="axes">{grid}{xl}</g> }
+}
+
+/// Hover state: position (percent of the chart box) and text.
+type Tip = RwSignal<Option<(f64, f64, String)>>;
+
+fn tooltip(tip: Tip) -> impl IntoView {
+    move || {
+        tip.get().map(|(x, y, text)| {
+            let side = if x > 60.0 { "right" } else { "left" };
+            let style = if side == "right" {
+                format!("right:{:.1}%;top:{:.1}%", 100.0 - x, y)
+            } else {
+                format!("left:{x:.1}%;top:{y:.1}%")
+            };
+            view! { <div class="chart-tip" role="status" style=style>{text}</div> }
+        })
+    }
+}
+
+/// A legend under a chart.
+#[component]
+pub fn Legend(names: Vec<String>) -> impl IntoView {
+    view! {
+        <ul class="legend">
+            {names
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    view! {
+                        <li>
+                            <span class="swatch" style=format!("background:{}", color(i))></span>
+                            {n}
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
+    }
+}
+
+/// Bars per x label, series stacked bottom-up in order.
+#[component]
+pub fn StackedBarChart(
+    /// Accessible name of the chart.
+    #[prop(into)]
+    title: String,
+    labels: Vec<String>,
+    series: Vec<Series>,
+    /// Formats axis ticks and tooltip values.
+    fmt: fn(f64) -> String,
+    #[prop(into, optional)] testid: String,
+) -> impl IntoView {
+    let tip: Tip = RwSignal::new(None);
+    let n = labels.len().max(1);
+    let totals: Vec<f64> =
+        (0..labels.len()).map(|i| series.iter().map(|s| s.values.get(i).copied().unwrap_or(0.0)).sum()).collect();
+    let (top, ticks) = nice_ticks(totals.iter().copied().fold(0.0, f64::max));
+    let band = plot_w() / n as f64;
+    let bar_w = (band * 0.72).max(1.0);
+    let centers: Vec<f64> = (0..labels.len()).map(|i| LEFT + band * (i as f64 + 0.5)).collect();
+    let mut rects = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        let mut base = 0.0;
+        for (si, s) in series.iter().enumerate() {
+            let v = s.values.get(i).copied().unwrap_or(0.0);
+            if v <= 0.0 {
+                continue;
+            }
+            let y0 = y_of(base, top);
+            let y1 = y_of(base + v, top);
+            base += v;
+            let text = format!("{} · {}: {}", label, s.name, fmt(v));
+            let (tx, ty) = ((centers[i]) / W * 100.0, (y1 / H * 100.0).max(0.0));
+            let hover = text.clone();
+            rects.push(view! {
+                <rect
+                    class="bar"
+                    x=r1(centers[i] - bar_w / 2.0)
+                    y=r1(y1)
+                    width=r1(bar_w)
+                    height=r1((y0 - y1).max(0.5))
+                    fill=color(si)
+                    on:mouseenter=move |_| tip.set(Some((tx, ty, hover.clone())))
+                    on:mouseleave=move |_| tip.set(None)
+                >
+                    <title>{text}</title>
+                </rect>
+            });
+        }
+    }
+    let names: Vec<String> = series.iter().map(|s| s.name.clone()).collect();
+    let empty = totals.iter().all(|t| *t <= 0.0);
+    view! {
+        <figure class="chart" data-testid=testid>
+            <div class="chart-box">
+                <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=title.clone() preserveAspectRatio="xMidYMid meet">
+                    {axes(&ticks, top, &labels, &centers, fmt)}
+                    <g class="bars">{rects}</g>
+                    {empty.then(|| view! { <text class="chart-empty" x=r1(W / 2.0) y=r1(H / 2.0) text-anchor="middle">"No data in this range"</text> })}
+                </svg>
+                {tooltip(tip)}
+            </div>
+            <Legend names=names/>
+        </figure>
+    }
+    .into_any()
+}
+
+/// One line per series over the x labels, with a point per value.
+#[component]
+pub fn LineChart(
+    #[prop(into)] title: String,
+    labels: Vec<String>,
+    series: Vec<Series>,
+    fmt: fn(f64) -> String,
+    #[prop(into, optional)] testid: String,
+) -> impl IntoView {
+    let tip: Tip = RwSignal::new(None);
+    let n = labels.len();
+    let max = series.iter().flat_map(|s| s.values.iter().copied()).fold(0.0, f64::max);
+    let (top, ticks) = nice_ticks(max);
+    let step = if n > 1 { plot_w() / (n - 1) as f64 } else { 0.0 };
+    let centers: Vec<f64> =
+        (0..n).map(|i| if n > 1 { LEFT + step * i as f64 } else { LEFT + plot_w() / 2.0 }).collect();
+    let lines = series
+        .iter()
+        .enumerate()
+        .map(|(si, s)| {
+            let points: Vec<String> = s
+                .values
+                .iter()
+                .take(n)
+                .enumerate()
+                .map(|(i, v)| format!("{},{}", r1(centers[i]), r1(y_of(*v, top))))
+                .collect();
+            let dots = s
+                .values
+                .iter()
+                .take(n)
+                .enumerate()
+                .map(|(i, v)| {
+                    let text = format!("{} · {}: {}", labels[i], s.name, fmt(*v));
+                    let (tx, ty) = (centers[i] / W * 100.0, y_of(*v, top) / H * 100.0);
+                    let hover = text.clone();
+                    view! {
+                        <circle
+                            class="point"
+                            cx=r1(centers[i])
+                            cy=r1(y_of(*v, top))
+                            r="3"
+                            fill=color(si)
+                            on:mouseenter=move |_| tip.set(Some((tx, ty, hover.clone())))
+                            on:mouseleave=move |_| tip.set(None)
+                        >
+                            <title>{text}</title>
+                        </circle>
+                    }
+                })
+                .collect_view();
+            view! {
+                <g class="series">
+                    <polyline class="line" fill="none" stroke=color(si) stroke-width="2" points=points.join(" ")></polyline>
+                    {dots}
+                </g>
+            }
+        })
+        .collect_view();
+    let names: Vec<String> = series.iter().map(|s| s.name.clone()).collect();
+    view! {
+        <figure class="chart" data-testid=testid>
+            <div class="chart-box">
+                <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=title.clone() preserveAspectRatio="xMidYMid meet">
+                    {axes(&ticks, top, &labels, &centers, fmt)}
+                    {lines}
+                    {(max <= 0.0).then(|| view! { <text class="chart-empty" x=r1(W / 2.0) y=r1(H / 2.0) text-anchor="middle">"No data in this range"</text> })}
+                </svg>
+                {tooltip(tip)}
+            </div>
+            <Legend names=names/>
+        </figure>
+    }
+    .into_any()
+}
+
+/// A tiny trend line for stat cards (no axes).
+#[component]
+pub fn Sparkline(values: Vec<f64>, #[prop(into, optional)] label: String) -> impl IntoView {
+    let (w, h) = (120.0, 32.0);
+    let max = values.iter().copied().fold(0.0, f64::max);
+    let n = values.len();
+    let points: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let x = if n > 1 { w * i as f64 / (n - 1) as f64 } else { w / 2.0 };
+            let y = if max > 0.0 { h - 2.0 - (v / max) * (h - 4.0) } else { h - 2.0 };
+            format!("{},{}", r1(x), r1(y))
+        })
+        .collect();
+    view! {
+        <svg class="sparkline" viewBox=format!("0 0 {w} {h}") role="img" aria-label=label preserveAspectRatio="none">
+            <polyline fill="none" stroke=color(0) stroke-width="1.5" points=points.join(" ")></polyline>
+        </svg>
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn money(v: f64) -> String {
+        format!("${v:.2}")
+    }
+
+    fn render(view: impl FnOnce() -> AnyView) -> String {
+        let owner = Owner::new();
+        owner.with(|| view().to_html())
+    }
+
+    /// Compares with `app/snapshots/NAME.html`; `UPDATE_SNAPSHOTS=1` rewrites it.
+    fn snapshot(name: &str, html: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots").join(format!("{name}.html"));
+        let pretty = html.replace("><", ">\n<");
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &pretty).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} is missing; run with UPDATE_SNAPSHOTS=1", path.display()));
+        assert_eq!(pretty, expected, "SVG of {name} changed; if intended, run with UPDATE_SNAPSHOTS=1");
+    }
+
+    #[test]
+    fn nice_ticks_cover_the_maximum() {
+        assert_eq!(nice_ticks(0.0).0, 1.0);
+        let (top, ticks) = nice_ticks(9.3);
+        assert_eq!(top, 10.0);
+        assert_eq!(ticks, vec![0.0, 2.5, 5.0, 7.5, 10.0]);
+        let (top, ticks) = nice_ticks(1234.0);
+        assert_eq!(top, 1500.0);
+        assert_eq!(ticks.len(), 4);
+        assert_eq!(label_every(24), 3);
+    }
+
+    #[test]
+    fn stacked_bar_svg() {
+        let html = render(|| {
+            view! {
+                <StackedBarChart
+                    title="Spend by tenant"
+                    labels=vec!["Nov 1".into(), "Nov 2".into(), "Nov 3".into()]
+                    series=vec![
+                        Series { name: "Acme".into(), values: vec![1.0, 2.5, 0.0] },
+                        Series { name: "Globex".into(), values: vec![0.5, 0.0, 3.0] },
+                    ]
+                    fmt=money
+                    testid="snap"
+                />
+            }
+            .into_any()
+        });
+        assert!(html.contains("<title>Nov 2 · Acme: $2.50</title>"), "{html}");
+        snapshot("stacked_bar", &html);
+    }
+
+    #[test]
+    fn line_svg() {
+        let html = render(|| {
+            view! {
+                <LineChart
+                    title="Requests"
+                    labels=vec!["00:00".into(), "01:00".into(), "02:00".into(), "03:00".into()]
+                    series=vec![
+                        Series { name: "requests".into(), values: vec![3.0, 8.0, 5.0, 0.0] },
+                        Series { name: "errors".into(), values: vec![0.0, 1.0, 0.0, 0.0] },
+                    ]
+                    fmt=|v| format!("{v:.0}")
+                />
+            }
+            .into_any()
+        });
+        assert!(html.contains("<polyline"), "{html}");
+        snapshot("line", &html);
+    }
+
+    #[test]
+    fn sparkline_and_empty_chart_svg() {
+        let html = render(|| view! { <Sparkline values=vec![1.0, 4.0, 2.0] label="trend"/> }.into_any());
+        snapshot("sparkline", &html);
+        let empty = render(|| {
+            view! { <StackedBarChart title="Empty" labels=vec!["a".into()] series=vec![] fmt=money/> }.into_any()
+        });
+        assert!(empty.contains("No data in this range"));
+    }
+}

@@ -1,0 +1,155 @@
+//! Building blocks shared by the pages: headers, badges, stat cards, empty
+//! and error states, and the one-time key reveal with a copy button.
+
+use leptos::prelude::*;
+use sheepdog_types::{KeyCreated, TenantStatus, Tier};
+
+use crate::ConsoleError;
+
+#[component]
+pub fn PageHeader(
+    #[prop(into)] title: String,
+    #[prop(into, optional)] subtitle: String,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    view! {
+        <header class="page-header">
+            <div>
+                <h1 data-testid="page-title">{title}</h1>
+                {(!subtitle.is_empty()).then(|| view! { <p class="lede">{subtitle}</p> })}
+            </div>
+            <div class="page-actions">{children.map(|c| c())}</div>
+        </header>
+    }
+}
+
+/// A friendly error panel that says what to do next.
+#[component]
+pub fn ErrorBox(error: ConsoleError) -> impl IntoView {
+    let (title, hint) = match &error {
+        ConsoleError::Unauthenticated => ("Signed out", "Your session has ended. Sign in again to continue."),
+        ConsoleError::Forbidden => ("Not allowed", "Your role cannot see or change this."),
+        ConsoleError::NotFound => ("Not found", "It may have been removed, or the link is wrong."),
+        ConsoleError::Unavailable => ("Gateway unavailable", "The gateway did not answer. Try again in a moment."),
+        ConsoleError::Invalid(_) | ConsoleError::Conflict(_) => ("Not saved", ""),
+        _ => ("Something went wrong", "The details are in the server log."),
+    };
+    let message = match &error {
+        ConsoleError::Invalid(m) | ConsoleError::Conflict(m) => m.clone(),
+        other => other.to_string(),
+    };
+    let signin = matches!(error, ConsoleError::Unauthenticated);
+    view! {
+        <div class="alert alert-error" role="alert" data-testid="error" data-error=error.code()>
+            <strong>{title}</strong>
+            <span>{message}</span>
+            {(!hint.is_empty()).then(|| view! { <span class="muted">{hint}</span> })}
+            {signin.then(|| view! { <a class="button" href="/login">"Sign in"</a> })}
+        </div>
+    }
+}
+
+/// The result of an action: nothing yet, an error, or a success message.
+pub fn action_result<T: Clone + Send + Sync + 'static>(
+    value: Option<Result<T, ConsoleError>>,
+    ok: &'static str,
+) -> AnyView {
+    match value {
+        None => ().into_any(),
+        Some(Ok(_)) => view! { <p class="alert alert-ok" role="status" data-testid="saved">{ok}</p> }.into_any(),
+        Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+    }
+}
+
+#[component]
+pub fn Empty(#[prop(into)] title: String, #[prop(into, optional)] hint: String) -> impl IntoView {
+    view! {
+        <div class="empty" data-testid="empty">
+            <div class="empty-mark" aria-hidden="true">"◇"</div>
+            <strong>{title}</strong>
+            {(!hint.is_empty()).then(|| view! { <span class="muted">{hint}</span> })}
+        </div>
+    }
+}
+
+#[component]
+pub fn Loading() -> impl IntoView {
+    view! { <div class="loading" aria-busy="true">"Loading…"</div> }
+}
+
+#[component]
+pub fn StatusBadge(status: TenantStatus) -> impl IntoView {
+    let class = match status {
+        TenantStatus::Active => "badge badge-healthy",
+        TenantStatus::Suspended => "badge badge-unreachable",
+    };
+    view! { <span class=class data-testid="tenant-status">{status.as_str()}</span> }
+}
+
+#[component]
+pub fn TierBadge(tier: Tier) -> impl IntoView {
+    view! { <span class=format!("pill pill-{}", tier.as_str())>{tier.as_str()}</span> }
+}
+
+/// A number with a label, and an optional trend.
+#[component]
+pub fn Stat(
+    #[prop(into)] label: String,
+    #[prop(into)] value: String,
+    #[prop(into, optional)] hint: String,
+    #[prop(into, optional)] testid: String,
+    #[prop(optional)] trend: Option<Vec<f64>>,
+) -> impl IntoView {
+    view! {
+        <div class="stat" data-testid=testid>
+            <span class="stat-label">{label.clone()}</span>
+            <span class="stat-value">{value}</span>
+            {(!hint.is_empty()).then(|| view! { <span class="stat-hint">{hint}</span> })}
+            {trend.map(|t| view! { <crate::charts::Sparkline values=t label=format!("{label} trend")/> })}
+        </div>
+    }
+}
+
+/// Copies `text` to the clipboard (after hydration; before, the text can
+/// still be selected by hand).
+#[component]
+pub fn CopyButton(#[prop(into)] text: String, #[prop(into, optional)] testid: String) -> impl IntoView {
+    let (label, set_label) = signal("Copy");
+    let on_click = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let text = text.clone();
+            leptos::task::spawn_local(async move {
+                let clipboard = window().navigator().clipboard();
+                let done = wasm_bindgen_futures::JsFuture::from(clipboard.write_text(&text)).await;
+                set_label.set(if done.is_ok() { "Copied" } else { "Select and copy" });
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = (&text, set_label);
+        }
+    };
+    view! {
+        <button type="button" class="button button-quiet" data-testid=testid on:click=on_click>
+            {move || label.get()}
+        </button>
+    }
+}
+
+/// A new key's secret, shown once.
+#[component]
+pub fn KeyReveal(key: KeyCreated) -> impl IntoView {
+    view! {
+        <div class="key-reveal" data-testid="key-reveal">
+            <strong>"New key: copy it now. It will not be shown again."</strong>
+            <div class="key-row">
+                <input class="mono key-secret" readonly=true value=key.key.clone() data-testid="key-secret" aria-label="API key"/>
+                <CopyButton text=key.key.clone() testid="copy-key"/>
+            </div>
+            <span class="muted">
+                {format!("Key {} · prefix {}", key.name.clone().unwrap_or_else(|| key.id.clone()), key.prefix)}
+            </span>
+        </div>
+    }
+}

@@ -1,0 +1,124 @@
+//! Console users (admins only): list, create, disable and enable.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use sheepdog_types::ConsoleUser;
+
+use crate::components::{action_result, ErrorBox, Loading, PageHeader};
+use crate::format::{datetime, short_id};
+use crate::ConsoleError;
+
+#[server(endpoint = "users")]
+pub async fn list_users() -> Result<Vec<ConsoleUser>, ConsoleError> {
+    use crate::auth::ssr::{require_admin, with_status};
+    require_admin().await?;
+    crate::ConsoleState::current()?.api().users().await.map_err(with_status)
+}
+
+/// Creates a console user; a `tenant` user needs the tenant's id or alias.
+#[server(endpoint = "create_user")]
+pub async fn create_user(
+    email: String,
+    role: String,
+    tenant_id: Option<String>,
+    password: String,
+) -> Result<ConsoleUser, ConsoleError> {
+    use crate::auth::ssr::{require_admin, with_status};
+    let admin = require_admin().await?;
+    use sheepdog_types::Role;
+    let role = Role::parse(role.trim()).ok_or_else(|| {
+        with_status(ConsoleError::Invalid("Choose a role: admin, operator, viewer or tenant.".into()))
+    })?;
+    let tenant = tenant_id.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let tenant = if role == Role::Tenant { tenant } else { None };
+    let state = crate::ConsoleState::current()?;
+    state
+        .api()
+        .create_user(&crate::api::actor_for(&admin.email), email.trim(), role.as_str(), tenant.as_deref(), &password)
+        .await
+        .map_err(with_status)
+}
+
+/// Disables (`true`) or enables a user; a disabled user's sessions end.
+#[server(endpoint = "set_user_disabled")]
+pub async fn set_user_disabled(id: String, disabled: String) -> Result<ConsoleUser, ConsoleError> {
+    use crate::auth::ssr::{require_admin, with_status};
+    let admin = require_admin().await?;
+    if admin.id == id {
+        return Err(with_status(ConsoleError::Invalid("You cannot disable yourself.".into())));
+    }
+    let state = crate::ConsoleState::current()?;
+    state
+        .api()
+        .set_user_disabled(&crate::api::actor_for(&admin.email), &id, disabled == "true")
+        .await
+        .map_err(with_status)
+}
+
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let create = ServerAction::<CreateUser>::new();
+    let toggle = ServerAction::<SetUserDisabled>::new();
+    let users = Resource::new(move || (create.version().get(), toggle.version().get()), |_| list_users());
+    view! {
+        <Title text="Users"/>
+        <PageHeader title="Users" subtitle="Who may sign in to the console and the tenant portal."/>
+        <div class="grid grid-2-1">
+            <section class="card card-flush">
+                <Transition fallback=Loading>
+                    {move || Suspend::new(async move {
+                        match users.await {
+                            Ok(list) => view! {
+                                <table class="table" data-testid="users-table">
+                                    <thead><tr><th>"Email"</th><th>"Role"</th><th>"Tenant"</th><th>"Status"</th><th>"Created"</th><th></th></tr></thead>
+                                    <tbody>
+                                        {list.into_iter().map(|u| {
+                                            let next = if u.disabled { "false" } else { "true" };
+                                            view! {
+                                                <tr data-testid="user-row">
+                                                    <td>{u.email.clone()}</td>
+                                                    <td><span class="pill pill-role">{u.role.as_str()}</span></td>
+                                                    <td class="mono small">{u.tenant_id.as_deref().map(short_id).unwrap_or_default()}</td>
+                                                    <td>{if u.disabled { view! { <span class="badge badge-unreachable">"disabled"</span> }.into_any() } else { view! { <span class="badge badge-healthy">"active"</span> }.into_any() }}</td>
+                                                    <td class="muted">{datetime(&u.created_at)}</td>
+                                                    <td class="num">
+                                                        <ActionForm action=toggle attr:class="inline-form">
+                                                            <input type="hidden" name="id" value=u.id.clone()/>
+                                                            <input type="hidden" name="disabled" value=next/>
+                                                            <button type="submit" class="button button-quiet button-small">{if u.disabled { "Enable" } else { "Disable" }}</button>
+                                                        </ActionForm>
+                                                    </td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any(),
+                            Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                        }
+                    })}
+                </Transition>
+                {move || toggle.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox error=e/> })}
+            </section>
+            <section class="card">
+                <h2>"New user"</h2>
+                <ActionForm action=create attr:class="form" attr:data-testid="user-form">
+                    <label>"Email" <input type="email" name="email" required=true data-testid="user-email-input"/></label>
+                    <label>
+                        "Role"
+                        <select name="role" data-testid="user-role-select">
+                            <option value="viewer">"viewer — read only"</option>
+                            <option value="operator">"operator — tenants, limits, keys"</option>
+                            <option value="admin">"admin — everything, users"</option>
+                            <option value="tenant">"tenant — the portal of one tenant"</option>
+                        </select>
+                    </label>
+                    <label>"Tenant id or alias " <span class="muted">"(tenant users)"</span> <input name="tenant_id" data-testid="user-tenant-input"/></label>
+                    <label>"Password " <span class="muted">"(at least 12 characters)"</span> <input type="password" name="password" autocomplete="new-password" required=true minlength="12" data-testid="user-password-input"/></label>
+                    <button type="submit" class="button" data-testid="create-user">"Create user"</button>
+                </ActionForm>
+                {move || action_result(create.value().get(), "User created.")}
+            </section>
+        </div>
+    }
+}

@@ -1,0 +1,391 @@
+//! The real console router in-process, in front of a real gateway on port 0
+//! with a fresh SQLite database: sign-in and sessions, CSRF, and the
+//! server-side authorization of every kind of server function (a viewer
+//! cannot change anything; a tenant user cannot read or change another
+//! tenant, even when it names the other tenant in the request).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderValue, ORIGIN, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sheepdog::console::{Console, SESSION_COOKIE};
+use sheepdog_gateway::config::{Config, Secret, Settings};
+use sheepdog_gateway::Gateway;
+
+const TOKEN: &str = "console-test-admin-token";
+
+struct Env {
+    console: String,
+    gateway: String,
+    admin_password: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// A client that behaves like a browser on the console's pages: cookies
+/// kept, no redirects followed, `Origin` set to the console.
+fn browser(console: &str) -> reqwest::Client {
+    let mut h = HeaderMap::new();
+    h.insert(ORIGIN, HeaderValue::from_str(console).unwrap());
+    h.insert(reqwest::header::ACCEPT, HeaderValue::from_static("text/html,application/xhtml+xml"));
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(h)
+        .build()
+        .unwrap()
+}
+
+async fn start() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("site/pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    for f in ["sheepdog.js", "sheepdog.wasm", "sheepdog_bg.wasm", "sheepdog.css"] {
+        std::fs::write(pkg.join(f), "").unwrap();
+    }
+    let gw_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = format!("http://{}", gw_listener.local_addr().unwrap());
+    let mut config = Config::default();
+    config.database.url = format!("sqlite://{}", dir.path().join("sheepdog.db").display());
+    config.console.site_root = dir.path().join("site").display().to_string();
+    config.console.gateway_url = gateway.clone();
+    let mut settings = Settings::from_config(config, "test", &|_| None).unwrap();
+    settings.process_admin_token = Some(Secret::new(TOKEN));
+    let gw = Gateway::build(settings.clone()).await.unwrap();
+    let admin_password = gw.bootstrap().unwrap().admin_user.as_ref().unwrap().1.expose().to_string();
+    tokio::spawn(gw.serve(gw_listener, std::future::pending()));
+    let console = Console::new(&settings).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(console.serve(listener, std::future::pending()));
+    Env { console: url, gateway, admin_password, http: reqwest::Client::new(), _dir: dir }
+}
+
+impl Env {
+    /// The admin API, as an operator's script would call it.
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}/admin/v1{path}", self.gateway)).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    async fn tenant(&self, name: &str) -> String {
+        let t = self.admin(reqwest::Method::POST, "/tenants", Some(json!({"name": name, "tier": "shared"}))).await;
+        t["id"].as_str().unwrap().to_string()
+    }
+
+    async fn user(&self, email: &str, role: &str, tenant: Option<&str>) {
+        let body = json!({"email": email, "role": role, "tenant_id": tenant, "password": "correct horse battery"});
+        self.admin(reqwest::Method::POST, "/users", Some(body)).await;
+    }
+
+    /// Signs in a new browser; panics unless it works.
+    async fn signed_in(&self, email: &str, password: &str) -> reqwest::Client {
+        let b = browser(&self.console);
+        let (status, body) = call(&b, &self.console, "login", &[("email", email), ("password", password)]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        b
+    }
+
+    async fn as_admin(&self) -> reqwest::Client {
+        self.signed_in("admin@sheepdog.local", &self.admin_password.clone()).await
+    }
+}
+
+/// Calls a server function the way the hydrated page does (form-encoded POST).
+async fn call(client: &reqwest::Client, console: &str, endpoint: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let resp = client
+        .post(format!("{console}/api/{endpoint}"))
+        .header("accept", "application/json")
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(SESSION_COOKIE))
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_safe_cookie_rotates_the_session_and_sign_out_destroys_it() {
+    let env = start().await;
+    let b = browser(&env.console);
+
+    // Pages need a session: the server answers with a redirect, not a page.
+    let resp = b.get(format!("{}/tenants", env.console)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(resp.headers()["location"], "/login?next=/tenants");
+
+    let login = |b: reqwest::Client| {
+        let url = format!("{}/api/login", env.console);
+        let pw = env.admin_password.clone();
+        async move {
+            b.post(url)
+                .header("accept", "application/json")
+                .form(&[("email", "admin@sheepdog.local"), ("password", pw.as_str())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = login(b.clone()).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let cookie = session_cookie(&first).expect("a session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain-HTTP console: no Secure flag ({cookie})");
+    let user: Value = first.json().await.unwrap();
+    assert_eq!(user["role"], "admin");
+
+    // Signing in again gets a new session id (no fixation).
+    let second = login(b.clone()).await;
+    let cookie2 = session_cookie(&second).expect("a session cookie");
+    let id = |c: &str| c.split(';').next().unwrap().to_string();
+    assert_ne!(id(&cookie), id(&cookie2));
+
+    let (status, who) = call(&b, &env.console, "whoami", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(who["email"], "admin@sheepdog.local");
+    let page = b.get(format!("{}/tenants", env.console)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+
+    // Sign out, then replay the old cookie: the session is gone from the store.
+    let (status, _) = call(&b, &env.console, "logout", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, who) = call(&b, &env.console, "whoami", &[]).await;
+    assert_eq!(who, Value::Null);
+    let replay = browser(&env.console)
+        .post(format!("{}/api/whoami", env.console))
+        .header("cookie", id(&cookie2))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.json::<Value>().await.unwrap(), Value::Null);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same_and_failures_are_throttled() {
+    let env = start().await;
+    env.user("ops@example.com", "operator", None).await;
+    let b = browser(&env.console);
+    let mut timings = Vec::new();
+    for email in ["ops@example.com", "nobody@example.com"] {
+        let started = Instant::now();
+        let (status, body) =
+            call(&b, &env.console, "login", &[("email", email), ("password", "wrong password!")]).await;
+        timings.push(started.elapsed());
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body, json!("InvalidCredentials"));
+    }
+    // Both ran one argon2id verification: neither is an order of magnitude faster.
+    let (a, b_) = (timings[0].as_secs_f64(), timings[1].as_secs_f64());
+    assert!(a / b_ < 4.0 && b_ / a < 4.0, "known {a:.3}s vs unknown {b_:.3}s");
+
+    // Five failures for one email: the sixth attempt is refused, even with the right password.
+    for _ in 0..4 {
+        call(&b, &env.console, "login", &[("email", "ops@example.com"), ("password", "wrong password!")]).await;
+    }
+    let (status, body) =
+        call(&b, &env.console, "login", &[("email", "ops@example.com"), ("password", "correct horse battery")]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body["TooManyAttempts"].as_u64().unwrap() > 0);
+    // Other users are not locked out.
+    env.as_admin().await;
+}
+
+#[tokio::test]
+async fn cross_origin_state_changes_are_refused() {
+    let env = start().await;
+    let admin = env.as_admin().await;
+    for origin in ["http://evil.example", "null"] {
+        let resp = admin
+            .post(format!("{}/api/onboard_tenant", env.console))
+            .header(ORIGIN, origin)
+            .form(&[("name", "Evil"), ("tier", "shared")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{origin}");
+    }
+    // No Origin, no Sec-Fetch-Site, no Referer: refused too.
+    let bare = reqwest::Client::new();
+    let resp = bare.post(format!("{}/api/login", env.console)).form(&[("email", "a@b.c")]).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = bare
+        .post(format!("{}/api/login", env.console))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("email", "a@b.c")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // Nothing was created.
+    let list = env.admin(reqwest::Method::GET, "/tenants", None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn viewers_read_but_cannot_change_anything() {
+    let env = start().await;
+    let t = env.tenant("Acme").await;
+    env.user("viewer@example.com", "viewer", None).await;
+    let v = env.signed_in("viewer@example.com", "correct horse battery").await;
+    let c = &env.console;
+
+    assert_eq!(call(&v, c, "tenants", &[]).await.0, StatusCode::OK);
+    assert_eq!(call(&v, c, "tenant_detail", &[("id", &t)]).await.0, StatusCode::OK);
+    assert_eq!(call(&v, c, "overview", &[]).await.0, StatusCode::OK);
+    for (endpoint, form) in [
+        ("onboard_tenant", vec![("name", "X"), ("tier", "shared")]),
+        ("update_limits", vec![("id", t.as_str()), ("requests_per_minute", "1"), ("tokens_per_minute", "1")]),
+        ("update_budget", vec![("id", t.as_str()), ("monthly_limit_usd", "1")]),
+        ("set_tenant_status", vec![("id", t.as_str()), ("status", "suspended")]),
+        ("create_tenant_key", vec![("tenant_id", t.as_str())]),
+        ("users", vec![]),
+        ("create_user", vec![("email", "x@y.z"), ("role", "admin"), ("password", "0123456789abcdef")]),
+    ] {
+        let form: Vec<(&str, &str)> = form;
+        let (status, body) = call(&v, c, endpoint, &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{endpoint}: {body}");
+        assert_eq!(body, json!("Forbidden"), "{endpoint}");
+    }
+    let tenant = env.admin(reqwest::Method::GET, &format!("/tenants/{t}"), None).await;
+    assert_eq!(tenant["status"], "active");
+    assert_eq!(tenant["limits"]["requests_per_minute"], 1000);
+}
+
+#[tokio::test]
+async fn a_tenant_user_sees_and_changes_only_its_own_tenant() {
+    let env = start().await;
+    let mine = env.tenant("Mine").await;
+    let other = env.tenant("Other").await;
+    let other_key = env.admin(reqwest::Method::POST, &format!("/tenants/{other}/keys"), Some(json!({}))).await;
+    let other_key_id = other_key["id"].as_str().unwrap().to_string();
+    env.user("me@mine.example", "tenant", Some(&mine)).await;
+    let me = env.signed_in("me@mine.example", "correct horse battery").await;
+    let c = &env.console;
+
+    // Operator functions, with the other tenant's id: refused.
+    for (endpoint, form) in [
+        ("tenants", vec![]),
+        ("tenant_detail", vec![("id", other.as_str())]),
+        ("update_limits", vec![("id", other.as_str()), ("requests_per_minute", "1"), ("tokens_per_minute", "1")]),
+        ("set_tenant_status", vec![("id", other.as_str()), ("status", "suspended")]),
+        ("create_tenant_key", vec![("tenant_id", other.as_str())]),
+        ("revoke_tenant_key", vec![("tenant_id", other.as_str()), ("key_id", other_key_id.as_str())]),
+        ("cost_report", vec![("range", "7d")]),
+        ("audit", vec![]),
+        ("overview", vec![]),
+    ] {
+        let form: Vec<(&str, &str)> = form;
+        let (status, body) = call(&me, c, endpoint, &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{endpoint}: {body}");
+    }
+
+    // Portal functions ignore a smuggled tenant id and answer for the session's tenant.
+    let (status, summary) = call(&me, c, "portal_summary", &[("tenant_id", other.as_str())]).await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["tenant"]["id"], mine.as_str());
+    let (_, created) = call(&me, c, "portal_create_key", &[("name", "ci"), ("tenant_id", other.as_str())]).await;
+    assert_eq!(created["tenant_id"], mine.as_str());
+    let (_, keys) = call(&me, c, "portal_keys", &[("tenant_id", other.as_str())]).await;
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys.iter().all(|k| k["tenant_id"] == mine.as_str()));
+
+    // Revoking the other tenant's key: not found, and the key stays active.
+    let (status, _) = call(&me, c, "portal_revoke_key", &[("key_id", other_key_id.as_str())]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let theirs = env.admin(reqwest::Method::GET, &format!("/tenants/{other}/keys"), None).await;
+    assert_eq!(theirs["data"][0]["status"], "active");
+
+    // Pages: the operator console sends a tenant user to the portal; CSV export is refused.
+    let resp = me.get(format!("{c}/tenants/{other}")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(resp.headers()["location"], "/portal");
+    let resp = me.get(format!("{c}/costs/export.csv?group_by=tenant")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let page = me.get(format!("{c}/portal")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Mine") && !html.contains("Other"), "the portal shows only its own tenant");
+}
+
+#[tokio::test]
+async fn operators_changes_are_audited_with_their_name_and_pages_render_without_javascript() {
+    let env = start().await;
+    let admin = env.as_admin().await;
+    let c = &env.console;
+    let (status, done) = call(
+        &admin,
+        c,
+        "onboard_tenant",
+        &[
+            ("name", "Globex"),
+            ("tier", "pooled"),
+            ("aliases", "globex"),
+            ("requests_per_minute", "60"),
+            ("tokens_per_minute", "100000"),
+            ("max_concurrency", ""),
+            ("monthly_budget_usd", "25"),
+            ("budget_hard", "true"),
+            ("signup_credit_usd", "5"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert!(done["key"]["key"].as_str().unwrap().starts_with("sk-sd-"));
+    let id = done["tenant"]["id"].as_str().unwrap().to_string();
+    assert_eq!(done["tenant"]["limits"]["requests_per_minute"], 60);
+    assert_eq!(done["tenant"]["budget"]["hard"], true);
+
+    let (status, body) =
+        call(&admin, c, "update_limits", &[("id", &id), ("requests_per_minute", "abc"), ("tokens_per_minute", "1")])
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["Invalid"].as_str().unwrap().contains("Requests per minute"), "{body}");
+
+    let audit = env.admin(reqwest::Method::GET, "/audit?actor=console:", None).await;
+    let actions: Vec<&str> = audit["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"tenant.create") && actions.contains(&"key.create"), "{actions:?}");
+    assert!(audit["data"].as_array().unwrap().iter().all(|e| e["actor"] == "console:admin@sheepdog.local"));
+    let by_token = env.admin(reqwest::Method::GET, "/audit?actor=admin-token", None).await;
+    assert_eq!(by_token["data"].as_array().unwrap().len(), 0);
+
+    // Server-rendered pages hold the data (readable with JavaScript off).
+    for (path, needle) in [
+        ("/tenants".to_string(), "Globex"),
+        (format!("/tenants/{id}"), "data-testid=\"keys-table\""),
+        ("/costs?range=24h".to_string(), "data-testid=\"by-tenant\""),
+        ("/audit?action=tenant.".to_string(), "tenant.create"),
+        ("/".to_string(), "data-testid=\"stat-requests\""),
+        ("/users".to_string(), "admin@sheepdog.local"),
+    ] {
+        let resp = admin.get(format!("{c}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains(needle), "{path} lacks {needle}");
+    }
+    let csv = admin.get(format!("{c}/costs/export.csv?group_by=model&range=24h")).send().await.unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(csv.text().await.unwrap().starts_with("group_by,key,label"));
+    let _ = Duration::ZERO;
+}
