@@ -12,6 +12,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
+# One-shot builds: incremental caches only cost disk (tens of GB) and time here.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 step() { printf '\n==== %s ====\n' "$*"; }
 
 step "install tools (skips what is present)"
