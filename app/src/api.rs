@@ -254,6 +254,35 @@ impl AdminApi {
         self.get(&format!("/usage/series{q}")).await
     }
 
+    // ---- rollouts ---------------------------------------------------------
+
+    pub async fn rollouts(&self) -> Result<Vec<crate::rollouts::Rollout>, ConsoleError> {
+        Ok(self.get::<ListResponse<crate::rollouts::Rollout>>("/rollouts").await?.data)
+    }
+
+    pub async fn rollout(&self, id: &str) -> Result<crate::rollouts::RolloutDetail, ConsoleError> {
+        self.get(&format!("/rollouts/{}", enc(id))).await
+    }
+
+    pub async fn create_rollout(&self, actor: &str, body: &Value) -> Result<crate::rollouts::Rollout, ConsoleError> {
+        self.call(Method::POST, "/rollouts", Some(actor), Some(body)).await
+    }
+
+    /// `action` is one of advance, pause, resume, rollback.
+    pub async fn rollout_action(
+        &self,
+        actor: &str,
+        id: &str,
+        action: &str,
+        reason: Option<&str>,
+    ) -> Result<crate::rollouts::Rollout, ConsoleError> {
+        let body = match reason {
+            Some(r) => json!({ "reason": r }),
+            None => json!({}),
+        };
+        self.call(Method::POST, &format!("/rollouts/{}/{}", enc(id), enc(action)), Some(actor), Some(&body)).await
+    }
+
     pub async fn audit(&self, filters: &[(&str, Option<&str>)]) -> Result<Vec<AuditRecord>, ConsoleError> {
         Ok(self.get::<ListResponse<AuditRecord>>(&format!("/audit{}", query(filters))).await?.data)
     }

@@ -96,10 +96,7 @@ fn ConsoleShell(user: SessionUser) -> impl IntoView {
                 <A href="/costs">"Cost attribution"</A>
                 <A href="/audit">"Audit log"</A>
                 {admin.then(|| view! { <A href="/users">"Users"</A> })}
-                <span class="nav-soon" aria-disabled="true" title="Coming soon" data-testid="nav-rollouts">
-                    "Rollouts"
-                    <small>"soon"</small>
-                </span>
+                <A href="/rollouts" attr:data-testid="nav-rollouts">"Rollouts"</A>
             </nav>
             <UserMenu user=user/>
         </header>

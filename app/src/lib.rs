@@ -7,7 +7,7 @@
 //! dependencies are optional and only switched on by `ssr`.
 //!
 //! One file per domain (`tenants.rs`, `keys.rs`, `costs.rs`, `audit.rs`,
-//! `users.rs`, `portal.rs`, …): shared types, then an `ssr` module with the
+//! `users.rs`, `portal.rs`, `rollouts.rs`, …): shared types, then an `ssr` module with the
 //! server-only helpers, then the `#[server]` functions (which all start with
 //! a permission check from [`auth`]), then the components. Server functions
 //! reach the gateway only through the typed admin API client in [`api`].
@@ -28,6 +28,7 @@ pub mod keys;
 mod layout;
 pub mod overview;
 pub mod portal;
+pub mod rollouts;
 #[cfg(feature = "ssr")]
 pub mod security;
 #[cfg(feature = "ssr")]
@@ -115,6 +116,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("tenants/:id") view=tenants::TenantDetailPage ssr=SsrMode::Async/>
                     <Route path=path!("costs") view=costs::CostsPage ssr=SsrMode::Async/>
                     <Route path=path!("audit") view=audit::AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("rollouts") view=rollouts::RolloutsPage ssr=SsrMode::Async/>
+                    <Route path=path!("rollouts/:id") view=rollouts::RolloutDetailPage ssr=SsrMode::Async/>
                     <Route path=path!("users") view=users::UsersPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>

@@ -25,7 +25,7 @@ test.describe('sign-in and sessions', () => {
     await login.signIn(adminEmail, adminPassword);
     await expect(page).toHaveURL(/\/tenants$/);
     await expect(shell.userEmail).toHaveText(adminEmail);
-    await expect(shell.nav.getByTestId('nav-rollouts')).toHaveAttribute('aria-disabled', 'true');
+    await expect(shell.nav.getByTestId('nav-rollouts')).toHaveAttribute('href', '/rollouts');
     const cookie = (await page.context().cookies()).find((c) => c.name === 'sheepdog_session');
     expect(cookie?.httpOnly).toBe(true);
     expect(cookie?.sameSite).toBe('Lax');

@@ -1,4 +1,4 @@
-import { test, expect } from './fixtures/console';
+import { test, expect, signInAsAdmin } from './fixtures/console';
 import { hydrated } from './fixtures/pages';
 
 test.describe('console smoke', () => {
@@ -32,7 +32,7 @@ test.describe('console smoke', () => {
   });
 
   test('pages need a session: a real redirect to the sign-in page', async ({ request }) => {
-    for (const path of ['/', '/tenants', '/costs', '/audit', '/portal']) {
+    for (const path of ['/', '/tenants', '/rollouts', '/costs', '/audit', '/portal']) {
       const res = await request.get(path, { maxRedirects: 0, headers: { Accept: 'text/html' } });
       expect(res.status(), path).toBe(302);
       expect(res.headers()['location'], path).toMatch(/^\/login/);
@@ -43,5 +43,18 @@ test.describe('console smoke', () => {
     await login.goto();
     await hydrated(page);
     await expect(login.submit).toHaveText('Sign in');
+  });
+
+  test('the rollouts page renders for the admin without console errors', async ({ page, rollouts, shell }) => {
+    await signInAsAdmin(page);
+    await rollouts.goto();
+    await hydrated(page);
+    await expect(page.getByTestId('page-title')).toHaveText('Rollouts');
+    await expect(shell.nav.getByTestId('nav-rollouts')).toHaveAttribute('aria-current', 'page');
+    // The simulated provider config has no rollouts: the empty state and the form.
+    await expect(rollouts.empty).toBeVisible();
+    await expect(rollouts.form).toBeVisible();
+    await expect(page.getByTestId('rollout-model')).toBeVisible();
+    await expect(page.getByTestId('rollout-create')).toHaveText('Start rollout');
   });
 });
