@@ -4,23 +4,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use sheepdog_types::{format_usd, Overview, OverviewBucket, TenantSpend, UpstreamStatus, UsageSeries, UsageSeriesRow};
 
+use super::reports::{query, time_range, QueryMap};
 use super::tenants::find_tenant;
 use super::AdminError;
 use crate::accounting::histogram;
 use crate::gateway::AppState;
 use crate::store::UsageGroup;
-use crate::time::{hour_floor, month_bounds, ms_to_rfc3339, ms_to_rfc3339_secs, now_ms, parse_rfc3339_ms, HOUR_MS};
-
-type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
-
-fn query(q: QueryMap) -> Result<HashMap<String, String>, AdminError> {
-    q.map(|Query(m)| m).map_err(|e| AdminError::BadRequest(format!("Invalid query string: {e}.")))
-}
+use crate::time::{hour_floor, ms_to_rfc3339, ms_to_rfc3339_secs, now_ms, HOUR_MS};
 
 const DAY_MS: i64 = 24 * HOUR_MS;
 /// Most buckets one series request may ask for.
@@ -179,19 +173,7 @@ pub struct SeriesParams {
     responses((status = 200, body = UsageSeries), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
 pub async fn usage_series(State(state): State<AppState>, q: QueryMap) -> Result<Json<UsageSeries>, AdminError> {
     let q = query(q)?;
-    let (month_start, month_end) = month_bounds(now_ms());
-    let time = |name: &str, default: i64| -> Result<i64, AdminError> {
-        match q.get(name) {
-            None => Ok(default),
-            Some(t) => parse_rfc3339_ms(t)
-                .ok_or_else(|| AdminError::BadRequest(format!("`{name}` {t:?} is not an RFC 3339 timestamp."))),
-        }
-    };
-    let from = time("from", month_start)?;
-    let to = time("to", month_end)?;
-    if from >= to {
-        return Err(AdminError::BadRequest("`from` must be before `to`.".into()));
-    }
+    let (from, to) = time_range(&q)?;
     let group_name = q.get("group_by").map(String::as_str).unwrap_or("tenant");
     let group = match group_name {
         "tenant" => UsageGroup::Tenant,

@@ -17,9 +17,9 @@ use crate::gateway::AppState;
 use crate::store::UsageGroup;
 use crate::time::{hour_floor, month_bounds, ms_to_rfc3339_secs, now_ms, parse_rfc3339_ms, HOUR_MS};
 
-type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
+pub(super) type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
 
-fn query(q: QueryMap) -> Result<HashMap<String, String>, AdminError> {
+pub(super) fn query(q: QueryMap) -> Result<HashMap<String, String>, AdminError> {
     q.map(|Query(m)| m).map_err(|e| AdminError::BadRequest(format!("Invalid query string: {e}.")))
 }
 
@@ -92,6 +92,24 @@ pub async fn tenant_metrics(
     Ok(Json(TenantMetrics { tenant_id: tenant.id, period: period.into(), granularity: granularity.into(), buckets }))
 }
 
+/// `from` and `to` (RFC 3339) of a query, defaulting to this calendar month (UTC).
+pub(super) fn time_range(q: &HashMap<String, String>) -> Result<(i64, i64), AdminError> {
+    let (month_start, month_end) = month_bounds(now_ms());
+    let time = |name: &str, default: i64| -> Result<i64, AdminError> {
+        match q.get(name) {
+            None => Ok(default),
+            Some(t) => parse_rfc3339_ms(t)
+                .ok_or_else(|| AdminError::BadRequest(format!("`{name}` {t:?} is not an RFC 3339 timestamp."))),
+        }
+    };
+    let from = time("from", month_start)?;
+    let to = time("to", month_end)?;
+    if from >= to {
+        return Err(AdminError::BadRequest("`from` must be before `to`.".into()));
+    }
+    Ok((from, to))
+}
+
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsageParams {
@@ -109,19 +127,7 @@ pub struct UsageParams {
     responses((status = 200, body = UsageReport), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
 pub async fn usage(State(state): State<AppState>, q: QueryMap) -> Result<Json<UsageReport>, AdminError> {
     let q = query(q)?;
-    let (month_start, month_end) = month_bounds(now_ms());
-    let time = |name: &str, default: i64| -> Result<i64, AdminError> {
-        match q.get(name) {
-            None => Ok(default),
-            Some(t) => parse_rfc3339_ms(t)
-                .ok_or_else(|| AdminError::BadRequest(format!("`{name}` {t:?} is not an RFC 3339 timestamp."))),
-        }
-    };
-    let from = time("from", month_start)?;
-    let to = time("to", month_end)?;
-    if from >= to {
-        return Err(AdminError::BadRequest("`from` must be before `to`.".into()));
-    }
+    let (from, to) = time_range(&q)?;
     let group_name = q.get("group_by").map(String::as_str).unwrap_or("tenant");
     let group = match group_name {
         "tenant" => UsageGroup::Tenant,
