@@ -4,7 +4,11 @@
 # end2end/node_modules (scripts/install-tools.sh).
 #
 # The server runs in a new temporary directory (so the default SQLite database,
-# data/sheepdog.db, is fresh) on two free ports. Exported to the tests:
+# data/sheepdog.db, is fresh) on two free ports, with a config file written
+# there (sheepdog.toml): the default `simulated` provider serving the default
+# models, plus a second simulated provider `simulated-b` (a rollout's `to`
+# side), and a 1 MiB analysis upload limit (so the too-large upload is
+# cheap to test). Exported to the tests:
 #   SHEEPDOG_CONSOLE_URL   the console's base URL
 #   SHEEPDOG_GATEWAY_URL   the gateway's base URL
 #   SHEEPDOG_SERVE_LOG     file with the server's stdout (first-start admin credentials)
@@ -67,6 +71,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# With no [models], the default price table is served by the first provider
+# by name: `simulated` (x-sheepdog-provider: simulated, as before).
+cat >"${WORK}/sheepdog.toml" <<'TOML'
+[gateway]
+max_analysis_upload_bytes = 1048576
+
+[providers.simulated]
+kind = "simulated"
+
+[providers.simulated-b]
+kind = "simulated"
+TOML
+
 log "starting sheepdog serve in ${WORK} (gateway :${GATEWAY_PORT}, console :${CONSOLE_PORT})"
 (
     cd "${WORK}"
@@ -74,7 +91,7 @@ log "starting sheepdog serve in ${WORK} (gateway :${GATEWAY_PORT}, console :${CO
     export SHEEPDOG_GATEWAY__LISTEN="127.0.0.1:${GATEWAY_PORT}"
     export SHEEPDOG_CONSOLE__LISTEN="127.0.0.1:${CONSOLE_PORT}"
     export SHEEPDOG_CONSOLE__GATEWAY_URL="${SHEEPDOG_GATEWAY_URL}"
-    exec "${BIN}" serve >"${SHEEPDOG_SERVE_LOG}" 2>"${WORK}/serve.stderr.log"
+    exec "${BIN}" serve --config "${WORK}/sheepdog.toml" >"${SHEEPDOG_SERVE_LOG}" 2>"${WORK}/serve.stderr.log"
 ) &
 SERVER_PID=$!
 

@@ -29,6 +29,15 @@ impl std::fmt::Debug for AdminApi {
     }
 }
 
+/// Why `POST /admin/v1/analyses` did not answer with a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnalyzeFailure {
+    /// The gateway answered with an error status and its message.
+    Refused { status: u16, code: String, message: String },
+    /// The call did not complete (gateway unreachable, upload aborted, timeout).
+    Transport(String),
+}
+
 /// Who a change is attributed to in the audit log.
 pub fn actor_for(email: &str) -> String {
     format!("console:{email}")
@@ -281,6 +290,42 @@ impl AdminApi {
             None => json!({}),
         };
         self.call(Method::POST, &format!("/rollouts/{}/{}", enc(id), enc(action)), Some(actor), Some(&body)).await
+    }
+
+    // ---- analyses -----------------------------------------------------------
+
+    /// `POST /admin/v1/analyses`: streams `body` (the log file) to the
+    /// gateway and returns its answer (`{"report", "html"}`). `query` is the
+    /// encoded query string (`?…` or empty). Longer than the other calls:
+    /// `timeout` covers the upload and the analysis.
+    pub async fn analyze(
+        &self,
+        actor: &str,
+        query: &str,
+        body: reqwest::Body,
+        content_length: Option<u64>,
+        timeout: std::time::Duration,
+    ) -> Result<Value, AnalyzeFailure> {
+        let url = format!("{}/analyses{query}", self.base);
+        let mut req = self
+            .http
+            .post(&url)
+            .bearer_auth(&*self.token)
+            .header("x-sheepdog-actor", actor)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .timeout(timeout)
+            .body(body);
+        if let Some(n) = content_length {
+            req = req.header(reqwest::header::CONTENT_LENGTH, n);
+        }
+        let resp = req.send().await.map_err(|e| AnalyzeFailure::Transport(e.to_string()))?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json::<Value>().await.map_err(|e| AnalyzeFailure::Transport(e.to_string()));
+        }
+        let (code, message) =
+            resp.json::<ErrorBody>().await.map(|b| (b.error.code, b.error.message)).unwrap_or_default();
+        Err(AnalyzeFailure::Refused { status: status.as_u16(), code, message })
     }
 
     pub async fn audit(&self, filters: &[(&str, Option<&str>)]) -> Result<Vec<AuditRecord>, ConsoleError> {

@@ -201,7 +201,8 @@ pub fn StackedBarChart(
     .into_any()
 }
 
-/// One line per series over the x labels, with a point per value.
+/// One line per series over the x labels, with a point per value; a value
+/// that is not finite (`f64::NAN`) is a gap where the line breaks.
 #[component]
 pub fn LineChart(
     #[prop(into)] title: String,
@@ -209,10 +210,19 @@ pub fn LineChart(
     series: Vec<Series>,
     fmt: fn(f64) -> String,
     #[prop(into, optional)] testid: String,
+    /// Zeros are measurements (a 0 ms latency, a 0 % error rate): only a
+    /// chart without any value says "No data"; else all-zero says it too.
+    #[prop(optional)]
+    zero_is_data: bool,
 ) -> impl IntoView {
     let tip: Tip = RwSignal::new(None);
     let n = labels.len();
     let max = series.iter().flat_map(|s| s.values.iter().copied()).fold(0.0, f64::max);
+    let empty = if zero_is_data {
+        !series.iter().flat_map(|s| s.values.iter().take(n)).any(|v| v.is_finite())
+    } else {
+        max <= 0.0
+    };
     let (top, ticks) = nice_ticks(max);
     let step = if n > 1 { plot_w() / (n - 1) as f64 } else { 0.0 };
     let centers: Vec<f64> =
@@ -221,18 +231,33 @@ pub fn LineChart(
         .iter()
         .enumerate()
         .map(|(si, s)| {
-            let points: Vec<String> = s
-                .values
-                .iter()
-                .take(n)
-                .enumerate()
-                .map(|(i, v)| format!("{},{}", r1(centers[i]), r1(y_of(*v, top))))
-                .collect();
+            // A value that is not finite is a gap: the line breaks there.
+            let mut segments: Vec<Vec<String>> = Vec::new();
+            let mut current: Vec<String> = Vec::new();
+            for (i, v) in s.values.iter().take(n).enumerate() {
+                if v.is_finite() {
+                    current.push(format!("{},{}", r1(centers[i]), r1(y_of(*v, top))));
+                } else if !current.is_empty() {
+                    segments.push(std::mem::take(&mut current));
+                }
+            }
+            if !current.is_empty() {
+                segments.push(current);
+            }
+            let polylines = segments
+                .into_iter()
+                .map(|seg| {
+                    view! {
+                        <polyline class="line" fill="none" stroke=color(si) stroke-width="2" points=seg.join(" ")></polyline>
+                    }
+                })
+                .collect_view();
             let dots = s
                 .values
                 .iter()
                 .take(n)
                 .enumerate()
+                .filter(|(_, v)| v.is_finite())
                 .map(|(i, v)| {
                     let text = format!("{} · {}: {}", labels[i], s.name, fmt(*v));
                     let (tx, ty) = (centers[i] / W * 100.0, y_of(*v, top) / H * 100.0);
@@ -254,7 +279,7 @@ pub fn LineChart(
                 .collect_view();
             view! {
                 <g class="series">
-                    <polyline class="line" fill="none" stroke=color(si) stroke-width="2" points=points.join(" ")></polyline>
+                    {polylines}
                     {dots}
                 </g>
             }
@@ -267,7 +292,7 @@ pub fn LineChart(
                 <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=title.clone() preserveAspectRatio="xMidYMid meet">
                     {axes(&ticks, top, &labels, &centers, fmt)}
                     {lines}
-                    {(max <= 0.0).then(|| view! { <text class="chart-empty" x=r1(W / 2.0) y=r1(H / 2.0) text-anchor="middle">"No data in this range"</text> })}
+                    {empty.then(|| view! { <text class="chart-empty" x=r1(W / 2.0) y=r1(H / 2.0) text-anchor="middle">"No data in this range"</text> })}
                 </svg>
                 {tooltip(tip)}
             </div>
@@ -377,6 +402,42 @@ mod tests {
         });
         assert!(html.contains("<polyline"), "{html}");
         snapshot("line", &html);
+    }
+
+    #[test]
+    fn line_breaks_at_gaps() {
+        let html = render(|| {
+            view! {
+                <LineChart
+                    title="Gaps"
+                    labels=vec!["a".into(), "b".into(), "c".into(), "d".into(), "e".into()]
+                    series=vec![Series { name: "p99".into(), values: vec![1.0, 2.0, f64::NAN, 4.0, 5.0] }]
+                    fmt=|v| format!("{v:.0}")
+                />
+            }
+            .into_any()
+        });
+        assert_eq!(html.matches("<polyline").count(), 2, "{html}");
+        assert_eq!(html.matches("<circle").count(), 4, "{html}");
+        assert!(!html.contains("NaN"), "{html}");
+        snapshot("line_gaps", &html);
+        // Zeros: no data, unless zeros are measurements.
+        let zeros = |zero_is_data: bool| {
+            render(move || {
+                view! {
+                    <LineChart
+                        title="Zeros"
+                        labels=vec!["a".into(), "b".into()]
+                        series=vec![Series { name: "p50".into(), values: vec![0.0, f64::NAN] }]
+                        fmt=|v| format!("{v:.0}")
+                        zero_is_data=zero_is_data
+                    />
+                }
+                .into_any()
+            })
+        };
+        assert!(zeros(false).contains("No data in this range"));
+        assert!(!zeros(true).contains("No data in this range"));
     }
 
     #[test]

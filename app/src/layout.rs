@@ -83,6 +83,7 @@ fn UserMenu(user: SessionUser) -> impl IntoView {
 #[component]
 fn ConsoleShell(user: SessionUser) -> impl IntoView {
     let admin = user.is_admin();
+    let operate = user.can_operate();
     provide_context(user.clone());
     view! {
         <header class="topbar">
@@ -97,6 +98,7 @@ fn ConsoleShell(user: SessionUser) -> impl IntoView {
                 <A href="/audit">"Audit log"</A>
                 {admin.then(|| view! { <A href="/users">"Users"</A> })}
                 <A href="/rollouts" attr:data-testid="nav-rollouts">"Rollouts"</A>
+                {operate.then(|| view! { <A href="/analyses" attr:data-testid="nav-analyses">"Analysis"</A> })}
             </nav>
             <UserMenu user=user/>
         </header>

@@ -7,13 +7,14 @@
 //! dependencies are optional and only switched on by `ssr`.
 //!
 //! One file per domain (`tenants.rs`, `keys.rs`, `costs.rs`, `audit.rs`,
-//! `users.rs`, `portal.rs`, `rollouts.rs`, …): shared types, then an `ssr` module with the
+//! `users.rs`, `portal.rs`, `rollouts.rs`, `analyses.rs`, …): shared types, then an `ssr` module with the
 //! server-only helpers, then the `#[server]` functions (which all start with
 //! a permission check from [`auth`]), then the components. Server functions
 //! reach the gateway only through the typed admin API client in [`api`].
 
 #![recursion_limit = "256"]
 
+pub mod analyses;
 #[cfg(feature = "ssr")]
 pub mod api;
 pub mod audit;
@@ -118,6 +119,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("audit") view=audit::AuditPage ssr=SsrMode::Async/>
                     <Route path=path!("rollouts") view=rollouts::RolloutsPage ssr=SsrMode::Async/>
                     <Route path=path!("rollouts/:id") view=rollouts::RolloutDetailPage ssr=SsrMode::Async/>
+                    <Route path=path!("analyses") view=analyses::AnalysesPage ssr=SsrMode::Async/>
                     <Route path=path!("users") view=users::UsersPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>

@@ -38,7 +38,11 @@ pub struct ConsoleState {
     http: reqwest::Client,
     api: AdminApi,
     policy: Arc<SessionPolicy>,
+    max_upload_bytes: u64,
 }
+
+/// The largest analysis upload by default (gateway.max_analysis_upload_bytes).
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 256 * 1024 * 1024;
 
 impl ConsoleState {
     /// `gateway_url` is the gateway's base URL (e.g. `http://127.0.0.1:8080`);
@@ -51,7 +55,24 @@ impl ConsoleState {
             .build()?;
         let gateway_url = gateway_url.trim_end_matches('/').to_string();
         let api = AdminApi::new(http.clone(), &gateway_url, admin_token);
-        Ok(ConsoleState { gateway_url, http, api, policy: Arc::new(policy) })
+        Ok(ConsoleState {
+            gateway_url,
+            http,
+            api,
+            policy: Arc::new(policy),
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+        })
+    }
+
+    /// The largest log file the analysis upload page forwards to the gateway
+    /// (the gateway's `gateway.max_analysis_upload_bytes`).
+    pub fn with_max_upload_bytes(mut self, bytes: u64) -> ConsoleState {
+        self.max_upload_bytes = bytes;
+        self
+    }
+
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_bytes
     }
 
     /// The gateway's base URL, without a trailing slash.

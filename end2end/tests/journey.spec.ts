@@ -79,7 +79,9 @@ test('onboard a tenant, watch its traffic and spend, limit it, revoke its key, h
 
   await overview.goto();
   await hydrated(page);
-  await expect(overview.requests).toContainText('23');
+  // 23 of ours (other tests running next to this one may add theirs).
+  const total = Number(((await overview.requests.locator('.stat-value').textContent()) ?? '').replace(/[^0-9]/g, ''));
+  expect(total).toBeGreaterThanOrEqual(23);
   await expect(overview.topTenants).toContainText('Acme Corp');
   await expect(overview.upstreams.first()).toContainText('simulated');
   await screenshot(page, testInfo, 'overview');

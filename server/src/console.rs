@@ -1,5 +1,5 @@
 //! The console listener: the Leptos app (`app` crate) rendered on the server,
-//! its server functions, CSV export, and the built site (wasm, JS, CSS,
+//! its server functions, CSV export, the analysis upload, and the built site (wasm, JS, CSS,
 //! public assets) served from `console.site_root`; sessions in the database,
 //! CSRF protection and security headers in front of all of it.
 //!
@@ -66,10 +66,11 @@ impl Console {
             absolute_timeout: Duration::from_secs(settings.console.session_absolute_timeout_secs),
             ..SessionPolicy::default()
         };
-        let state =
-            ConsoleState::new(&settings.console.gateway_url, token.expose(), policy.clone()).with_context(|| {
+        let state = ConsoleState::new(&settings.console.gateway_url, token.expose(), policy.clone())
+            .with_context(|| {
                 format!("cannot build the HTTP client for console.gateway_url {}", settings.console.gateway_url)
-            })?;
+            })?
+            .with_max_upload_bytes(settings.gateway.max_analysis_upload_bytes);
         // Runs for every page render and server-function call.
         let context = {
             let state = state.clone();
@@ -78,10 +79,16 @@ impl Console {
 
         let routes = generate_route_list(App);
         let csv_state = state.clone();
+        let upload_state = state.clone();
         let router = axum::Router::new()
             .route(
                 "/costs/export.csv",
                 axum::routing::get(move |req: Request<Body>| app::costs::ssr::csv_export(csv_state.clone(), req)),
+            )
+            // The analysis upload: streamed to the gateway (session, role and CSRF checked).
+            .route(
+                app::analyses::UPLOAD_PATH,
+                axum::routing::post(move |req: Request<Body>| app::analyses::ssr::upload(upload_state.clone(), req)),
             )
             .leptos_routes_with_context(&options, routes, context.clone(), {
                 let options = options.clone();

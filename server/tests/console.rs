@@ -2,7 +2,9 @@
 //! with a fresh SQLite database: sign-in and sessions, CSRF, and the
 //! server-side authorization of every kind of server function (a viewer
 //! cannot change anything; a tenant user cannot read or change another
-//! tenant, even when it names the other tenant in the request).
+//! tenant, even when it names the other tenant in the request), and the
+//! analysis upload (streamed to the gateway, size-limited, operators only)
+//! with its "apply a recommendation" server function.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -39,6 +41,10 @@ fn browser(console: &str) -> reqwest::Client {
 }
 
 async fn start() -> Env {
+    start_with(|_| {}).await
+}
+
+async fn start_with(adjust: impl FnOnce(&mut Config)) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let pkg = dir.path().join("site/pkg");
     std::fs::create_dir_all(&pkg).unwrap();
@@ -51,6 +57,7 @@ async fn start() -> Env {
     config.database.url = format!("sqlite://{}", dir.path().join("sheepdog.db").display());
     config.console.site_root = dir.path().join("site").display().to_string();
     config.console.gateway_url = gateway.clone();
+    adjust(&mut config);
     let mut settings = Settings::from_config(config, "test", &|_| None).unwrap();
     settings.process_admin_token = Some(Secret::new(TOKEN));
     let gw = Gateway::build(settings.clone()).await.unwrap();
@@ -388,4 +395,193 @@ async fn operators_changes_are_audited_with_their_name_and_pages_render_without_
     assert_eq!(csv.status(), StatusCode::OK);
     assert!(csv.text().await.unwrap().starts_with("group_by,key,label"));
     let _ = Duration::ZERO;
+}
+
+/// JSON lines of `n` requests per tenant, each tenant's requests all in
+/// flight together (so the first tenant has the larger share of the peak).
+fn log_lines(tenants: &[(&str, usize)]) -> String {
+    let mut out = String::new();
+    for (t, n) in tenants {
+        for i in 0..*n {
+            out.push_str(&format!(
+                "{{\"timestamp\":\"2026-03-02T10:00:{:02}.000Z\",\"duration_ms\":60000,\"status\":200,\"metadata\":{{\"tenant_id\":\"{t}\"}},\"request\":{{\"model\":\"gpt-4.1\"}},\"usage\":{{\"prompt_tokens\":1000,\"completion_tokens\":200}}}}\n",
+                i % 50
+            ));
+        }
+    }
+    out
+}
+
+async fn upload(
+    client: &reqwest::Client,
+    console: &str,
+    query: &str,
+    body: impl Into<reqwest::Body>,
+) -> (StatusCode, Value) {
+    let resp = client
+        .post(format!("{console}/analyses/upload{query}"))
+        .header("accept", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[tokio::test]
+async fn an_uploaded_log_is_analysed_matched_to_tenants_and_applied_with_an_audit_trail() {
+    let env = start_with(|c| c.gateway.max_analysis_upload_bytes = 64 * 1024).await;
+    let acme = env
+        .admin(
+            reqwest::Method::POST,
+            "/tenants",
+            Some(json!({"name": "Acme Corp", "tier": "shared", "aliases": ["acme"]})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.tenant("Small Co").await;
+    let admin = env.as_admin().await;
+    let c = &env.console;
+    let log = log_lines(&[("acme", 6), ("small co", 1), ("stranger", 1)]);
+
+    let (status, r) = upload(&admin, c, "?tenant_field=metadata.tenant_id&margin=0", log.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["report"]["quality"]["records"], 8);
+    assert_eq!(r["report"]["overall"]["peak_concurrency"]["value"], 8);
+    assert!(r["html"].as_str().unwrap().contains("<svg"), "the report's own charts");
+    let plans = r["plans"].as_array().unwrap();
+    let plan = |key: &str| plans.iter().find(|p| p["tenant"] == key).unwrap_or_else(|| panic!("{key}: {r}"));
+    assert_eq!(plan("acme")["matched"]["id"], acme.as_str());
+    assert_eq!(plan("acme")["matched"]["matched_by"], "alias");
+    assert_eq!(plan("acme")["change"]["tier"], "dedicated", "6 of 8 in flight: over its fair share");
+    assert_eq!(plan("acme")["change"]["max_concurrency"], 6);
+    assert_eq!(plan("small co")["matched"]["matched_by"], "name");
+    assert_eq!(plan("small co")["change"]["tier"], "shared");
+    assert!(plan("stranger")["matched"].is_null());
+    assert!(plan("stranger")["unmatched"].as_str().unwrap().contains("No tenant"), "{r}");
+
+    // A body without a length is streamed too, and cut off at the limit.
+    let chunks: Vec<Result<String, std::io::Error>> = vec![Ok(log.clone())];
+    let (status, r) = upload(&admin, c, "", reqwest::Body::wrap_stream(futures_stream(chunks))).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let big: Vec<Result<String, std::io::Error>> = (0..100).map(|_| Ok("x".repeat(1024))).collect();
+    let (status, r) = upload(&admin, c, "", reqwest::Body::wrap_stream(futures_stream(big))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{r}");
+    assert!(r["message"].as_str().unwrap().contains("64.0 KiB"), "{r}");
+    // Declared too large: refused before anything is sent on.
+    let (status, r) = upload(&admin, c, "", "y".repeat(65 * 1024)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{r}");
+    assert!(r["message"].as_str().unwrap().contains("gateway.max_analysis_upload_bytes"), "{r}");
+    // Garbage, nothing, and unknown options: 400 with the reason.
+    let (status, r) = upload(&admin, c, "", "this is not a log\nat all\n").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{r}");
+    assert!(r["message"].as_str().unwrap().contains("No usable request record"), "{r}");
+    assert_eq!(upload(&admin, c, "", "").await.0, StatusCode::BAD_REQUEST);
+    let (status, r) = upload(&admin, c, "?colour=blue", log.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(r["message"].as_str().unwrap().contains("colour"), "{r}");
+    let (status, r) = upload(&admin, c, "?map=gpt-4.1%3Dno-such-model", log.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{r}");
+
+    // Applying the recommendation: tier and limits, audited under the operator's name.
+    let (status, t) = call(
+        &admin,
+        c,
+        "apply_analysis",
+        &[
+            ("tenant_id", acme.as_str()),
+            ("tier", "dedicated"),
+            ("requests_per_minute", "12"),
+            ("tokens_per_minute", "14400"),
+            ("max_concurrency", "6"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(t["tier"], "dedicated");
+    let t = env.admin(reqwest::Method::GET, &format!("/tenants/{acme}"), None).await;
+    assert_eq!(t["tier"], "dedicated");
+    assert_eq!(t["limits"], json!({"requests_per_minute": 12, "tokens_per_minute": 14400, "max_concurrency": 6}));
+    let audit = env.admin(reqwest::Method::GET, &format!("/audit?target={acme}"), None).await;
+    let entries = audit["data"].as_array().unwrap();
+    for action in ["tenant.update", "tenant.limits"] {
+        let e = entries.iter().find(|e| e["action"] == action).unwrap_or_else(|| panic!("{action}: {audit}"));
+        assert_eq!(e["actor"], "console:admin@sheepdog.local");
+    }
+    let runs = env.admin(reqwest::Method::GET, "/audit?action=analysis.run", None).await;
+    assert_eq!(runs["data"][0]["actor"], "console:admin@sheepdog.local");
+    // Bad values change nothing.
+    for (tier, rpm) in [("pooled", "5"), ("gold", "5"), ("shared", "0")] {
+        let form = [
+            ("tenant_id", acme.as_str()),
+            ("tier", tier),
+            ("requests_per_minute", rpm),
+            ("tokens_per_minute", "1"),
+            ("max_concurrency", "1"),
+        ];
+        assert_eq!(call(&admin, c, "apply_analysis", &form).await.0, StatusCode::BAD_REQUEST, "{tier} {rpm}");
+    }
+    assert_eq!(env.admin(reqwest::Method::GET, &format!("/tenants/{acme}"), None).await["tier"], "dedicated");
+}
+
+#[tokio::test]
+async fn only_signed_in_operators_from_the_console_may_upload_or_apply() {
+    let env = start().await;
+    let acme = env.tenant("Acme").await;
+    let c = &env.console;
+    let log = log_lines(&[("Acme", 2)]);
+    // No session.
+    let (status, r) = upload(&browser(c), c, "", log.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{r}");
+    // A viewer: the page says not allowed, the upload and the apply are refused.
+    env.user("viewer@example.com", "viewer", None).await;
+    let v = env.signed_in("viewer@example.com", "correct horse battery").await;
+    let (status, r) = upload(&v, c, "", log.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{r}");
+    let home = v.get(format!("{c}/")).send().await.unwrap().text().await.unwrap();
+    assert!(home.contains("nav-rollouts") && !home.contains("nav-analyses"), "viewers have no Analysis entry");
+    let page = v.get(format!("{c}/analyses")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    assert!(page.text().await.unwrap().contains("data-error=\"forbidden\""));
+    let form = [
+        ("tenant_id", acme.as_str()),
+        ("tier", "dedicated"),
+        ("requests_per_minute", "5"),
+        ("tokens_per_minute", "5"),
+        ("max_concurrency", "1"),
+    ];
+    assert_eq!(call(&v, c, "apply_analysis", &form).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(call(&v, c, "analysis_settings", &[]).await.0, StatusCode::FORBIDDEN);
+    // An operator: allowed; the page renders the form with the limit.
+    env.user("ops@example.com", "operator", None).await;
+    let ops = env.signed_in("ops@example.com", "correct horse battery").await;
+    let page = ops.get(format!("{c}/analyses")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("data-testid=\"analysis-form\"") && html.contains("256.0 MiB"), "{html}");
+    assert!(html.contains("nav-analyses"), "operators have the Analysis entry");
+    let (status, r) = upload(&ops, c, "", log.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    // Another origin: refused by the CSRF guard, whoever is signed in.
+    let resp = ops
+        .post(format!("{c}/analyses/upload"))
+        .header(ORIGIN, "http://evil.example")
+        .body(log.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.text().await.unwrap().contains("cross_origin_refused"));
+    assert_eq!(env.admin(reqwest::Method::GET, &format!("/tenants/{acme}"), None).await["tier"], "shared");
+}
+
+/// A stream of chunks (a body without a Content-Length).
+fn futures_stream(
+    chunks: Vec<Result<String, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<String, std::io::Error>> {
+    futures::stream::iter(chunks)
 }

@@ -203,6 +203,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/rollouts/{id}/rollback", post(rollouts::rollback))
         .route("/rollouts/{id}/events", get(rollouts::events))
         .route("/rollouts/{id}/samples", get(rollouts::samples))
+        .route("/rollouts/{id}/series", get(rollouts::series))
         .route("/upstreams", get(rollouts::upstreams))
         .route("/analyses", post(analyses::create_analysis))
         .route("/openapi.json", get(openapi::openapi_json))

@@ -31,7 +31,7 @@ impl Modify for AdminToken {
         users::list_users, users::get_user, users::create_user, users::patch_user, users::verify,
         overview::overview, overview::usage_series,
         rollouts::create, rollouts::list, rollouts::get, rollouts::advance, rollouts::pause, rollouts::resume,
-        rollouts::rollback, rollouts::events, rollouts::samples, rollouts::upstreams,
+        rollouts::rollback, rollouts::events, rollouts::samples, rollouts::series, rollouts::upstreams,
         analyses::create_analysis,
     ),
     components(schemas(sheepdog_types::ErrorBody, sheepdog_types::ErrorDetail, sheepdog_types::Tenant, sheepdog_types::KeyInfo)),

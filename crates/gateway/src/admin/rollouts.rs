@@ -21,6 +21,7 @@ use super::{audit, audit_as, parse_json, AdminError};
 use crate::gateway::AppState;
 use crate::rollout::guard::{GuardConfig, Side, SideStats};
 use crate::rollout::plan::{Phase, StepPlan, FULL};
+use crate::rollout::series::{self, Bucket, SideBucket};
 use crate::rollout::store::{EventRow, RolloutRow, SampleRow};
 use crate::rollout::{Action, Live, RolloutError, Snapshot, Totals};
 use crate::shutdown::Shutdown;
@@ -125,7 +126,7 @@ pub struct SideView {
     pub throughput_rpm: f64,
     pub total_requests: u64,
     pub total_errors: u64,
-    /// Average cost of 1,000 requests so far, USD.
+    /// Average cost of 1,000 requests so far, USD (for `to`, mirrored shadow calls count at what they cost).
     pub cost_per_1k_requests_usd: String,
 }
 
@@ -210,6 +211,52 @@ pub struct SampleView {
     pub to_cost_usd: String,
 }
 
+/// One side in one bucket of the time series.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesSideView {
+    /// Requests this side answered in the bucket (for `to` in shadow: mirrored calls).
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate_percent: f64,
+    /// Latency of the successful requests, nearest rank (exact below 64 ms, else within 3 %); null without any.
+    pub p50_ms: Option<u64>,
+    pub p99_ms: Option<u64>,
+    /// Requests per minute over the bucket.
+    pub throughput_rpm: f64,
+    /// What the side's requests cost in the bucket (for `to` in shadow: the shadow calls), integer nano-USD.
+    pub cost_nanos: i64,
+    /// The same as decimal USD.
+    pub cost_usd: String,
+    /// Average cost of 1,000 requests in the bucket, USD; null when none was priced.
+    pub cost_per_1k_requests_usd: Option<String>,
+}
+
+/// One bucket of the time series.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesPointView {
+    /// Start of the bucket (RFC 3339, UTC).
+    pub start: String,
+    pub start_ms: i64,
+    /// False for the bucket still filling (the last one).
+    pub complete: bool,
+    pub from: SeriesSideView,
+    pub to: SeriesSideView,
+    /// Shadow pairs compared in the bucket, and those whose outputs differ.
+    pub shadow_pairs: u64,
+    pub shadow_differing: u64,
+    /// `shadow_differing` ÷ `shadow_pairs`, percent; null without pairs.
+    pub diff_rate_percent: Option<f64>,
+}
+
+/// Both sides over time: fixed buckets of `bucket_secs`, from the rollout's
+/// creation (at most the last 90 buckets, 15 minutes) to now, oldest first,
+/// quiet buckets included. Kept in memory by each gateway process.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesView {
+    pub bucket_secs: u64,
+    pub points: Vec<SeriesPointView>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RolloutReport {
     #[serde(flatten)]
@@ -217,6 +264,8 @@ pub struct RolloutReport {
     pub events: Vec<EventView>,
     /// The latest differing shadow pairs.
     pub differing_samples: Vec<SampleView>,
+    /// Both sides over time (the console's live charts).
+    pub series: SeriesView,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -276,7 +325,11 @@ fn bp_to_percent(bp: u32) -> f64 {
     f64::from(bp) / 100.0
 }
 
-fn side_view(w: &SideStats, t: &Totals, window_secs: u64) -> SideView {
+/// `extra_cost_nanos`: cost of this side's requests not in `t` (the shadow
+/// calls' cost, for `to`).
+fn side_view(w: &SideStats, t: &Totals, extra_cost_nanos: i64, window_secs: u64) -> SideView {
+    let cost = i128::from(t.cost_nanos) + i128::from(extra_cost_nanos);
+    let per_1k = (cost * 1000).checked_div(i128::from(t.requests)).unwrap_or(0);
     SideView {
         window_requests: w.count,
         window_errors: w.errors,
@@ -286,7 +339,7 @@ fn side_view(w: &SideStats, t: &Totals, window_secs: u64) -> SideView {
         throughput_rpm: (f64::from(w.count) * 60.0 / window_secs.max(1) as f64 * 100.0).round() / 100.0,
         total_requests: t.requests,
         total_errors: t.errors,
-        cost_per_1k_requests_usd: format_usd(if t.requests == 0 { 0 } else { t.cost_nanos * 1000 / t.requests as i64 }),
+        cost_per_1k_requests_usd: format_usd(i64::try_from(per_1k).unwrap_or(i64::MAX)),
     }
 }
 
@@ -315,8 +368,8 @@ fn view(s: &Snapshot) -> RolloutView {
             min_samples: s.guard.min_samples,
         },
         window_secs: s.guard.window_secs,
-        from_stats: side_view(&s.from_window, &s.from_totals, s.guard.window_secs),
-        to_stats: side_view(&s.to_window, &s.to_totals, s.guard.window_secs),
+        from_stats: side_view(&s.from_window, &s.from_totals, 0, s.guard.window_secs),
+        to_stats: side_view(&s.to_window, &s.to_totals, s.shadow.shadow_cost_nanos, s.guard.window_secs),
         shadow: ShadowView {
             pairs,
             differing: s.shadow.differing,
@@ -332,6 +385,41 @@ fn view(s: &Snapshot) -> RolloutView {
         },
         created_at: r.created_at.clone(),
         updated_at: r.updated_at.clone(),
+    }
+}
+
+fn series_side_view(b: &SideBucket) -> SeriesSideView {
+    SeriesSideView {
+        requests: b.requests,
+        errors: b.errors,
+        error_rate_percent: f64::from(b.error_rate_bp()) / 100.0,
+        p50_ms: b.latency.quantile(0.5),
+        p99_ms: b.latency.quantile(0.99),
+        throughput_rpm: (b.requests as f64 * 60_000.0 / series::BUCKET_MS as f64 * 100.0).round() / 100.0,
+        cost_nanos: b.cost_nanos,
+        cost_usd: format_usd(b.cost_nanos),
+        cost_per_1k_requests_usd: b.cost_per_1k_nanos().map(format_usd),
+    }
+}
+
+/// The series view of `buckets` (the last one holds `now_ms`).
+pub fn series_view(buckets: &[Bucket], now_ms: i64) -> SeriesView {
+    SeriesView {
+        bucket_secs: (series::BUCKET_MS / 1000) as u64,
+        points: buckets
+            .iter()
+            .map(|b| SeriesPointView {
+                start: crate::time::ms_to_rfc3339_secs(b.start_ms),
+                start_ms: b.start_ms,
+                complete: b.start_ms + series::BUCKET_MS <= now_ms,
+                from: series_side_view(&b.from),
+                to: series_side_view(&b.to),
+                shadow_pairs: b.pairs,
+                shadow_differing: b.differing,
+                diff_rate_percent: (b.pairs > 0)
+                    .then(|| (b.differing as f64 * 10_000.0 / b.pairs as f64).round() / 100.0),
+            })
+            .collect(),
     }
 }
 
@@ -550,11 +638,23 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
     let live = live_or_404(&state, &id)?;
     let events = state.store().rollout_events(&id).await?;
     let samples = state.store().rollout_samples(&id, true, 10).await?;
+    let now = crate::time::now_ms();
     Ok(Json(RolloutReport {
-        rollout: view(&live.snapshot(crate::time::now_ms())),
+        rollout: view(&live.snapshot(now)),
         events: events.iter().map(event_view).collect(),
         differing_samples: samples.iter().map(sample_view).collect(),
+        series: series_view(&live.series(now), now),
     }))
+}
+
+#[utoipa::path(get, path = "/admin/v1/rollouts/{id}/series", tag = "rollouts",
+    description = "Both sides over time, in 10-second buckets from the rollout's creation (at most the last 15 minutes): requests, errors, p50/p99 latency, throughput, cost (nano-USD) and cost per 1,000 requests, shadow pairs and diff rate. Also in `GET /admin/v1/rollouts/{id}` as `series`. Per gateway process.",
+    params(("id" = String, Path, description = "Rollout id")),
+    responses((status = 200, body = SeriesView), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+pub async fn series(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SeriesView>, AdminError> {
+    let live = live_or_404(&state, &id)?;
+    let now = crate::time::now_ms();
+    Ok(Json(series_view(&live.series(now), now)))
 }
 
 async fn act(

@@ -11,6 +11,7 @@
 pub mod compare;
 pub mod guard;
 pub mod plan;
+pub mod series;
 pub mod shadow;
 pub mod store;
 
@@ -22,6 +23,7 @@ use crate::routing::{ModelRoute, Models};
 use crate::store::{Store, StoreError};
 use guard::{GuardConfig, Sample, Side, SideStats, Trip, Window};
 use plan::{canary_bp, Phase, StepPlan, FULL};
+use series::Series;
 use store::{EventRow, RolloutRow};
 
 /// Running totals of one side since the rollout started.
@@ -52,6 +54,10 @@ struct State {
     from_totals: Totals,
     to_totals: Totals,
     shadow: ShadowTotals,
+    /// Both sides over time (the console's live charts); per process, like `window`.
+    series: Series,
+    /// When the rollout was created, epoch ms (where its series starts).
+    created_ms: i64,
     /// The canary share last recorded as an event (for step events).
     reported_bp: u32,
 }
@@ -133,6 +139,13 @@ impl Live {
             to_totals: s.to_totals,
             shadow: s.shadow,
         }
+    }
+
+    /// The time series from the rollout's creation (at most the last
+    /// [`series::BUCKETS`] buckets) to the bucket holding `now_ms`.
+    pub fn series(&self, now_ms: i64) -> Vec<series::Bucket> {
+        let s = self.lock();
+        s.series.report(s.created_ms, now_ms)
     }
 }
 
@@ -251,6 +264,7 @@ impl Rollouts {
         let plan: StepPlan = serde_json::from_str(&row.plan_json).unwrap_or_default();
         let guard: GuardConfig = serde_json::from_str(&row.guard_json).unwrap_or_default();
         let now = crate::time::now_ms();
+        let created_ms = crate::time::parse_rfc3339_ms(&row.created_at).unwrap_or(now);
         let mut state = State {
             plan,
             guard,
@@ -258,6 +272,8 @@ impl Rollouts {
             from_totals: Totals::default(),
             to_totals: Totals::default(),
             shadow: ShadowTotals::default(),
+            series: Series::default(),
+            created_ms,
             reported_bp: 0,
             row,
         };
@@ -359,7 +375,12 @@ impl Rollouts {
         totals.requests += 1;
         totals.errors += u64::from(error);
         totals.cost_nanos += cost_nanos;
-        let phase = Phase::parse(&s.row.phase)?;
+        let phase = Phase::parse(&s.row.phase);
+        // In shadow, `to` only answers mirrored calls: their cost comes with
+        // the compared pair (`observe_shadow`).
+        let cost = (!(phase == Some(Phase::Shadow) && side == Side::To)).then_some(cost_nanos);
+        s.series.request(now_ms, side, latency_ms, error, cost);
+        let phase = phase?;
         if !phase.is_active() {
             return None;
         }
@@ -371,8 +392,17 @@ impl Rollouts {
     }
 
     /// Records a shadow pair's comparison.
-    pub fn observe_shadow(&self, live: &Live, to_error: bool, differing: bool, tool_mismatch: bool, cost_nanos: i64) {
+    pub fn observe_shadow(
+        &self,
+        live: &Live,
+        to_error: bool,
+        differing: bool,
+        tool_mismatch: bool,
+        cost_nanos: i64,
+        now_ms: i64,
+    ) {
         let mut s = live.lock();
+        s.series.shadow_pair(now_ms, differing, cost_nanos);
         s.shadow.pairs += 1;
         s.shadow.differing += u64::from(differing);
         s.shadow.tool_mismatches += u64::from(tool_mismatch);

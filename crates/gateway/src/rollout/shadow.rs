@@ -78,12 +78,20 @@ pub fn start(
         };
         let c = compare::compare(&from.output, &to.output);
         let differing = !c.exact;
-        state.rollouts().observe_shadow(&live, to.error.is_some(), differing, c.same_tools == Some(false), to_cost);
+        let now = crate::time::now_ms();
+        state.rollouts().observe_shadow(
+            &live,
+            to.error.is_some(),
+            differing,
+            c.same_tools == Some(false),
+            to_cost,
+            now,
+        );
         let clip = |s: &str| s.chars().take(2000).collect::<String>();
         let sample = SampleRow {
             id: uuid::Uuid::new_v4().to_string(),
             rollout_id: live.id.clone(),
-            at_ms: crate::time::now_ms(),
+            at_ms: now,
             tenant_id: Some(tenant_id),
             request_id: Some(request_id),
             from_latency_ms: Some(from.latency_ms),

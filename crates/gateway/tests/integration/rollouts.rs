@@ -83,9 +83,37 @@ async fn shadow_mirrors_compares_and_never_bills_the_tenant() {
     assert!(sample["to_latency_ms"].is_i64() && sample["from_latency_ms"].is_i64());
     // Shadow spend: 100 × 3000 + 10 × 15000 = 450,000 nano-USD per pair, never billed to the tenant.
     assert_eq!(rep["shadow"]["shadow_spend_usd"], sheepdog_types::format_usd(7 * 450_000));
+    // Side by side, `to` costs what its shadow calls cost (never billed to the tenant).
+    assert_eq!(rep["to_stats"]["cost_per_1k_requests_usd"], sheepdog_types::format_usd(450_000 * 1000));
+    assert_eq!(
+        rep["from_stats"]["cost_per_1k_requests_usd"],
+        sheepdog_types::format_usd((100 * 2000 + 10 * 8000) * 1000)
+    );
     gw.state.accountant().flush().await;
     let billed: i64 = gw.state.store().usage_records(&t).await.unwrap().iter().map(|r| r.cost_nanos).sum();
     assert_eq!(billed, 7 * (100 * 2000 + 10 * 8000));
+    // The time series (the console's live charts) adds up to the same numbers.
+    let (s, series) = gw.admin(Method::GET, &format!("/admin/v1/rollouts/{id}/series"), None).await;
+    assert_eq!(s, StatusCode::OK, "{series}");
+    assert_eq!(series["bucket_secs"], 10);
+    let points = series["points"].as_array().unwrap();
+    assert!(!points.is_empty() && points.len() <= 90, "{series}");
+    assert_eq!(points.last().unwrap()["complete"], false, "the last bucket is still filling");
+    let sum = |f: &dyn Fn(&Value) -> i64| points.iter().map(f).sum::<i64>();
+    assert_eq!(sum(&|p| p["from"]["requests"].as_i64().unwrap()), 7);
+    assert_eq!(sum(&|p| p["to"]["requests"].as_i64().unwrap()), 7);
+    assert_eq!(sum(&|p| p["shadow_pairs"].as_i64().unwrap()), 7);
+    assert_eq!(sum(&|p| p["shadow_differing"].as_i64().unwrap()), 7);
+    assert_eq!(sum(&|p| p["from"]["cost_nanos"].as_i64().unwrap()), billed);
+    assert_eq!(sum(&|p| p["to"]["cost_nanos"].as_i64().unwrap()), 7 * 450_000, "shadow calls' cost on `to`");
+    let busy = points.iter().find(|p| p["from"]["requests"].as_i64().unwrap() > 0).unwrap();
+    assert!(busy["from"]["p99_ms"].is_u64() && busy["from"]["cost_per_1k_requests_usd"].is_string(), "{busy}");
+    let compared = points.iter().find(|p| p["shadow_pairs"].as_i64().unwrap() > 0).unwrap();
+    assert_eq!(compared["diff_rate_percent"], 100.0);
+    // The report carries the same series (a bucket later at most).
+    let rep = report(&gw, &id).await;
+    let n = rep["series"]["points"].as_array().unwrap().len();
+    assert!(n == points.len() || n == points.len() + 1, "{n} vs {}", points.len());
     // Tool-call comparison.
     let (_, samples) =
         gw.admin(Method::GET, &format!("/admin/v1/rollouts/{id}/samples?differing=true&limit=3"), None).await;
@@ -282,9 +310,19 @@ async fn rollout_api_validates_input() {
     let (s, _) = gw.admin(Method::GET, "/admin/v1/rollouts/ro_missing", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, doc) = gw.admin(Method::GET, "/admin/v1/openapi.json", None).await;
-    for p in ["/admin/v1/rollouts", "/admin/v1/rollouts/{id}/rollback", "/admin/v1/upstreams"] {
+    for p in [
+        "/admin/v1/rollouts",
+        "/admin/v1/rollouts/{id}/rollback",
+        "/admin/v1/rollouts/{id}/series",
+        "/admin/v1/upstreams",
+    ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing from OpenAPI");
     }
+    for schema in ["SeriesView", "SeriesPointView", "SeriesSideView"] {
+        assert!(doc["components"]["schemas"].get(schema).is_some(), "{schema} missing from OpenAPI");
+    }
+    let report = &doc["components"]["schemas"]["RolloutReport"];
+    assert!(report.to_string().contains("series"), "RolloutReport documents `series`: {report}");
     gw.stop().await;
 }
 
