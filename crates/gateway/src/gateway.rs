@@ -155,6 +155,12 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
+            // Our own retry layer (resilience::retry) decides what is retried
+            // and honours Retry-After; redirects of a POST to a model API are
+            // not followed (a 3xx is an upstream error).
+            .retry(reqwest::retry::never())
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .build()?;
         let models = Models::build(&settings, http);
         for m in models.iter() {
