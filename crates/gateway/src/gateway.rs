@@ -148,20 +148,9 @@ impl Gateway {
             }
         }
 
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(
-                settings.providers.iter().map(|p| p.connect_timeout_ms).max().unwrap_or(10_000),
-            ))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            // Our own retry layer (resilience::retry) decides what is retried
-            // and honours Retry-After; redirects of a POST to a model API are
-            // not followed (a 3xx is an upstream error).
-            .retry(reqwest::retry::never())
-            .redirect(reqwest::redirect::Policy::none())
-            .referer(false)
-            .build()?;
+        let http = crate::providers::http::HttpClient::new(Duration::from_millis(
+            settings.providers.iter().map(|p| p.connect_timeout_ms).max().unwrap_or(10_000),
+        ))?;
         let models = Models::build(&settings, http);
         for m in models.iter() {
             if m.is_simulated() {
