@@ -5,9 +5,10 @@
 //! shutdown: the writer drains the queue before it exits.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::{AccountingConfig, ModelSettings};
@@ -90,6 +91,11 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub struct Accountant {
     tx: mpsc::Sender<Event>,
+    /// Wakes the writer before its interval is up: a full batch is waiting,
+    /// or someone waits for a flush. Without it the writer would wake for
+    /// every event while a batch fills (one wake-up per request).
+    urgent: Arc<Notify>,
+    batch: usize,
 }
 
 impl Accountant {
@@ -99,8 +105,9 @@ impl Accountant {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let batch = cfg.batch_size;
         let every = Duration::from_millis(cfg.flush_interval_ms.max(1));
-        let handle = tokio::spawn(writer_loop(store, rx, stop_rx, batch, every));
-        (Accountant { tx }, Writer { stop: Some(stop_tx), handle: Some(handle) })
+        let urgent = Arc::new(Notify::new());
+        let handle = tokio::spawn(writer_loop(store, rx, stop_rx, urgent.clone(), batch, every));
+        (Accountant { tx, urgent, batch }, Writer { stop: Some(stop_tx), handle: Some(handle) })
     }
 
     /// Queues the event in `slot`, waiting while the queue is full
@@ -115,6 +122,7 @@ impl Accountant {
             Ok(permit) => {
                 if let Some(ev) = slot.take() {
                     permit.send(ev);
+                    self.nudge_if_full();
                 }
             }
             Err(_) => tracing::error!("accounting queue closed; a usage event could not be queued"),
@@ -125,7 +133,7 @@ impl Accountant {
     /// it: if the queue is full, the send is finished by a background task.
     pub fn record(&self, event: Event) {
         match self.tx.try_send(event) {
-            Ok(()) => {}
+            Ok(()) => self.nudge_if_full(),
             Err(mpsc::error::TrySendError::Full(ev)) => {
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
@@ -144,7 +152,15 @@ impl Accountant {
     pub async fn flush(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.tx.send(Event::Flush(tx)).await.is_ok() {
+            self.urgent.notify_one();
             let _ = rx.await;
+        }
+    }
+
+    /// A whole batch is queued: the writer need not wait for its interval.
+    fn nudge_if_full(&self) {
+        if self.queue_depth() >= self.batch {
+            self.urgent.notify_one();
         }
     }
 
@@ -207,6 +223,7 @@ async fn writer_loop(
     store: Store,
     mut rx: mpsc::Receiver<Event>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
+    urgent: Arc<Notify>,
     batch: usize,
     every: Duration,
 ) {
@@ -222,22 +239,21 @@ async fn writer_loop(
             }
         }
         // Give the batch a moment to fill before writing — unless someone
-        // waits for a flush, or we are stopping.
-        if !stopping && !buf.is_empty() {
+        // waits for a flush, a whole batch is queued, or we are stopping. The
+        // writer sleeps meanwhile (no wake-up per queued event) and then takes
+        // what arrived.
+        if !stopping && !buf.is_empty() && buf.len() < batch && !has_flush(&buf) {
             let deadline = tokio::time::Instant::now() + every;
-            let mut flush = has_flush(&buf);
-            while buf.len() < batch && !flush {
-                let (room, seen) = (batch - buf.len(), buf.len());
-                tokio::select! {
-                    biased;
-                    _ = &mut stop => {
-                        stopping = true;
-                        break;
-                    }
-                    r = tokio::time::timeout_at(deadline, rx.recv_many(&mut buf, room)) => match r {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => flush = has_flush(&buf[seen..]),
-                    },
+            tokio::select! {
+                biased;
+                _ = &mut stop => stopping = true,
+                _ = urgent.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+            while buf.len() < batch {
+                match rx.try_recv() {
+                    Ok(ev) => buf.push(ev),
+                    Err(_) => break,
                 }
             }
         }

@@ -53,6 +53,8 @@ pub struct GatewayConfig {
     pub max_body_bytes: u64,
     /// Largest log file `POST /admin/v1/analyses` accepts (as uploaded, gzip or not).
     pub max_analysis_upload_bytes: u64,
+    /// Thread-per-core event loops serving the gateway listener; 0 = one per core.
+    pub workers: usize,
 }
 
 impl Default for GatewayConfig {
@@ -62,6 +64,7 @@ impl Default for GatewayConfig {
             admin_token_env: "SHEEPDOG_ADMIN_TOKEN".into(),
             max_body_bytes: 32 * 1024 * 1024,
             max_analysis_upload_bytes: 256 * 1024 * 1024,
+            workers: 0,
         }
     }
 }
@@ -469,6 +472,9 @@ impl Settings {
         if config.gateway.max_body_bytes == 0 {
             return Err(err("gateway.max_body_bytes", "must be greater than 0".into()));
         }
+        if config.gateway.workers > 1024 {
+            return Err(err("gateway.workers", format!("{} is more than 1024 threads", config.gateway.workers)));
+        }
         if !(config.database.url.starts_with("sqlite:")
             || config.database.url.starts_with("postgres://")
             || config.database.url.starts_with("postgresql://"))
@@ -784,6 +790,10 @@ mod tests {
         assert!(e.contains("input_per_mtok"), "{e}");
         let e = from_toml("[providers.x]\nkind = \"openai\"\n[models.m]\nprovider = \"x\"").unwrap_err().to_string();
         assert!(e.contains("is required"), "{e}");
+        let e = from_toml("[gateway]\nworkers = 5000").unwrap_err().to_string();
+        assert!(e.contains("gateway.workers"), "{e}");
+        let e = from_toml("[gateway]\nworkers = -1").unwrap_err().to_string();
+        assert!(e.contains("gateway.workers"), "{e}");
         let e = from_toml("[gateway]\nlisten = \"nowhere\"").unwrap_err().to_string();
         assert!(e.contains("gateway.listen"), "{e}");
         let e = from_toml("[gatewy]\nlisten = \"1.2.3.4:5\"").unwrap_err().to_string();

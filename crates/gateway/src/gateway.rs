@@ -148,14 +148,9 @@ impl Gateway {
             }
         }
 
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(
-                settings.providers.iter().map(|p| p.connect_timeout_ms).max().unwrap_or(10_000),
-            ))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()?;
+        let http = crate::providers::http::HttpClient::new(Duration::from_millis(
+            settings.providers.iter().map(|p| p.connect_timeout_ms).max().unwrap_or(10_000),
+        ))?;
         let models = Models::build(&settings, http);
         for m in models.iter() {
             if m.is_simulated() {
@@ -205,24 +200,22 @@ impl Gateway {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests and
-    /// writes every queued usage record before returning.
+    /// writes every queued usage record before returning. Connections are
+    /// served by `gateway.workers` thread-per-core event loops (see
+    /// [`crate::workers`]); dropping the returned future stops them too.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = self.router();
-        // Streamed answers are many small writes: without TCP_NODELAY each one
-        // after the first waits for the client's delayed ACK (~40 ms).
-        use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let count = crate::workers::auto_count(self.state.settings().gateway.workers);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let _stop_on_drop = stop.clone().drop_guard();
+        crate::workers::forward(shutdown, stop.clone());
+        let served = crate::workers::serve(listener, app, count, stop).await;
         self.stop().await;
-        served?;
+        served?.finish().await;
         Ok(())
     }
 

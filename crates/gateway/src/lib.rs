@@ -30,5 +30,6 @@ pub mod store_pools;
 pub mod telemetry;
 pub mod time;
 pub mod users;
+pub mod workers;
 
 pub use gateway::{AppState, Bootstrap, Gateway};

@@ -600,7 +600,7 @@ impl Pending {
         let latency = self.started.elapsed();
         let ttft_ms = self.first_chunk.map(|t| t.duration_since(self.started).as_millis() as i64);
         let record = UsageRecord {
-            id: crate::ids::new_uuid().to_string(),
+            id: crate::ids::new_record_id(self.created_ms).to_string(),
             request_id: self.request_id.clone(),
             tenant_id: self.tenant_id.clone(),
             key_id: Some(self.key_id.clone()),

@@ -23,7 +23,7 @@ pub struct ProviderHandle {
 }
 
 impl ProviderHandle {
-    fn new(p: &ProviderSettings, http: reqwest::Client) -> Self {
+    fn new(p: &ProviderSettings, http: crate::providers::http::HttpClient) -> Self {
         ProviderHandle {
             name: p.name.clone(),
             client: Provider::new(p, http),
@@ -73,7 +73,7 @@ pub struct Models {
 }
 
 impl Models {
-    pub fn build(settings: &Settings, http: reqwest::Client) -> Models {
+    pub fn build(settings: &Settings, http: crate::providers::http::HttpClient) -> Models {
         let providers: HashMap<String, Arc<ProviderHandle>> = settings
             .providers
             .iter()

@@ -284,6 +284,9 @@ impl Store {
                         sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        // Statement journals (multi-row inserts and upserts inside
+                        // the accounting transaction) in memory, not a temp file.
+                        sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })

@@ -12,6 +12,10 @@ use sheepdog_gateway::providers::{
     ChatRequest, Provider, RouteTarget, StreamEvent, UpstreamError, UpstreamErrorKind, Usage,
 };
 
+fn http_client() -> sheepdog_gateway::providers::http::HttpClient {
+    sheepdog_gateway::providers::http::HttpClient::new(Duration::from_secs(10)).unwrap()
+}
+
 const KEY: &str = "sk-test-emulated";
 
 fn kind_of(wire: Wire) -> ProviderKind {
@@ -44,7 +48,7 @@ fn settings(wire: Wire, emu: &Emulator) -> ProviderSettings {
 
 async fn setup(wire: Wire) -> (Emulator, Provider, RouteTarget) {
     let emu = Emulator::start(wire).await.unwrap();
-    let provider = Provider::new(&settings(wire, &emu), reqwest::Client::new());
+    let provider = Provider::new(&settings(wire, &emu), http_client());
     (emu, provider, RouteTarget { upstream_model: model_of(wire).to_string() })
 }
 
@@ -333,7 +337,7 @@ async fn first_byte_timeout(wire: Wire) {
     let emu = Emulator::start(wire).await.unwrap();
     let mut s = settings(wire, &emu);
     s.first_byte_timeout_ms = 100;
-    let provider = Provider::new(&s, reqwest::Client::new());
+    let provider = Provider::new(&s, http_client());
     let target = RouteTarget { upstream_model: model_of(wire).to_string() };
     let started = std::time::Instant::now();
     let err = provider.complete(&request(simple("[emu:stall_ms=2000]"), false), &target).await.unwrap_err();
@@ -341,7 +345,7 @@ async fn first_byte_timeout(wire: Wire) {
     assert!(started.elapsed() < Duration::from_millis(1500));
     // A short stall within the timeout is fine.
     s.first_byte_timeout_ms = 5_000;
-    let provider = Provider::new(&s, reqwest::Client::new());
+    let provider = Provider::new(&s, http_client());
     provider.complete(&request(simple("[emu:stall_ms=50]"), false), &target).await.unwrap();
 }
 
@@ -422,13 +426,13 @@ async fn anthropic_headers_and_body() {
     // A configured version is sent as is.
     let mut s = settings(Wire::Anthropic, &emu);
     s.api_version = Some("2024-01-01".into());
-    let p = Provider::new(&s, reqwest::Client::new());
+    let p = Provider::new(&s, http_client());
     p.complete(&request(simple(""), false), &target).await.unwrap();
     assert_eq!(emu.requests()[1].header("anthropic-version"), Some("2024-01-01"));
 
     // Without a key the emulator answers like Anthropic does.
     s.api_key = None;
-    let p = Provider::new(&s, reqwest::Client::new());
+    let p = Provider::new(&s, http_client());
     let err = p.complete(&request(simple(""), false), &target).await.unwrap_err();
     assert_eq!(err.status, Some(401));
     assert!(err.message.contains("x-api-key"), "{}", err.message);
@@ -439,7 +443,7 @@ async fn anthropic_base_url_without_v1() {
     let emu = Emulator::start(Wire::Anthropic).await.unwrap();
     let mut s = settings(Wire::Anthropic, &emu);
     s.base_url = format!("http://{}", emu.addr());
-    let p = Provider::new(&s, reqwest::Client::new());
+    let p = Provider::new(&s, http_client());
     let target = RouteTarget { upstream_model: "claude-x".into() };
     p.complete(&request(simple(""), false), &target).await.unwrap();
     assert_eq!(emu.requests()[0].path, "/v1/messages");
@@ -463,7 +467,7 @@ async fn gemini_key_path_and_config() {
     // Without a key: Gemini's 403.
     let mut s = settings(Wire::Gemini, &emu);
     s.api_key = None;
-    let p = Provider::new(&s, reqwest::Client::new());
+    let p = Provider::new(&s, http_client());
     let err = p.complete(&request(simple(""), false), &target).await.unwrap_err();
     assert_eq!(err.status, Some(403));
 }

@@ -28,7 +28,7 @@ pub struct Anthropic {
     api_key: Option<Secret>,
     api_version: String,
     timeouts: Timeouts,
-    http: reqwest::Client,
+    http: super::http::HttpClient,
 }
 
 /// The Messages endpoint for a base URL (with or without its `/v1`).
@@ -42,7 +42,7 @@ pub fn messages_url(base_url: &str) -> String {
 }
 
 impl Anthropic {
-    pub fn new(settings: &ProviderSettings, http: reqwest::Client) -> Self {
+    pub fn new(settings: &ProviderSettings, http: super::http::HttpClient) -> Self {
         Anthropic {
             name: settings.name.clone(),
             url: messages_url(&settings.base_url),
@@ -56,6 +56,7 @@ impl Anthropic {
     fn request(&self, body: &Value) -> reqwest::RequestBuilder {
         let mut rb = self
             .http
+            .get()
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("anthropic-version", &self.api_version)

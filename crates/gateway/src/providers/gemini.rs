@@ -22,7 +22,7 @@ pub struct Gemini {
     base: String,
     api_key: Option<Secret>,
     timeouts: Timeouts,
-    http: reqwest::Client,
+    http: super::http::HttpClient,
 }
 
 /// The URL of `method` (`generateContent`, `streamGenerateContent?alt=sse`)
@@ -37,7 +37,7 @@ pub fn model_url(base_url: &str, model: &str, method: &str) -> String {
 }
 
 impl Gemini {
-    pub fn new(settings: &ProviderSettings, http: reqwest::Client) -> Self {
+    pub fn new(settings: &ProviderSettings, http: super::http::HttpClient) -> Self {
         Gemini {
             name: settings.name.clone(),
             base: settings.base_url.clone(),
@@ -50,6 +50,7 @@ impl Gemini {
     fn request(&self, url: String, body: &Value) -> reqwest::RequestBuilder {
         let mut rb = self
             .http
+            .get()
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(body).unwrap_or_default());

@@ -1,6 +1,9 @@
 //! HTTP plumbing shared by the network adapters: timeouts (first byte, stream
 //! idle gap, total), non-2xx mapping, and SSE over a response body.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +13,76 @@ use tokio::time::Instant;
 use super::sse::{self, SseEvent};
 use super::{retry_after_of, UpstreamError, UpstreamErrorKind};
 use crate::config::ProviderSettings;
+
+/// The upstream HTTP client: one connection pool per thread. With one shared
+/// pool, a request served by one gateway worker would often reuse a
+/// connection whose I/O task lives on another worker, and every response
+/// would cost a cross-thread wake-up; per-thread pools keep a request, its
+/// upstream connection and its I/O on one thread.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    spec: Arc<ClientSpec>,
+}
+
+#[derive(Debug)]
+struct ClientSpec {
+    id: u64,
+    connect_timeout: Duration,
+    /// Used where a per-thread client cannot be built (never expected).
+    fallback: reqwest::Client,
+}
+
+thread_local! {
+    /// (client spec id, this thread's client) for the specs used on this thread.
+    static CLIENTS: RefCell<Vec<(u64, reqwest::Client)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Per-thread clients kept per thread at most (several gateways in one
+/// process only happen in tests).
+const CLIENTS_PER_THREAD: usize = 8;
+
+impl HttpClient {
+    pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let fallback = Self::build(connect_timeout)?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(HttpClient { spec: Arc::new(ClientSpec { id, connect_timeout, fallback }) })
+    }
+
+    fn build(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            // Our own retry layer (resilience::retry) decides what is retried
+            // and honours Retry-After; redirects of a POST to a model API are
+            // not followed (a 3xx is an upstream error).
+            .retry(reqwest::retry::never())
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
+            .build()
+    }
+
+    /// This thread's client (a cheap handle).
+    pub fn get(&self) -> reqwest::Client {
+        let spec = &self.spec;
+        CLIENTS
+            .try_with(|clients| {
+                let mut clients = clients.borrow_mut();
+                if let Some((_, c)) = clients.iter().find(|(id, _)| *id == spec.id) {
+                    return c.clone();
+                }
+                let client = Self::build(spec.connect_timeout).unwrap_or_else(|_| spec.fallback.clone());
+                if clients.len() >= CLIENTS_PER_THREAD {
+                    clients.remove(0);
+                }
+                clients.push((spec.id, client.clone()));
+                client
+            })
+            .unwrap_or_else(|_| spec.fallback.clone())
+    }
+}
 
 /// The timeouts of one upstream call.
 #[derive(Debug, Clone, Copy)]

@@ -180,7 +180,7 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub fn new(settings: &ProviderSettings, http: reqwest::Client) -> Self {
+    pub fn new(settings: &ProviderSettings, http: http::HttpClient) -> Self {
         match settings.kind {
             ProviderKind::Openai => Provider::OpenAi(openai::OpenAi::new(settings, http)),
             ProviderKind::Anthropic => Provider::Anthropic(anthropic::Anthropic::new(settings, http)),

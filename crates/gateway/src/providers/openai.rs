@@ -19,11 +19,11 @@ pub struct OpenAi {
     parsed: Option<reqwest::Url>,
     api_key: Option<Secret>,
     timeouts: Timeouts,
-    http: reqwest::Client,
+    http: super::http::HttpClient,
 }
 
 impl OpenAi {
-    pub fn new(settings: &ProviderSettings, http: reqwest::Client) -> Self {
+    pub fn new(settings: &ProviderSettings, http: super::http::HttpClient) -> Self {
         OpenAi {
             name: settings.name.clone(),
             url: format!("{}/chat/completions", settings.base_url),
@@ -36,8 +36,8 @@ impl OpenAi {
 
     fn request(&self, body: Vec<u8>) -> reqwest::RequestBuilder {
         let mut rb = match &self.parsed {
-            Some(u) => self.http.post(u.clone()),
-            None => self.http.post(&self.url),
+            Some(u) => self.http.get().post(u.clone()),
+            None => self.http.get().post(&self.url),
         };
         rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         if let Some(key) = &self.api_key {
