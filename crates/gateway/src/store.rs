@@ -305,6 +305,18 @@ impl Store {
         &self.pool
     }
 
+    /// Begins a transaction that writes. On SQLite it takes the write lock
+    /// up front (`BEGIN IMMEDIATE`): a deferred transaction that reads and
+    /// then writes fails at once with SQLITE_BUSY_SNAPSHOT (517) when another
+    /// connection committed in between — `busy_timeout` does not cover that —
+    /// while an immediate one waits its turn.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.pool).await.context("database migration failed")?;
         Ok(())
@@ -347,7 +359,7 @@ impl Store {
     // ---- tenants -------------------------------------------------------
 
     pub async fn insert_tenant(&self, t: &TenantRow) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists = sqlx::query("SELECT id FROM tenants WHERE id = $1").bind(&t.id).fetch_optional(&mut *tx).await?;
         if exists.is_some() {
             return Err(StoreError::Conflict(format!("a tenant with id {} already exists", t.id)));
@@ -405,7 +417,7 @@ impl Store {
 
     /// Rewrites a tenant's mutable fields (and aliases).
     pub async fn update_tenant(&self, t: &TenantRow) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE tenants SET name = $2, tier = $3, status = $4, requests_per_minute = $5, tokens_per_minute = $6, \
              max_concurrency = $7, budget_monthly_nanos = $8, budget_hard = $9, allowed_models = $10, updated_at = $11, \
@@ -477,7 +489,7 @@ impl Store {
     // ---- keys ----------------------------------------------------------
 
     pub async fn insert_key(&self, k: &KeyRow) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let tenants = if k.scope == "platform" {
             Some(match &k.tenants {
                 None => "*".to_string(),
@@ -525,7 +537,7 @@ impl Store {
 
     /// Marks a key revoked (it stays listed). Returns the key, or None if unknown.
     pub async fn revoke_key(&self, id: &str, at: &str) -> Result<Option<KeyRow>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
             .bind(at)
@@ -554,7 +566,7 @@ impl Store {
         records: &[UsageRecord],
         hourly: &BTreeMap<(String, i64), HourlyDelta>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Many rows per statement: one round trip per chunk, not per record.
         for chunk in records.chunks(USAGE_ROWS_PER_INSERT) {
             let sql = multi_row_insert(

@@ -96,7 +96,7 @@ fn rollout_from(r: &AnyRow) -> Result<RolloutRow, sqlx::Error> {
 
 impl Store {
     pub async fn insert_rollout(&self, r: &RolloutRow, event: &EventRow) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "INSERT INTO rollouts ({ROLLOUT_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)"
         ))
@@ -133,7 +133,7 @@ impl Store {
 
     /// Saves a rollout's state and the transition that led to it, together.
     pub async fn update_rollout(&self, r: &RolloutRow, event: Option<&EventRow>) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE rollouts SET phase = $2, percent_bp = $3, since_ms = $4, paused_at_ms = $5, updated_at = $6 WHERE id = $1",
         )

@@ -154,3 +154,31 @@ async fn storage_round_trips_on_both_databases() {
     })
     .await;
 }
+
+/// Writers that read before they write (insert_tenant checks for a
+/// duplicate first) must wait for one another, not fail: on SQLite a
+/// deferred transaction whose snapshot went stale fails at once with
+/// SQLITE_BUSY_SNAPSHOT, which `Store::begin_write` avoids.
+#[tokio::test]
+async fn concurrent_read_then_write_transactions_all_succeed_on_both_databases() {
+    on_both(|db| async move {
+        let test_db = TestDb::new(db).await;
+        let store = Store::connect_url(&test_db.url, 4).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let id = format!("00000000-0000-4000-8000-{i:012}");
+                store.insert_tenant(&tenant(&id, &[&format!("alias-{i}")])).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(store.list_tenants().await.unwrap().len(), 40);
+        store.close().await;
+        test_db.cleanup().await;
+    })
+    .await;
+}
