@@ -79,7 +79,7 @@ async fn handle(
     let caller = authenticate(state, headers)?;
     *rate = Some(state.admission().peek(&caller.tenant).await);
     let cost_center = request::cost_center(headers)?;
-    let bytes = read_body(headers, body, state.settings().gateway.max_body_bytes).await?;
+    let bytes = request::read_body(headers, body, state.settings().gateway.max_body_bytes).await?;
     let chat = request::parse_chat(&bytes)?;
     let requested = route(state, &caller, &chat)?;
     // A rollout may choose the first route; fallbacks follow it.
@@ -155,24 +155,6 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Gat
         return Err(GatewayError::TenantSuspended);
     }
     Ok(caller)
-}
-
-async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, GatewayError> {
-    request::check_content_length(headers, limit)?;
-    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match axum::body::to_bytes(body, limit_usize).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-            while let Some(s) = source {
-                if s.is::<http_body_util::LengthLimitError>() {
-                    return Err(GatewayError::RequestTooLarge(limit));
-                }
-                source = s.source();
-            }
-            Err(GatewayError::invalid("The request body could not be read completely.", None))
-        }
-    }
 }
 
 /// The model's route, if it exists and the tenant may use it.

@@ -2,7 +2,9 @@
 //! UTF-8, JSON shape and the SPEC §3 request headers. Pure functions: bad
 //! input gets a clear 4xx and nothing else happens.
 
+use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;
+use futures::{Stream, StreamExt};
 use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
@@ -54,16 +56,79 @@ pub fn cost_center(headers: &HeaderMap) -> Result<Option<String>, GatewayError> 
 
 /// Refuses a body whose declared length is over the limit before reading it.
 pub fn check_content_length(headers: &HeaderMap, limit: u64) -> Result<(), GatewayError> {
-    if let Some(len) = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(len) = content_length(headers) {
         if len > limit {
             return Err(GatewayError::RequestTooLarge(limit));
         }
     }
     Ok(())
+}
+
+/// Most of an oversized body read and discarded before the 413 is sent.
+pub const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest time spent discarding an oversized body.
+pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads the whole body, at most `limit` bytes (`413 request_too_large`
+/// beyond, from `Content-Length` or while reading).
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, GatewayError> {
+    let mut stream = body.into_data_stream();
+    if let Err(e) = check_content_length(headers, limit) {
+        let declared = content_length(headers).unwrap_or(u64::MAX);
+        if declared.saturating_sub(limit) <= DRAIN_BYTES {
+            discard_rest(&mut stream).await;
+        }
+        return Err(e);
+    }
+    let mut first: Option<Bytes> = None;
+    let mut more: Option<bytes::BytesMut> = None;
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| GatewayError::invalid("The request body could not be read completely.", None))?;
+        total += chunk.len() as u64;
+        if total > limit {
+            discard_rest(&mut stream).await;
+            return Err(GatewayError::RequestTooLarge(limit));
+        }
+        match (&first, &mut more) {
+            (None, _) => first = Some(chunk),
+            (Some(f), None) => {
+                let mut buf = bytes::BytesMut::with_capacity(f.len() + chunk.len());
+                buf.extend_from_slice(f);
+                buf.extend_from_slice(&chunk);
+                more = Some(buf);
+            }
+            (Some(_), Some(buf)) => buf.extend_from_slice(&chunk),
+        }
+    }
+    Ok(match more {
+        Some(buf) => buf.freeze(),
+        None => first.unwrap_or_default(),
+    })
+}
+
+/// Reads and discards what the client is still sending (at most
+/// [`DRAIN_BYTES`], for at most [`DRAIN_TIME`]) before an early refusal:
+/// answering while the client is still writing closes the connection under
+/// it, and most clients then report a broken connection, not the answer.
+pub async fn discard_rest<S, E>(stream: &mut S)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let drain = async {
+        let mut drained: u64 = 0;
+        while let Some(Ok(chunk)) = stream.next().await {
+            drained += chunk.len() as u64;
+            if drained > DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
 }
 
 fn type_name(v: &Value) -> &'static str {

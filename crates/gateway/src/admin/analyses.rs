@@ -195,7 +195,7 @@ async fn spool(body: Body, limit: u64) -> Result<Spool, AdminError> {
         let chunk = chunk.map_err(|e| AdminError::BadRequest(format!("The upload could not be read: {e}.")))?;
         total += chunk.len() as u64;
         if total > limit {
-            drain_rest(&mut stream).await;
+            crate::request::discard_rest(&mut stream).await;
             return Ok(Spool::TooLarge);
         }
         file.write_all(&chunk).await.map_err(internal)?;
@@ -204,31 +204,6 @@ async fn spool(body: Body, limit: u64) -> Result<Spool, AdminError> {
     let mut f = file.into_std().await;
     f.seek(SeekFrom::Start(0)).map_err(internal)?;
     Ok(Spool::File(f, total))
-}
-
-/// Most of an oversized upload read and discarded before the 413 is sent.
-const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
-/// Longest time spent discarding an oversized upload.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Reads and discards what the client is still sending (bounded in bytes
-/// and time), so that it receives the 413: answering while it is still
-/// writing makes the connection close under it, and most clients then
-/// report a broken connection instead of the answer.
-async fn drain_rest<S, E>(stream: &mut S)
-where
-    S: futures::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
-{
-    let drain = async {
-        let mut drained: u64 = 0;
-        while let Some(Ok(chunk)) = stream.next().await {
-            drained += chunk.len() as u64;
-            if drained > DRAIN_BYTES {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
 /// Why nothing in the upload could be analysed, for the 400 message.
@@ -288,8 +263,8 @@ pub async fn create_analysis(
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared.filter(|&n| n > limit) {
-        if n - limit <= DRAIN_BYTES {
-            drain_rest(&mut body.into_data_stream()).await;
+        if n - limit <= crate::request::DRAIN_BYTES {
+            crate::request::discard_rest(&mut body.into_data_stream()).await;
         }
         return Ok(too_large(limit));
     }
