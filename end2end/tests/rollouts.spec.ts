@@ -80,11 +80,13 @@ test('start a rollout, watch both sides live, roll it back with a reason', async
   const event = rollout.events.filter({ hasText: reason });
   await expect(event).toHaveCount(1);
   await expect(event).toContainText('shadow → rolled_back');
+  await expect(event).toContainText('console:');
 
   // The gateway agrees, and the audit log names the operator.
   const detail = await adminApi(request, 'GET', `/rollouts/${id}`);
   expect(detail.phase).toBe('rolled_back');
   expect(detail.events.map((e: { reason: string }) => e.reason)).toContain(reason);
+  expect(detail.events.find((e: { reason: string }) => e.reason === reason).actor).toMatch(/^console:/);
   const audit = await adminApi(request, 'GET', `/audit?action=rollout.rollback&target=${id}`);
   expect(audit.data[0].actor).toMatch(/^console:/);
   await rollouts.goto();

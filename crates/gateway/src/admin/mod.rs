@@ -150,6 +150,12 @@ tokio::task_local! {
     static ACTOR: String;
 }
 
+/// Who is making the current admin request (as the audit log names it):
+/// the console user (`console:…`) or `admin-token`.
+pub(crate) fn current_actor() -> String {
+    ACTOR.try_with(String::clone).unwrap_or_else(|_| "admin-token".into())
+}
+
 /// The `X-Sheepdog-Actor` header when present and sane (1 to 200 printable characters).
 fn actor_of(headers: &axum::http::HeaderMap) -> String {
     headers

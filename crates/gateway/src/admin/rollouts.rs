@@ -614,10 +614,12 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Respon
         created_at: crate::time::ms_to_rfc3339(now),
         updated_at: crate::time::ms_to_rfc3339(now),
     };
-    let live = state.rollouts().create(state.store(), state.models(), row, "admin").await.map_err(|e| match e {
-        RolloutError::Invalid(m) => AdminError::Conflict(m),
-        RolloutError::Store(s) => s.into(),
-    })?;
+    let live = state.rollouts().create(state.store(), state.models(), row, &super::current_actor()).await.map_err(
+        |e| match e {
+            RolloutError::Invalid(m) => AdminError::Conflict(m),
+            RolloutError::Store(s) => s.into(),
+        },
+    )?;
     let v = view(&live.snapshot(now));
     audit(&state, "rollout.create", &live.id, None::<&Value>, Some(&v)).await;
     Ok((StatusCode::CREATED, Json(v)).into_response())
@@ -667,7 +669,8 @@ async fn act(
     let live = live_or_404(state, id)?;
     let now = crate::time::now_ms();
     let before = view(&live.snapshot(now));
-    let (row, ev) = state.rollouts().act(&live, &action, "admin", reason, now).map_err(AdminError::BadRequest)?;
+    let (row, ev) =
+        state.rollouts().act(&live, &action, &super::current_actor(), reason, now).map_err(AdminError::BadRequest)?;
     if matches!(action, Action::Rollback) {
         tracing::warn!(rollout = %row.id, reason = %ev.reason, "rollout rolled back by an operator");
         state.metrics().rollback(&row.id, "operator");

@@ -182,6 +182,14 @@ async fn canary_is_sticky_follows_its_plan_and_rolls_back_at_once() {
         )
         .await;
     assert_eq!((s, r["phase"].as_str()), (StatusCode::OK, Some("rolled_back")));
+    // The history names who did it (here the admin token; the console sends its user).
+    let (_, d) = gw.admin(Method::GET, &format!("/admin/v1/rollouts/{id}"), None).await;
+    let last = d["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["actor"].as_str(), last["reason"].as_str()),
+        (Some("admin-token"), Some("customer complaint")),
+        "{d}"
+    );
     for s in 0..10 {
         let r = gw
             .chat(&k)
