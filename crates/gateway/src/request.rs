@@ -73,12 +73,8 @@ pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 /// beyond, from `Content-Length` or while reading).
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, GatewayError> {
     let mut stream = body.into_data_stream();
-    if let Err(e) = check_content_length(headers, limit) {
-        let declared = content_length(headers).unwrap_or(u64::MAX);
-        if declared.saturating_sub(limit) <= DRAIN_BYTES {
-            discard_rest(&mut stream).await;
-        }
-        return Err(e);
+    if refuse_declared_oversize(headers, &mut stream, limit).await {
+        return Err(GatewayError::RequestTooLarge(limit));
     }
     let mut first: Option<Bytes> = None;
     let mut more: Option<bytes::BytesMut> = None;
@@ -105,6 +101,22 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<By
         Some(buf) => buf.freeze(),
         None => first.unwrap_or_default(),
     })
+}
+
+/// True when the declared `Content-Length` is over `limit` (the body is
+/// refused before it is read); the upload is first drained when the excess
+/// is small enough to be worth it (see [`discard_rest`]).
+pub async fn refuse_declared_oversize<S, E>(headers: &HeaderMap, stream: &mut S, limit: u64) -> bool
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    if check_content_length(headers, limit).is_ok() {
+        return false;
+    }
+    if content_length(headers).is_some_and(|n| n.saturating_sub(limit) <= DRAIN_BYTES) {
+        discard_rest(stream).await;
+    }
+    true
 }
 
 /// Reads and discards what the client is still sending (at most

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::io::{Seek, SeekFrom};
 use std::sync::OnceLock;
 
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
@@ -181,7 +181,7 @@ enum Spool {
 }
 
 /// Streams the body to an unnamed temporary file (removed when closed).
-async fn spool(body: Body, limit: u64) -> Result<Spool, AdminError> {
+async fn spool(mut stream: BodyDataStream, limit: u64) -> Result<Spool, AdminError> {
     let internal =
         |e: std::io::Error| AdminError::Internal(anyhow::Error::new(e).context("spooling an analysis upload"));
     let std_file = tokio::task::spawn_blocking(tempfile::tempfile)
@@ -189,7 +189,6 @@ async fn spool(body: Body, limit: u64) -> Result<Spool, AdminError> {
         .map_err(|e| AdminError::Internal(anyhow::Error::new(e)))?
         .map_err(internal)?;
     let mut file = tokio::fs::File::from_std(std_file);
-    let mut stream = body.into_data_stream();
     let mut total: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| AdminError::BadRequest(format!("The upload could not be read: {e}.")))?;
@@ -260,16 +259,12 @@ pub async fn create_analysis(
     let q = q.map(|Query(m)| m).map_err(|e| AdminError::BadRequest(format!("Invalid query string: {e}.")))?;
     let opts = options(state.settings(), &q)?;
     let limit = state.settings().gateway.max_analysis_upload_bytes;
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared.filter(|&n| n > limit) {
-        if n - limit <= crate::request::DRAIN_BYTES {
-            crate::request::discard_rest(&mut body.into_data_stream()).await;
-        }
+    let mut stream = body.into_data_stream();
+    if crate::request::refuse_declared_oversize(&headers, &mut stream, limit).await {
         return Ok(too_large(limit));
     }
     let _permit = slots().acquire().await.map_err(|e| AdminError::Internal(anyhow::Error::new(e)))?;
-    let (file, bytes) = match spool(body, limit).await? {
+    let (file, bytes) = match spool(stream, limit).await? {
         Spool::File(f, n) => (f, n),
         Spool::TooLarge => return Ok(too_large(limit)),
     };

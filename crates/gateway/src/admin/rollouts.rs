@@ -328,8 +328,7 @@ fn bp_to_percent(bp: u32) -> f64 {
 /// `extra_cost_nanos`: cost of this side's requests not in `t` (the shadow
 /// calls' cost, for `to`).
 fn side_view(w: &SideStats, t: &Totals, extra_cost_nanos: i64, window_secs: u64) -> SideView {
-    let cost = i128::from(t.cost_nanos) + i128::from(extra_cost_nanos);
-    let per_1k = (cost * 1000).checked_div(i128::from(t.requests)).unwrap_or(0);
+    let per_1k = series::cost_per_1k_nanos(i128::from(t.cost_nanos) + i128::from(extra_cost_nanos), t.requests);
     SideView {
         window_requests: w.count,
         window_errors: w.errors,
@@ -339,7 +338,7 @@ fn side_view(w: &SideStats, t: &Totals, extra_cost_nanos: i64, window_secs: u64)
         throughput_rpm: (f64::from(w.count) * 60.0 / window_secs.max(1) as f64 * 100.0).round() / 100.0,
         total_requests: t.requests,
         total_errors: t.errors,
-        cost_per_1k_requests_usd: format_usd(i64::try_from(per_1k).unwrap_or(i64::MAX)),
+        cost_per_1k_requests_usd: format_usd(per_1k.unwrap_or(0)),
     }
 }
 

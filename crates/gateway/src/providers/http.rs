@@ -1,5 +1,6 @@
-//! HTTP plumbing shared by the network adapters: timeouts (first byte, stream
-//! idle gap, total), non-2xx mapping, and SSE over a response body.
+//! HTTP plumbing shared by the network adapters: the upstream client (a
+//! connection pool per thread), timeouts (first byte, stream idle gap,
+//! total), non-2xx mapping, and SSE over a response body.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};

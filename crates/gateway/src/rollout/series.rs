@@ -83,6 +83,13 @@ impl Histogram {
     }
 }
 
+/// Average cost of 1,000 requests, nano-USD, of `requests` that cost
+/// `cost_nanos` together; `None` without requests.
+pub fn cost_per_1k_nanos(cost_nanos: i128, requests: u64) -> Option<i64> {
+    let v = (cost_nanos * 1000).checked_div(i128::from(requests))?;
+    Some(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
 /// One side in one bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SideBucket {
@@ -99,8 +106,7 @@ pub struct SideBucket {
 impl SideBucket {
     /// Average cost of 1,000 requests, nano-USD; `None` when none was priced.
     pub fn cost_per_1k_nanos(&self) -> Option<i64> {
-        let v = (i128::from(self.cost_nanos) * 1000).checked_div(i128::from(self.priced))?;
-        Some(i64::try_from(v).unwrap_or(i64::MAX))
+        cost_per_1k_nanos(i128::from(self.cost_nanos), self.priced)
     }
 
     /// Errors per 10,000 requests.
