@@ -82,8 +82,7 @@ pub struct RunArgs {
     /// Warm-up sequential requests per path before the latency phase.
     #[arg(long, default_value_t = 500)]
     latency_warmup: usize,
-    /// Measured sequential streamed requests per path (see docs/benchmark.md:
-    /// a streamed request through the gateway currently takes ~44 ms).
+    /// Measured sequential streamed requests per path.
     #[arg(long, default_value_t = 1000)]
     stream_latency_requests: usize,
     /// Warm-up sequential streamed requests per path.

@@ -1,36 +1,56 @@
 //! Process metrics in the Prometheus text format (`GET /metrics`).
+//!
+//! The counters every request touches (requests, tokens, cost, duration,
+//! in-flight) live in per-thread shards: each gateway worker updates its own
+//! shard (an uncontended lock, no cache line shared with the other cores, no
+//! allocation once a label set has been seen) and a scrape sums the shards.
+//! Counters of rarer events (refusals, upstream errors, retries…) are one map
+//! each.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Request-duration histogram bounds, in seconds.
 const DURATION_BOUNDS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
+/// Shards of the per-request counters (threads beyond this share them).
+const SHARDS: usize = 16;
+
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// (model, provider, status code) → count.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    /// (kind = input|output|cached, model) → tokens.
-    tokens: Mutex<BTreeMap<(&'static str, String), u64>>,
-    /// model → nano-USD.
-    cost: Mutex<BTreeMap<String, u64>>,
-    /// (provider, kind) → failures of upstream calls.
-    upstream_errors: Mutex<BTreeMap<(String, &'static str), u64>>,
+    shards: [Shard; SHARDS],
     /// code → requests refused before routing (auth, admission, bad input).
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// (provider, kind) → failures of upstream calls.
+    upstream_errors: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// provider → calls skipped because its circuit breaker was open.
     breaker_skips: Mutex<BTreeMap<String, u64>>,
     /// provider → retries.
     retries: Mutex<BTreeMap<String, u64>>,
     /// (rollout, by) → rollbacks.
     rollbacks: Mutex<BTreeMap<(String, &'static str), u64>>,
-    duration_buckets: [AtomicU64; DURATION_BOUNDS.len()],
-    duration_count: AtomicU64,
-    duration_sum_us: AtomicU64,
-    pub in_flight: AtomicI64,
 }
+
+/// One thread's share of the per-request counters, on its own cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Mutex<Counters>);
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// (model, provider, status code, count): a handful of label sets, scanned.
+    requests: Vec<(String, String, u16, u64)>,
+    /// (model, [input, output, cached] tokens, cost in nano-USD).
+    models: Vec<(String, [u64; 3], u64)>,
+    /// Requests per duration bucket (not cumulative; the last is +Inf).
+    duration_buckets: [u64; DURATION_BOUNDS.len() + 1],
+    duration_sum_us: u64,
+    in_flight: i64,
+}
+
+const TOKEN_KINDS: [&str; 3] = ["input", "output", "cached"];
 
 fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K, by: u64) {
     if let Ok(mut g) = m.lock() {
@@ -43,24 +63,60 @@ fn escape(v: &str) -> String {
 }
 
 impl Metrics {
-    pub fn request(&self, model: &str, provider: &str, status: u16, seconds: f64) {
-        bump(&self.requests, (model.to_string(), provider.to_string(), status), 1);
-        for (i, b) in DURATION_BOUNDS.iter().enumerate() {
-            if seconds <= *b {
-                self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+    /// This thread's shard.
+    fn shard(&self) -> std::sync::MutexGuard<'_, Counters> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
         }
-        self.duration_count.fetch_add(1, Ordering::Relaxed);
-        self.duration_sum_us.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        let i = INDEX.try_with(|i| *i).unwrap_or(0);
+        self.shards[i].0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sums the shards (for a scrape).
+    fn totals(&self) -> Counters {
+        let mut t = Counters::default();
+        for shard in &self.shards {
+            let c = shard.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for (model, provider, status, n) in &c.requests {
+                t.count_request(model, provider, *status, *n);
+            }
+            for (model, tokens, cost) in &c.models {
+                let m = t.model(model);
+                for (sum, n) in m.1.iter_mut().zip(tokens) {
+                    *sum += n;
+                }
+                m.2 += cost;
+            }
+            for (i, n) in c.duration_buckets.iter().enumerate() {
+                t.duration_buckets[i] += n;
+            }
+            t.duration_sum_us += c.duration_sum_us;
+            t.in_flight += c.in_flight;
+        }
+        t
+    }
+
+    /// A chat completion request entered (+1) or left (-1) the gateway.
+    pub fn in_flight(&self, delta: i64) {
+        self.shard().in_flight += delta;
+    }
+
+    pub fn request(&self, model: &str, provider: &str, status: u16, seconds: f64) {
+        let bucket = DURATION_BOUNDS.iter().position(|b| seconds <= *b).unwrap_or(DURATION_BOUNDS.len());
+        let mut c = self.shard();
+        c.count_request(model, provider, status, 1);
+        c.duration_buckets[bucket] += 1;
+        c.duration_sum_us += (seconds * 1e6) as u64;
     }
 
     pub fn tokens(&self, model: &str, input: u64, output: u64, cached: u64, cost_nanos: i64) {
-        bump(&self.tokens, ("input", model.to_string()), input);
-        bump(&self.tokens, ("output", model.to_string()), output);
-        if cached > 0 {
-            bump(&self.tokens, ("cached", model.to_string()), cached);
-        }
-        bump(&self.cost, model.to_string(), cost_nanos.max(0) as u64);
+        let mut c = self.shard();
+        let m = c.model(model);
+        m.1[0] += input;
+        m.1[1] += output;
+        m.1[2] += cached;
+        m.2 += cost_nanos.max(0) as u64;
     }
 
     pub fn upstream_error(&self, provider: &str, kind: &'static str) {
@@ -86,17 +142,18 @@ impl Metrics {
     /// Renders every metric; `breakers` are (provider, 0 closed / 1 half-open / 2 open).
     pub fn render(&self, queue_depth: usize, breakers: &[(String, u8)]) -> String {
         let mut out = String::with_capacity(4096);
+        let mut totals = self.totals();
+        totals.requests.sort();
+        totals.models.sort();
         let _ = writeln!(out, "# HELP sheepdog_requests_total Chat completion requests that reached routing, by model, provider and HTTP status.");
         let _ = writeln!(out, "# TYPE sheepdog_requests_total counter");
-        if let Ok(g) = self.requests.lock() {
-            for ((model, provider, status), n) in g.iter() {
-                let _ = writeln!(
-                    out,
-                    "sheepdog_requests_total{{model=\"{}\",provider=\"{}\",status=\"{status}\"}} {n}",
-                    escape(model),
-                    escape(provider)
-                );
-            }
+        for (model, provider, status, n) in &totals.requests {
+            let _ = writeln!(
+                out,
+                "sheepdog_requests_total{{model=\"{}\",provider=\"{}\",status=\"{status}\"}} {n}",
+                escape(model),
+                escape(provider)
+            );
         }
         let _ =
             writeln!(out, "# HELP sheepdog_rejected_requests_total Requests refused before routing, by error code.");
@@ -108,17 +165,23 @@ impl Metrics {
         }
         let _ = writeln!(out, "# HELP sheepdog_tokens_total Tokens billed, by kind and model.");
         let _ = writeln!(out, "# TYPE sheepdog_tokens_total counter");
-        if let Ok(g) = self.tokens.lock() {
-            for ((kind, model), n) in g.iter() {
-                let _ = writeln!(out, "sheepdog_tokens_total{{kind=\"{kind}\",model=\"{}\"}} {n}", escape(model));
+        for (k, kind) in TOKEN_KINDS.iter().enumerate() {
+            for (model, tokens, _) in &totals.models {
+                // Cached tokens appear once a model has had some.
+                if k < 2 || tokens[k] > 0 {
+                    let _ = writeln!(
+                        out,
+                        "sheepdog_tokens_total{{kind=\"{kind}\",model=\"{}\"}} {}",
+                        escape(model),
+                        tokens[k]
+                    );
+                }
             }
         }
         let _ = writeln!(out, "# HELP sheepdog_cost_nanousd_total Cost billed in nano-USD, by model.");
         let _ = writeln!(out, "# TYPE sheepdog_cost_nanousd_total counter");
-        if let Ok(g) = self.cost.lock() {
-            for (model, n) in g.iter() {
-                let _ = writeln!(out, "sheepdog_cost_nanousd_total{{model=\"{}\"}} {n}", escape(model));
-            }
+        for (model, _, cost) in &totals.models {
+            let _ = writeln!(out, "sheepdog_cost_nanousd_total{{model=\"{}\"}} {cost}", escape(model));
         }
         let _ = writeln!(out, "# HELP sheepdog_upstream_errors_total Failed upstream calls, by provider and kind.");
         let _ = writeln!(out, "# TYPE sheepdog_upstream_errors_total counter");
@@ -133,24 +196,18 @@ impl Metrics {
         }
         let _ = writeln!(out, "# HELP sheepdog_request_duration_seconds Time from request to last byte of the answer.");
         let _ = writeln!(out, "# TYPE sheepdog_request_duration_seconds histogram");
+        let mut cumulative = 0u64;
         for (i, b) in DURATION_BOUNDS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "sheepdog_request_duration_seconds_bucket{{le=\"{b}\"}} {}",
-                self.duration_buckets[i].load(Ordering::Relaxed)
-            );
+            cumulative += totals.duration_buckets[i];
+            let _ = writeln!(out, "sheepdog_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}");
         }
-        let count = self.duration_count.load(Ordering::Relaxed);
+        let count = cumulative + totals.duration_buckets[DURATION_BOUNDS.len()];
         let _ = writeln!(out, "sheepdog_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "sheepdog_request_duration_seconds_sum {}",
-            self.duration_sum_us.load(Ordering::Relaxed) as f64 / 1e6
-        );
+        let _ = writeln!(out, "sheepdog_request_duration_seconds_sum {}", totals.duration_sum_us as f64 / 1e6);
         let _ = writeln!(out, "sheepdog_request_duration_seconds_count {count}");
         let _ = writeln!(out, "# HELP sheepdog_in_flight_requests Chat completion requests being served now.");
         let _ = writeln!(out, "# TYPE sheepdog_in_flight_requests gauge");
-        let _ = writeln!(out, "sheepdog_in_flight_requests {}", self.in_flight.load(Ordering::Relaxed));
+        let _ = writeln!(out, "sheepdog_in_flight_requests {}", totals.in_flight);
         let _ =
             writeln!(out, "# HELP sheepdog_breaker_state Circuit breaker per upstream: 0 closed, 1 half-open, 2 open.");
         let _ = writeln!(out, "# TYPE sheepdog_breaker_state gauge");
@@ -195,6 +252,26 @@ impl Metrics {
     }
 }
 
+impl Counters {
+    fn count_request(&mut self, model: &str, provider: &str, status: u16, n: u64) {
+        match self.requests.iter_mut().find(|(m, p, s, _)| *s == status && m == model && p == provider) {
+            Some(e) => e.3 += n,
+            None => self.requests.push((model.to_string(), provider.to_string(), status, n)),
+        }
+    }
+
+    fn model(&mut self, model: &str) -> &mut (String, [u64; 3], u64) {
+        let i = match self.models.iter().position(|(m, _, _)| m == model) {
+            Some(i) => i,
+            None => {
+                self.models.push((model.to_string(), [0; 3], 0));
+                self.models.len() - 1
+            }
+        };
+        &mut self.models[i]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +290,40 @@ mod tests {
         assert!(text.contains("sheepdog_cost_nanousd_total{model=\"gpt-4.1\"} 60000"));
         assert!(text.contains("sheepdog_accounting_queue_depth 3"));
         assert!(text.contains("sheepdog_rejected_requests_total{code=\"invalid_api_key\"} 1"));
+        assert!(text.contains("sheepdog_tokens_total{kind=\"input\",model=\"gpt-4.1\"} 10"));
+        assert!(!text.contains("kind=\"cached\""));
+    }
+
+    #[test]
+    fn shards_of_many_threads_sum_exactly() {
+        let m = std::sync::Arc::new(Metrics::default());
+        let threads: Vec<_> = (0..20)
+            .map(|t| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for i in 0..500u64 {
+                        m.in_flight(1);
+                        let model = if i % 2 == 0 { "a" } else { "b" };
+                        m.request(model, "p", if t % 5 == 0 { 502 } else { 200 }, (i % 7) as f64 * 0.02);
+                        m.tokens(model, 3, 2, i % 2, 10);
+                        m.in_flight(-1);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            assert!(t.join().is_ok());
+        }
+        m.in_flight(2);
+        let text = m.render(0, &[]);
+        assert!(text.contains("sheepdog_requests_total{model=\"a\",provider=\"p\",status=\"200\"} 4000"), "{text}");
+        assert!(text.contains("sheepdog_requests_total{model=\"b\",provider=\"p\",status=\"502\"} 1000"), "{text}");
+        assert!(text.contains("sheepdog_request_duration_seconds_count 10000"), "{text}");
+        assert!(text.contains("sheepdog_request_duration_seconds_bucket{le=\"0.005\"} 1440"), "{text}");
+        assert!(text.contains("sheepdog_request_duration_seconds_bucket{le=\"+Inf\"} 10000"), "{text}");
+        assert!(text.contains("sheepdog_tokens_total{kind=\"input\",model=\"a\"} 15000"), "{text}");
+        assert!(text.contains("sheepdog_tokens_total{kind=\"cached\",model=\"b\"} 5000"), "{text}");
+        assert!(text.contains("sheepdog_cost_nanousd_total{model=\"a\"} 50000"), "{text}");
+        assert!(text.contains("sheepdog_in_flight_requests 2"), "{text}");
     }
 }

@@ -4,7 +4,6 @@
 //! on success, on failure, or when the client goes away).
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,9 +58,7 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
     }
     if let Some(info) = rate {
         for (name, value) in admission::rate_headers(&info) {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                h.insert(HeaderName::from_static(name), v);
-            }
+            h.insert(name, value);
         }
     }
     response
@@ -207,10 +204,10 @@ impl Attempts<'_> {
         let mut capacity: Option<GatewayError> = None;
         let mut called = false;
         for route in self.plan {
-            let name = format!("{} ({})", route.provider.name, route.target.upstream_model);
+            let name = || format!("{} ({})", route.provider.name, route.target.upstream_model);
             if let Some(permit) = pending.permit.as_mut() {
                 if let Err(r) = permit.wait_for_capacity(self.tenant, route, self.chat.max_tokens).await {
-                    failures.push(format!("{name}: no capacity"));
+                    failures.push(format!("{}: no capacity", name()));
                     capacity = Some(refused(self.state, &self.tenant.id, r, &mut None));
                     continue;
                 }
@@ -218,7 +215,7 @@ impl Attempts<'_> {
             let mut attempt = 0u32;
             loop {
                 if !route.provider.breaker.allow(tokio::time::Instant::now()) {
-                    failures.push(format!("{name}: circuit breaker open"));
+                    failures.push(format!("{}: circuit breaker open", name()));
                     self.state.metrics().breaker_skip(&route.provider.name);
                     break;
                 }
@@ -245,7 +242,7 @@ impl Attempts<'_> {
                                 tokio::time::sleep(wait).await;
                             }
                             None => {
-                                failures.push(format!("{name}: {}", e.message));
+                                failures.push(format!("{}: {}", name(), e.message));
                                 break;
                             }
                         }
@@ -411,35 +408,55 @@ fn log_upstream_failure(route: &ModelRoute, e: &UpstreamError, request_id: &str)
     );
 }
 
-#[derive(serde::Deserialize)]
-struct ChunkText {
-    #[serde(default)]
-    choices: Vec<ChoiceText>,
-}
-
-#[derive(serde::Deserialize)]
-struct ChoiceText {
-    #[serde(default)]
-    delta: Option<DeltaText>,
-}
-
-#[derive(serde::Deserialize)]
-struct DeltaText {
-    #[serde(default)]
-    content: Option<String>,
-}
-
-/// Characters of content in one streamed chunk (for estimates when a stream is cut).
+/// Characters of content in one streamed chunk (for estimates when a stream
+/// is cut). A scan of the chunk's JSON for the `"content":"…"` strings (an
+/// escape counts as one character) instead of a parse: it runs for every
+/// chunk of every stream.
 fn content_chars(chunk: &[u8]) -> u64 {
-    serde_json::from_slice::<ChunkText>(chunk)
-        .map(|c| {
-            c.choices
-                .iter()
-                .filter_map(|ch| ch.delta.as_ref().and_then(|d| d.content.as_ref()))
-                .map(|t| t.chars().count() as u64)
-                .sum()
-        })
-        .unwrap_or(0)
+    const KEY: &[u8] = b"\"content\"";
+    let mut total = 0u64;
+    let mut i = 0;
+    while let Some(at) = find(&chunk[i..], KEY) {
+        i += at + KEY.len();
+        while chunk.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+            i += 1;
+        }
+        if chunk.get(i) != Some(&b':') {
+            continue;
+        }
+        i += 1;
+        while chunk.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+            i += 1;
+        }
+        if chunk.get(i) != Some(&b'"') {
+            continue;
+        }
+        i += 1;
+        while let Some(&b) = chunk.get(i) {
+            match b {
+                b'"' => {
+                    i += 1;
+                    break;
+                }
+                b'\\' => {
+                    total += 1;
+                    i += if chunk.get(i + 1) == Some(&b'u') { 6 } else { 2 };
+                }
+                // UTF-8 continuation bytes are part of the character before.
+                _ => {
+                    if b & 0xC0 != 0x80 {
+                        total += 1;
+                    }
+                    i += 1;
+                }
+            }
+        }
+    }
+    total
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Output tokens of a completion body without usage: ~4 characters a token.
@@ -517,7 +534,7 @@ impl Pending {
         permit: Permit,
     ) -> Pending {
         let RequestMeta { request_id, cost_center, started } = meta;
-        state.metrics().in_flight.fetch_add(1, Ordering::Relaxed);
+        state.metrics().in_flight(1);
         Pending {
             state,
             requested: requested.clone(),
@@ -562,7 +579,7 @@ impl Pending {
             return;
         }
         self.done = true;
-        self.state.metrics().in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.state.metrics().in_flight(-1);
         let usage = match (self.usage, outcome) {
             (Some(u), _) => u,
             // Cut before the upstream reported usage: bill what we can see.
@@ -656,5 +673,27 @@ impl Drop for Pending {
         if let Some(ev) = self.event.take() {
             self.state.accountant().record(ev);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_chars;
+
+    #[test]
+    fn content_chars_counts_characters_of_every_content_string() {
+        assert_eq!(content_chars(br#"{"choices":[{"delta":{"content":"Hello"}}]}"#), 5);
+        assert_eq!(content_chars(br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#), 0);
+        assert_eq!(content_chars(br#"{"choices":[{"delta":{"content":null}}]}"#), 0);
+        // Escapes count once; multi-byte characters count once.
+        assert_eq!(content_chars(r#"{"choices":[{"delta":{"content":"a\n\"b\u00e9 é—"}}]}"#.as_bytes()), 8);
+        assert_eq!(
+            content_chars(
+                br#"{"choices":[{"index":0,"delta":{"content" : "ab"}},{"index":1,"delta":{"content":"c"}}]}"#
+            ),
+            3
+        );
+        assert_eq!(content_chars(b"not json"), 0);
+        assert_eq!(content_chars(br#"{"content":"unterminated"#), 12);
     }
 }

@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::{HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 use crate::accounting::cost_nanos;
@@ -341,29 +342,42 @@ impl Drop for Permit {
 
 /// OpenAI-style durations for `x-ratelimit-reset-*`: `20ms`, `1.5s`, `6m0s`.
 pub fn format_duration(d: Duration) -> String {
+    use std::fmt::Write;
+    // Integer arithmetic only: this runs twice for every answered request.
     let ms = d.as_millis();
+    let mut out = String::with_capacity(12);
     if ms < 1000 {
-        format!("{ms}ms")
+        let _ = write!(out, "{ms}ms");
     } else if ms < 60_000 {
-        let s = d.as_secs_f64();
-        let text = format!("{s:.3}");
-        let text = text.trim_end_matches('0').trim_end_matches('.');
-        format!("{text}s")
+        let (secs, frac) = (ms / 1000, ms % 1000);
+        let _ = write!(out, "{secs}");
+        if frac > 0 {
+            let digits = format!("{frac:03}");
+            out.push('.');
+            out.push_str(digits.trim_end_matches('0'));
+        }
+        out.push('s');
     } else {
         let secs = d.as_secs();
-        format!("{}m{}s", secs / 60, secs % 60)
+        let _ = write!(out, "{}m{}s", secs / 60, secs % 60);
     }
+    out
 }
 
 /// The six `x-ratelimit-*` headers.
-pub fn rate_headers(info: &RateInfo) -> [(&'static str, String); 6] {
+pub fn rate_headers(info: &RateInfo) -> [(HeaderName, HeaderValue); 6] {
+    // Header values straight from integers and owned strings: no copies.
+    let duration = |d: Duration| {
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(format_duration(d)))
+            .unwrap_or_else(|_| HeaderValue::from_static("0ms"))
+    };
     [
-        ("x-ratelimit-limit-requests", info.limit_requests.to_string()),
-        ("x-ratelimit-remaining-requests", info.remaining_requests.to_string()),
-        ("x-ratelimit-reset-requests", format_duration(info.reset_requests)),
-        ("x-ratelimit-limit-tokens", info.limit_tokens.to_string()),
-        ("x-ratelimit-remaining-tokens", info.remaining_tokens.to_string()),
-        ("x-ratelimit-reset-tokens", format_duration(info.reset_tokens)),
+        (HeaderName::from_static("x-ratelimit-limit-requests"), HeaderValue::from(info.limit_requests)),
+        (HeaderName::from_static("x-ratelimit-remaining-requests"), HeaderValue::from(info.remaining_requests)),
+        (HeaderName::from_static("x-ratelimit-reset-requests"), duration(info.reset_requests)),
+        (HeaderName::from_static("x-ratelimit-limit-tokens"), HeaderValue::from(info.limit_tokens)),
+        (HeaderName::from_static("x-ratelimit-remaining-tokens"), HeaderValue::from(info.remaining_tokens)),
+        (HeaderName::from_static("x-ratelimit-reset-tokens"), duration(info.reset_tokens)),
     ]
 }
 
@@ -378,5 +392,8 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(1)), "1s");
         assert_eq!(format_duration(Duration::from_secs(360)), "6m0s");
         assert_eq!(format_duration(Duration::ZERO), "0ms");
+        assert_eq!(format_duration(Duration::from_millis(59_999)), "59.999s");
+        assert_eq!(format_duration(Duration::from_millis(2_050)), "2.05s");
+        assert_eq!(format_duration(Duration::from_millis(1_001)), "1.001s");
     }
 }

@@ -53,18 +53,15 @@ impl Anthropic {
         }
     }
 
-    fn request(&self, body: &Value) -> reqwest::RequestBuilder {
-        let mut rb = self
+    fn request(&self, body: &Value) -> http::Post {
+        let post = self
             .http
-            .get()
-            .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("anthropic-version", &self.api_version)
-            .body(serde_json::to_vec(body).unwrap_or_default());
-        if let Some(key) = &self.api_key {
-            rb = rb.header("x-api-key", key.expose());
+            .post_url(&self.url, serde_json::to_vec(body).unwrap_or_default())
+            .header("anthropic-version", &self.api_version);
+        match &self.api_key {
+            Some(key) => post.secret_header("x-api-key", key.expose()),
+            None => post,
         }
-        rb
     }
 
     pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {

@@ -47,17 +47,12 @@ impl Gemini {
         }
     }
 
-    fn request(&self, url: String, body: &Value) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .http
-            .get()
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::to_vec(body).unwrap_or_default());
-        if let Some(key) = &self.api_key {
-            rb = rb.header("x-goog-api-key", key.expose());
+    fn request(&self, url: String, body: &Value) -> http::Post {
+        let post = self.http.post_url(&url, serde_json::to_vec(body).unwrap_or_default());
+        match &self.api_key {
+            Some(key) => post.secret_header("x-goog-api-key", key.expose()),
+            None => post,
         }
-        rb
     }
 
     pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {

@@ -9,33 +9,54 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use super::sse::{self, SseEvent};
 use super::{retry_after_of, UpstreamError, UpstreamErrorKind};
 use crate::config::ProviderSettings;
 
-/// The upstream HTTP client: one connection pool per thread. With one shared
-/// pool, a request served by one gateway worker would often reuse a
-/// connection whose I/O task lives on another worker, and every response
-/// would cost a cross-thread wake-up; per-thread pools keep a request, its
-/// upstream connection and its I/O on one thread.
-#[derive(Debug, Clone)]
+/// An upstream's answer: status, headers and a body still to be read.
+pub type Response = hyper::Response<hyper::body::Incoming>;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Pool = Client<Connector, Full<Bytes>>;
+
+/// The upstream HTTP client: hyper's pooled client over rustls (Mozilla's
+/// roots, HTTP/2 by ALPN, HTTP/1.1 otherwise), one connection pool per thread.
+/// With one shared pool, a request served by one gateway worker would often
+/// reuse a connection whose I/O task lives on another worker, and every
+/// response would cost a cross-thread wake-up; per-thread pools keep a
+/// request, its upstream connection and its I/O on one thread.
+///
+/// It is hyper directly, not a general-purpose client: no redirects (a 3xx is
+/// an upstream error), no automatic retries (`resilience::retry` decides), no
+/// cookies, no proxy environment variables, no compression.
+#[derive(Clone)]
 pub struct HttpClient {
     spec: Arc<ClientSpec>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").field("connect_timeout", &self.spec.connect_timeout).finish()
+    }
+}
+
 struct ClientSpec {
     id: u64,
     connect_timeout: Duration,
-    /// Used where a per-thread client cannot be built (never expected).
-    fallback: reqwest::Client,
+    tls: rustls::ClientConfig,
 }
 
 thread_local! {
-    /// (client spec id, this thread's client) for the specs used on this thread.
-    static CLIENTS: RefCell<Vec<(u64, reqwest::Client)>> = const { RefCell::new(Vec::new()) };
+    /// (client spec id, this thread's pool) for the specs used on this thread.
+    static CLIENTS: RefCell<Vec<(u64, Pool)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Per-thread clients kept per thread at most (several gateways in one
@@ -43,30 +64,36 @@ thread_local! {
 const CLIENTS_PER_THREAD: usize = 8;
 
 impl HttpClient {
-    pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(connect_timeout: Duration) -> Result<Self, rustls::Error> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let fallback = Self::build(connect_timeout)?;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() })
+            .with_no_client_auth();
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(HttpClient { spec: Arc::new(ClientSpec { id, connect_timeout, fallback }) })
+        Ok(HttpClient { spec: Arc::new(ClientSpec { id, connect_timeout, tls }) })
     }
 
-    fn build(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-        reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
+    fn build(spec: &ClientSpec) -> Pool {
+        let mut tcp = HttpConnector::new();
+        tcp.set_connect_timeout(Some(spec.connect_timeout));
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(spec.tls.clone())
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(tcp);
+        Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            // Our own retry layer (resilience::retry) decides what is retried
-            // and honours Retry-After; redirects of a POST to a model API are
-            // not followed (a 3xx is an upstream error).
-            .retry(reqwest::retry::never())
-            .redirect(reqwest::redirect::Policy::none())
-            .referer(false)
-            .build()
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector)
     }
 
-    /// This thread's client (a cheap handle).
-    pub fn get(&self) -> reqwest::Client {
+    /// This thread's pool (a cheap handle).
+    fn pool(&self) -> Pool {
         let spec = &self.spec;
         CLIENTS
             .try_with(|clients| {
@@ -74,14 +101,84 @@ impl HttpClient {
                 if let Some((_, c)) = clients.iter().find(|(id, _)| *id == spec.id) {
                     return c.clone();
                 }
-                let client = Self::build(spec.connect_timeout).unwrap_or_else(|_| spec.fallback.clone());
+                let client = Self::build(spec);
                 if clients.len() >= CLIENTS_PER_THREAD {
                     clients.remove(0);
                 }
                 clients.push((spec.id, client.clone()));
                 client
             })
-            .unwrap_or_else(|_| spec.fallback.clone())
+            .unwrap_or_else(|_| Self::build(spec))
+    }
+
+    /// A JSON POST to `uri` on this thread's pool.
+    pub fn post(&self, uri: Uri, body: Vec<u8>) -> Post {
+        let mut headers = HeaderMap::with_capacity(4);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Post { pool: self.pool(), uri, invalid: None, headers, body: Bytes::from(body) }
+    }
+
+    /// Like [`HttpClient::post`] for a URL built per request.
+    pub fn post_url(&self, url: &str, body: Vec<u8>) -> Post {
+        match parse_uri(url) {
+            Ok(uri) => self.post(uri, body),
+            Err(why) => {
+                let mut post = self.post(Uri::from_static("http://invalid./"), body);
+                post.invalid = Some(why);
+                post
+            }
+        }
+    }
+}
+
+/// Parses an upstream URL once, at configuration time.
+pub fn parse_uri(url: &str) -> Result<Uri, &'static str> {
+    url.parse::<Uri>().map_err(|_| "the upstream URL is not valid")
+}
+
+/// One upstream request being built. A header value that cannot be sent
+/// (a key with a line break, say) fails the request when it is sent, with a
+/// message that never contains the value.
+pub struct Post {
+    pool: Pool,
+    uri: Uri,
+    /// Why this request cannot be sent, found while building it.
+    invalid: Option<&'static str>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Post {
+    /// Adds a header.
+    pub fn header(self, name: &'static str, value: &str) -> Self {
+        self.insert(name, value, false)
+    }
+
+    /// Adds a header holding a credential: marked sensitive (never indexed by
+    /// HTTP/2 header compression).
+    pub fn secret_header(self, name: &'static str, value: &str) -> Self {
+        self.insert(name, value, true)
+    }
+
+    /// Adds `Authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Self {
+        let mut v = String::with_capacity(7 + token.len());
+        v.push_str("Bearer ");
+        v.push_str(token);
+        self.insert("authorization", &v, true)
+    }
+
+    fn insert(mut self, name: &'static str, value: &str, sensitive: bool) -> Self {
+        match HeaderValue::from_str(value) {
+            Ok(mut v) => {
+                v.set_sensitive(sensitive);
+                self.headers.insert(HeaderName::from_static(name), v);
+            }
+            Err(_) => {
+                self.invalid.get_or_insert("a configured upstream header value (API key or version) is not valid");
+            }
+        }
+        self
     }
 }
 
@@ -110,17 +207,20 @@ fn timeout_error(provider: &str, what: &str) -> UpstreamError {
 /// Sends the request and waits for response headers within the first-byte
 /// timeout. A non-2xx answer is read (bounded) and returned as an error that
 /// keeps the upstream's message.
-pub async fn send(
-    provider: &str,
-    request: reqwest::RequestBuilder,
-    timeouts: Timeouts,
-) -> Result<(reqwest::Response, Instant), UpstreamError> {
+pub async fn send(provider: &str, post: Post, timeouts: Timeouts) -> Result<(Response, Instant), UpstreamError> {
     let started = Instant::now();
     let deadline = started + timeouts.total;
     let wait = timeouts.first_byte.min(timeouts.total);
-    let response = match tokio::time::timeout(wait, request.send()).await {
+    if let Some(why) = post.invalid {
+        return Err(UpstreamError::new(UpstreamErrorKind::Connect, format!("upstream {provider}: {why}")));
+    }
+    let mut request = Request::new(Full::new(post.body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = post.uri;
+    *request.headers_mut() = post.headers;
+    let response = match tokio::time::timeout(wait, post.pool.request(request)).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Err(UpstreamError::from_transport(provider, &e)),
+        Ok(Err(e)) => return Err(UpstreamError::from_client(provider, &e)),
         Err(_) => return Err(timeout_error(provider, "no response headers in time")),
     };
     let status = response.status();
@@ -135,22 +235,38 @@ pub async fn send(
 /// Reads a whole (non-streamed) body before `deadline`, at most `limit` bytes.
 pub async fn read_body_until(
     provider: &str,
-    response: reqwest::Response,
+    response: Response,
     deadline: Instant,
     limit: usize,
 ) -> Result<Bytes, UpstreamError> {
-    let mut body = response.bytes_stream();
+    let mut body = response.into_body();
+    // Most answers arrive as one frame: keep it without copying.
+    let mut first: Option<Bytes> = None;
     let mut out = bytes::BytesMut::new();
     loop {
-        match tokio::time::timeout_at(deadline, body.next()).await {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(timeout_error(provider, "response body too slow")),
-            Ok(None) => return Ok(out.freeze()),
-            Ok(Some(Err(e))) => return Err(UpstreamError::from_transport(provider, &e)),
-            Ok(Some(Ok(chunk))) => {
-                if out.len() + chunk.len() > limit {
+            Ok(None) => {
+                return Ok(match first {
+                    Some(b) if out.is_empty() => b,
+                    _ => out.freeze(),
+                })
+            }
+            Ok(Some(Err(e))) => return Err(UpstreamError::from_body(provider, &e)),
+            Ok(Some(Ok(frame))) => {
+                let Ok(chunk) = frame.into_data() else { continue };
+                let have = first.as_ref().map_or(0, |b| b.len()) + out.len();
+                if have + chunk.len() > limit {
                     return Err(UpstreamError::protocol(format!("upstream {provider} answer too large")));
                 }
-                out.extend_from_slice(&chunk);
+                if first.is_none() && out.is_empty() {
+                    first = Some(chunk);
+                } else {
+                    if let Some(b) = first.take() {
+                        out.extend_from_slice(&b);
+                    }
+                    out.extend_from_slice(&chunk);
+                }
             }
         }
     }
@@ -163,12 +279,12 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// applied: a stall yields a `Timeout` error as the last item.
 pub fn sse_events(
     provider: &str,
-    response: reqwest::Response,
+    response: Response,
     timeouts: Timeouts,
     deadline: Instant,
 ) -> impl Stream<Item = Result<SseEvent, UpstreamError>> + Send + 'static {
     let provider = provider.to_string();
-    let events = Box::pin(sse::events(provider.clone(), response.bytes_stream()));
+    let events = Box::pin(sse::events(provider.clone(), BodyDataStream::new(response.into_body())));
     futures::stream::unfold((events, false), move |(mut events, done)| {
         let provider = provider.clone();
         async move {
@@ -255,4 +371,69 @@ where
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> HttpClient {
+        match HttpClient::new(Duration::from_secs(2)) {
+            Ok(c) => c,
+            Err(e) => panic!("TLS defaults build: {e}"),
+        }
+    }
+
+    fn quick() -> Timeouts {
+        Timeouts { first_byte: Duration::from_secs(5), idle: Duration::from_secs(5), total: Duration::from_secs(5) }
+    }
+
+    /// A port nothing listens on (bound, then released).
+    fn closed_port() -> u16 {
+        match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+            Ok(a) => a.port(),
+            Err(e) => panic!("bind: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_connections_are_connect_errors_over_http_and_https() {
+        let port = closed_port();
+        for scheme in ["http", "https"] {
+            let post = client().post_url(&format!("{scheme}://127.0.0.1:{port}/v1/chat/completions"), b"{}".to_vec());
+            let err = match send("up", post, quick()).await {
+                Err(e) => e,
+                Ok(_) => panic!("{scheme}: a closed port answered"),
+            };
+            assert_eq!(err.kind, UpstreamErrorKind::Connect, "{scheme}");
+            assert_eq!(err.message, "could not connect to upstream up");
+        }
+    }
+
+    #[tokio::test]
+    async fn unusable_urls_and_header_values_fail_without_echoing_them() {
+        let err = match send("up", client().post_url("not a url at all", Vec::new()), quick()).await {
+            Err(e) => e,
+            Ok(_) => panic!("sent to an invalid URL"),
+        };
+        assert_eq!(err.kind, UpstreamErrorKind::Connect);
+        assert!(err.message.contains("URL is not valid") && !err.message.contains("not a url"), "{}", err.message);
+
+        let secret = "sk-line\nbreak";
+        let post = client().post_url("http://127.0.0.1:9/x", Vec::new()).bearer(secret);
+        let err = match send("up", post, quick()).await {
+            Err(e) => e,
+            Ok(_) => panic!("sent an invalid header"),
+        };
+        assert!(err.message.contains("header value") && !err.message.contains("sk-line"), "{}", err.message);
+    }
+
+    #[test]
+    fn credentials_are_marked_sensitive() {
+        let post = client().post_url("http://127.0.0.1:9/x", Vec::new()).bearer("sk-1").secret_header("x-api-key", "k");
+        let auth = post.headers.get("authorization").map(|v| (v.is_sensitive(), v.as_bytes().to_vec()));
+        assert_eq!(auth, Some((true, b"Bearer sk-1".to_vec())));
+        assert!(post.headers.get("x-api-key").is_some_and(|v| v.is_sensitive()));
+        assert!(post.headers.get("content-type").is_some_and(|v| v.as_bytes() == b"application/json"));
+    }
 }

@@ -141,16 +141,22 @@ impl UpstreamError {
         UpstreamError { kind: UpstreamErrorKind::Status, message, status: Some(status), retry_after }
     }
 
-    /// Maps a reqwest transport error without exposing URLs or headers.
-    pub fn from_transport(provider: &str, err: &reqwest::Error) -> Self {
-        if err.is_timeout() {
-            Self::new(UpstreamErrorKind::Timeout, format!("upstream {provider} timed out"))
-        } else if err.is_connect() {
+    /// Maps an error of the upstream client (connecting, sending, reading
+    /// the response head) without exposing URLs or headers.
+    pub fn from_client(provider: &str, err: &hyper_util::client::legacy::Error) -> Self {
+        if err.is_connect() {
             Self::new(UpstreamErrorKind::Connect, format!("could not connect to upstream {provider}"))
-        } else if err.is_decode() || err.is_body() {
-            Self::new(UpstreamErrorKind::Connect, format!("connection to upstream {provider} broke"))
         } else {
             Self::new(UpstreamErrorKind::Connect, format!("request to upstream {provider} failed"))
+        }
+    }
+
+    /// Maps an error while reading an upstream's response body.
+    pub fn from_body(provider: &str, err: &hyper::Error) -> Self {
+        if err.is_timeout() {
+            Self::new(UpstreamErrorKind::Timeout, format!("upstream {provider} timed out"))
+        } else {
+            Self::new(UpstreamErrorKind::Connect, format!("connection to upstream {provider} broke"))
         }
     }
 }
@@ -162,8 +168,8 @@ fn truncate_chars(s: &mut String, max: usize) {
 }
 
 /// Reads `Retry-After` (seconds, or an HTTP date which we treat as 1 s) from a response.
-pub fn retry_after_of(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+pub fn retry_after_of(headers: &hyper::HeaderMap) -> Option<Duration> {
+    let v = headers.get(hyper::header::RETRY_AFTER)?.to_str().ok()?;
     match v.trim().parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs >= 0.0 => Some(Duration::from_secs_f64(secs.min(3600.0))),
         _ => Some(Duration::from_secs(1)),

@@ -14,9 +14,10 @@ use crate::config::{ProviderSettings, Secret};
 #[derive(Debug)]
 pub struct OpenAi {
     name: String,
+    /// The chat completions URL, and the same parsed once (`None`: not a
+    /// valid URL, which every request then reports).
     url: String,
-    /// `url`, parsed once (parsing it per request costs measurable CPU).
-    parsed: Option<reqwest::Url>,
+    uri: Option<hyper::Uri>,
     api_key: Option<Secret>,
     timeouts: Timeouts,
     http: super::http::HttpClient,
@@ -27,23 +28,22 @@ impl OpenAi {
         OpenAi {
             name: settings.name.clone(),
             url: format!("{}/chat/completions", settings.base_url),
-            parsed: reqwest::Url::parse(&format!("{}/chat/completions", settings.base_url)).ok(),
+            uri: http::parse_uri(&format!("{}/chat/completions", settings.base_url)).ok(),
             api_key: settings.api_key.clone(),
             timeouts: Timeouts::of(settings),
             http,
         }
     }
 
-    fn request(&self, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let mut rb = match &self.parsed {
-            Some(u) => self.http.get().post(u.clone()),
-            None => self.http.get().post(&self.url),
+    fn request(&self, body: Vec<u8>) -> http::Post {
+        let post = match &self.uri {
+            Some(uri) => self.http.post(uri.clone(), body),
+            None => self.http.post_url(&self.url, body),
         };
-        rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
-        if let Some(key) = &self.api_key {
-            rb = rb.bearer_auth(key.expose());
+        match &self.api_key {
+            Some(key) => post.bearer(key.expose()),
+            None => post,
         }
-        rb
     }
 
     pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
