@@ -76,15 +76,41 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<By
     if refuse_declared_oversize(headers, &mut stream, limit).await {
         return Err(GatewayError::RequestTooLarge(limit));
     }
+    match collect_limited(&mut stream, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(CollectError::TooLarge) => {
+            discard_rest(&mut stream).await;
+            Err(GatewayError::RequestTooLarge(limit))
+        }
+        Err(CollectError::Read(_)) => {
+            Err(GatewayError::invalid("The request body could not be read completely.", None))
+        }
+    }
+}
+
+/// Why [`collect_limited`] stopped.
+#[derive(Debug)]
+pub enum CollectError<E> {
+    /// More than the limit arrived (the rest is left unread).
+    TooLarge,
+    Read(E),
+}
+
+/// Collects a body, at most `limit` bytes. A body that arrives as one chunk
+/// (most do) is returned without a copy. Serves the client's request body
+/// and the upstream's answer alike.
+pub async fn collect_limited<S, E>(stream: &mut S, limit: u64) -> Result<Bytes, CollectError<E>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
     let mut first: Option<Bytes> = None;
     let mut more: Option<bytes::BytesMut> = None;
     let mut total: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| GatewayError::invalid("The request body could not be read completely.", None))?;
+        let chunk = chunk.map_err(CollectError::Read)?;
         total += chunk.len() as u64;
         if total > limit {
-            discard_rest(&mut stream).await;
-            return Err(GatewayError::RequestTooLarge(limit));
+            return Err(CollectError::TooLarge);
         }
         match (&first, &mut more) {
             (None, _) => first = Some(chunk),
@@ -262,6 +288,27 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunks(
+        parts: Vec<Result<&'static [u8], &'static str>>,
+    ) -> impl Stream<Item = Result<Bytes, &'static str>> + Unpin {
+        futures::stream::iter(parts.into_iter().map(|p| p.map(Bytes::from_static)))
+    }
+
+    #[tokio::test]
+    async fn collect_limited_keeps_one_chunk_joins_many_and_stops_at_the_limit() {
+        static ONE: &[u8] = b"{\"a\":1}";
+        let got = collect_limited(&mut chunks(vec![Ok(ONE)]), 7).await;
+        assert!(matches!(&got, Ok(b) if b.as_ptr() == ONE.as_ptr() && b.len() == 7), "{got:?}");
+        let got = collect_limited(&mut chunks(vec![Ok(b"ab"), Ok(b""), Ok(b"cd"), Ok(b"e")]), 5).await;
+        assert!(matches!(&got, Ok(b) if &b[..] == b"abcde"), "{got:?}");
+        let got = collect_limited(&mut chunks(vec![Ok(b"ab"), Ok(b"cd")]), 3).await;
+        assert!(matches!(got, Err(CollectError::TooLarge)), "{got:?}");
+        let got = collect_limited(&mut chunks(vec![Ok(b"ab"), Err("reset")]), 10).await;
+        assert!(matches!(got, Err(CollectError::Read("reset"))), "{got:?}");
+        let got = collect_limited(&mut chunks(vec![]), 0).await;
+        assert!(matches!(&got, Ok(b) if b.is_empty()), "{got:?}");
+    }
 
     fn err(body: &[u8]) -> String {
         match parse_chat(body) {

@@ -24,7 +24,8 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 #[derive(Debug)]
 pub struct Anthropic {
     name: String,
-    url: String,
+    /// The Messages endpoint, parsed once (an invalid one fails every call).
+    target: http::Target,
     api_key: Option<Secret>,
     api_version: String,
     timeouts: Timeouts,
@@ -45,7 +46,7 @@ impl Anthropic {
     pub fn new(settings: &ProviderSettings, http: super::http::HttpClient) -> Self {
         Anthropic {
             name: settings.name.clone(),
-            url: messages_url(&settings.base_url),
+            target: http::parse_uri(&messages_url(&settings.base_url)),
             api_key: settings.api_key.clone(),
             api_version: settings.api_version.clone().unwrap_or_else(|| DEFAULT_API_VERSION.to_string()),
             timeouts: Timeouts::of(settings),
@@ -56,7 +57,7 @@ impl Anthropic {
     fn request(&self, body: &Value) -> http::Post {
         let post = self
             .http
-            .post_url(&self.url, serde_json::to_vec(body).unwrap_or_default())
+            .post(self.target.clone(), serde_json::to_vec(body).unwrap_or_default())
             .header("anthropic-version", &self.api_version);
         match &self.api_key {
             Some(key) => post.secret_header("x-api-key", key.expose()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use http_body_util::{BodyDataStream, BodyExt, Full};
+use http_body_util::{BodyDataStream, Full};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::sse::{self, SseEvent};
 use super::{retry_after_of, UpstreamError, UpstreamErrorKind};
 use crate::config::ProviderSettings;
+use crate::request::CollectError;
 
 /// An upstream's answer: status, headers and a body still to be read.
 pub type Response = hyper::Response<hyper::body::Incoming>;
@@ -111,28 +112,24 @@ impl HttpClient {
             .unwrap_or_else(|_| Self::build(spec))
     }
 
-    /// A JSON POST to `uri` on this thread's pool.
-    pub fn post(&self, uri: Uri, body: Vec<u8>) -> Post {
+    /// A JSON POST to `target` on this thread's pool.
+    pub fn post(&self, target: Target, body: Vec<u8>) -> Post {
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Post { pool: self.pool(), uri, invalid: None, headers, body: Bytes::from(body) }
+        Post { pool: self.pool(), target, headers, body: Bytes::from(body) }
     }
 
     /// Like [`HttpClient::post`] for a URL built per request.
     pub fn post_url(&self, url: &str, body: Vec<u8>) -> Post {
-        match parse_uri(url) {
-            Ok(uri) => self.post(uri, body),
-            Err(why) => {
-                let mut post = self.post(Uri::from_static("http://invalid./"), body);
-                post.invalid = Some(why);
-                post
-            }
-        }
+        self.post(parse_uri(url), body)
     }
 }
 
-/// Parses an upstream URL once, at configuration time.
-pub fn parse_uri(url: &str) -> Result<Uri, &'static str> {
+/// Where an upstream request goes, or why it cannot be sent.
+pub type Target = Result<Uri, &'static str>;
+
+/// Parses an upstream URL (once, at configuration time, where it is fixed).
+pub fn parse_uri(url: &str) -> Target {
     url.parse::<Uri>().map_err(|_| "the upstream URL is not valid")
 }
 
@@ -141,9 +138,9 @@ pub fn parse_uri(url: &str) -> Result<Uri, &'static str> {
 /// message that never contains the value.
 pub struct Post {
     pool: Pool,
-    uri: Uri,
-    /// Why this request cannot be sent, found while building it.
-    invalid: Option<&'static str>,
+    /// The URI, or the first reason found while building that the request
+    /// cannot be sent (a bad URL or header value).
+    target: Target,
     headers: HeaderMap,
     body: Bytes,
 }
@@ -174,9 +171,10 @@ impl Post {
                 v.set_sensitive(sensitive);
                 self.headers.insert(HeaderName::from_static(name), v);
             }
-            Err(_) => {
-                self.invalid.get_or_insert("a configured upstream header value (API key or version) is not valid");
+            Err(_) if self.target.is_ok() => {
+                self.target = Err("a configured upstream header value (API key or version) is not valid");
             }
+            Err(_) => {}
         }
         self
     }
@@ -211,12 +209,13 @@ pub async fn send(provider: &str, post: Post, timeouts: Timeouts) -> Result<(Res
     let started = Instant::now();
     let deadline = started + timeouts.total;
     let wait = timeouts.first_byte.min(timeouts.total);
-    if let Some(why) = post.invalid {
-        return Err(UpstreamError::new(UpstreamErrorKind::Connect, format!("upstream {provider}: {why}")));
-    }
+    let uri = match post.target {
+        Ok(uri) => uri,
+        Err(why) => return Err(UpstreamError::new(UpstreamErrorKind::Connect, format!("upstream {provider}: {why}"))),
+    };
     let mut request = Request::new(Full::new(post.body));
     *request.method_mut() = Method::POST;
-    *request.uri_mut() = post.uri;
+    *request.uri_mut() = uri;
     *request.headers_mut() = post.headers;
     let response = match tokio::time::timeout(wait, post.pool.request(request)).await {
         Ok(Ok(r)) => r,
@@ -239,36 +238,14 @@ pub async fn read_body_until(
     deadline: Instant,
     limit: usize,
 ) -> Result<Bytes, UpstreamError> {
-    let mut body = response.into_body();
-    // Most answers arrive as one frame: keep it without copying.
-    let mut first: Option<Bytes> = None;
-    let mut out = bytes::BytesMut::new();
-    loop {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(timeout_error(provider, "response body too slow")),
-            Ok(None) => {
-                return Ok(match first {
-                    Some(b) if out.is_empty() => b,
-                    _ => out.freeze(),
-                })
-            }
-            Ok(Some(Err(e))) => return Err(UpstreamError::from_body(provider, &e)),
-            Ok(Some(Ok(frame))) => {
-                let Ok(chunk) = frame.into_data() else { continue };
-                let have = first.as_ref().map_or(0, |b| b.len()) + out.len();
-                if have + chunk.len() > limit {
-                    return Err(UpstreamError::protocol(format!("upstream {provider} answer too large")));
-                }
-                if first.is_none() && out.is_empty() {
-                    first = Some(chunk);
-                } else {
-                    if let Some(b) = first.take() {
-                        out.extend_from_slice(&b);
-                    }
-                    out.extend_from_slice(&chunk);
-                }
-            }
+    let mut body = BodyDataStream::new(response.into_body());
+    match tokio::time::timeout_at(deadline, crate::request::collect_limited(&mut body, limit as u64)).await {
+        Err(_) => Err(timeout_error(provider, "response body too slow")),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(CollectError::TooLarge)) => {
+            Err(UpstreamError::protocol(format!("upstream {provider} answer too large")))
         }
+        Ok(Err(CollectError::Read(e))) => Err(UpstreamError::from_body(provider, &e)),
     }
 }
 

@@ -14,10 +14,8 @@ use crate::config::{ProviderSettings, Secret};
 #[derive(Debug)]
 pub struct OpenAi {
     name: String,
-    /// The chat completions URL, and the same parsed once (`None`: not a
-    /// valid URL, which every request then reports).
-    url: String,
-    uri: Option<hyper::Uri>,
+    /// The chat completions URL, parsed once (an invalid one fails every call).
+    target: http::Target,
     api_key: Option<Secret>,
     timeouts: Timeouts,
     http: super::http::HttpClient,
@@ -27,8 +25,7 @@ impl OpenAi {
     pub fn new(settings: &ProviderSettings, http: super::http::HttpClient) -> Self {
         OpenAi {
             name: settings.name.clone(),
-            url: format!("{}/chat/completions", settings.base_url),
-            uri: http::parse_uri(&format!("{}/chat/completions", settings.base_url)).ok(),
+            target: http::parse_uri(&format!("{}/chat/completions", settings.base_url)),
             api_key: settings.api_key.clone(),
             timeouts: Timeouts::of(settings),
             http,
@@ -36,10 +33,7 @@ impl OpenAi {
     }
 
     fn request(&self, body: Vec<u8>) -> http::Post {
-        let post = match &self.uri {
-            Some(uri) => self.http.post(uri.clone(), body),
-            None => self.http.post_url(&self.url, body),
-        };
+        let post = self.http.post(self.target.clone(), body);
         match &self.api_key {
             Some(key) => post.bearer(key.expose()),
             None => post,
