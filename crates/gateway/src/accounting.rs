@@ -191,7 +191,10 @@ impl Writer {
 }
 
 /// Aggregates one batch into hourly deltas.
-pub fn aggregate(events: &[Event]) -> (Vec<UsageRecord>, BTreeMap<(String, i64), HourlyDelta>) {
+pub fn aggregate(
+    events: impl IntoIterator<Item = Event>,
+    acks: &mut Vec<tokio::sync::oneshot::Sender<()>>,
+) -> (Vec<UsageRecord>, BTreeMap<(String, i64), HourlyDelta>) {
     let mut records = Vec::new();
     let mut hourly: BTreeMap<(String, i64), HourlyDelta> = BTreeMap::new();
     for ev in events {
@@ -207,13 +210,13 @@ pub fn aggregate(events: &[Event]) -> (Vec<UsageRecord>, BTreeMap<(String, i64),
                 d.output_tokens += r.output_tokens;
                 d.cost_nanos += r.cost_nanos;
                 *d.latency.entry(histogram::bucket_of(r.latency_ms)).or_default() += 1;
-                records.push((**r).clone());
+                records.push(*r);
             }
             Event::RateLimitHit { tenant_id, at_ms } => {
-                let d = hourly.entry((tenant_id.clone(), hour_floor(*at_ms))).or_default();
+                let d = hourly.entry((tenant_id, hour_floor(at_ms))).or_default();
                 d.rate_limit_hits += 1;
             }
-            Event::Flush(_) => {}
+            Event::Flush(ack) => acks.push(ack),
         }
     }
     (records, hourly)
@@ -265,11 +268,13 @@ async fn writer_loop(
             }
         }
         if !buf.is_empty() {
-            write_with_retry(&store, &buf).await;
-            for ev in buf.drain(..) {
-                if let Event::Flush(ack) = ev {
-                    let _ = ack.send(());
-                }
+            // The events move into the batch (no copy of the records); flush
+            // requests are answered once it is written.
+            let mut acks = Vec::new();
+            let (records, hourly) = aggregate(buf.drain(..), &mut acks);
+            write_with_retry(&store, &records, &hourly).await;
+            for ack in acks {
+                let _ = ack.send(());
             }
         }
         if stopping {
@@ -278,14 +283,13 @@ async fn writer_loop(
     }
 }
 
-async fn write_with_retry(store: &Store, events: &[Event]) {
-    let (records, hourly) = aggregate(events);
+async fn write_with_retry(store: &Store, records: &[UsageRecord], hourly: &BTreeMap<(String, i64), HourlyDelta>) {
     if records.is_empty() && hourly.is_empty() {
         return;
     }
     let mut delay = Duration::from_millis(100);
     for attempt in 1..=20 {
-        match store.write_usage_batch(&records, &hourly).await {
+        match store.write_usage_batch(records, hourly).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::error!(error = %e, attempt, records = records.len(), "writing usage failed; retrying");
@@ -295,7 +299,7 @@ async fn write_with_retry(store: &Store, events: &[Event]) {
         }
     }
     // Never silently lost: the records go to the log in full so they can be replayed.
-    for r in &records {
+    for r in records {
         tracing::error!(target: "sheepdog::unwritten_usage", record = ?r, "usage record could not be written");
     }
 }

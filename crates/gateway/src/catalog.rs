@@ -2,7 +2,9 @@
 //! (never the database). It is rebuilt from the store after every admin
 //! change and whenever another replica bumps the catalog version (polled).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use crate::fastmap::FastMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,10 +74,10 @@ pub struct KeyEntry {
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub version: i64,
-    pub tenants: HashMap<String, Arc<TenantEntry>>,
-    pub aliases: HashMap<String, String>,
+    pub tenants: FastMap<String, Arc<TenantEntry>>,
+    pub aliases: FastMap<String, String>,
     /// Active keys by SHA-256 of the key. Revoked keys are absent.
-    pub keys: HashMap<[u8; 32], Arc<KeyEntry>>,
+    pub keys: FastMap<[u8; 32], Arc<KeyEntry>>,
 }
 
 impl Catalog {

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod fastmap;
 pub mod gateway;
 pub mod ids;
 pub mod metrics;

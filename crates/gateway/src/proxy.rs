@@ -34,13 +34,16 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_SHEEPDOG_MODEL: HeaderName = HeaderName::from_static("x-sheepdog-model");
 pub static X_SHEEPDOG_PROVIDER: HeaderName = HeaderName::from_static("x-sheepdog-provider");
 
-/// The handler.
-pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+/// The handler. Takes the whole request (a `HeaderMap` extractor would clone
+/// every header).
+pub async fn chat_completions(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let mut rate: Option<RateInfo> = None;
-    let (request_id, result) = match request::request_id(&headers) {
+    let (request_id, result) = match request::request_id(headers) {
         Ok(id) => {
-            let r = handle(&state, &headers, body, &id, started, &mut rate).await;
+            let r = handle(&state, headers, body, &id, started, &mut rate).await;
             (id, r)
         }
         Err(e) => (crate::ids::new_uuid().to_string(), Err(e)),

@@ -219,28 +219,31 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
     match body.get("messages") {
         Some(Value::Array(msgs)) if !msgs.is_empty() => {
             for (i, m) in msgs.iter().enumerate() {
-                let param = format!("messages[{i}]");
-                let Value::Object(obj) = m else { return Err(wrong_type(&param, "an object", m)) };
+                // Named only when something is wrong: no allocation per valid message.
+                let name = || format!("messages[{i}]");
+                let Value::Object(obj) = m else { return Err(wrong_type(&name(), "an object", m)) };
                 match obj.get("role") {
                     Some(Value::String(r)) if ROLES.contains(&r.as_str()) => {}
                     Some(Value::String(r)) => {
+                        let param = name();
                         return Err(GatewayError::invalid(
                             format!("`{param}.role` {r:?} is not one of {}.", ROLES.join(", ")),
                             Some(&format!("{param}.role")),
-                        ))
+                        ));
                     }
-                    Some(other) => return Err(wrong_type(&format!("{param}.role"), "a string", other)),
+                    Some(other) => return Err(wrong_type(&format!("{}.role", name()), "a string", other)),
                     None => {
+                        let param = name();
                         return Err(GatewayError::invalid(
                             format!("Missing required parameter: `{param}.role`."),
                             Some(&format!("{param}.role")),
-                        ))
+                        ));
                     }
                 }
                 match obj.get("content") {
                     None | Some(Value::Null) | Some(Value::String(_)) | Some(Value::Array(_)) => {}
                     Some(other) => {
-                        return Err(wrong_type(&format!("{param}.content"), "a string or an array of parts", other))
+                        return Err(wrong_type(&format!("{}.content", name()), "a string or an array of parts", other))
                     }
                 }
             }

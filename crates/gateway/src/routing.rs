@@ -4,7 +4,7 @@
 //! configuration (rollout routes are built from it on demand); the request
 //! path only reads it.
 
-use std::collections::HashMap;
+use crate::fastmap::FastMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,14 +67,14 @@ impl ModelRoute {
 
 #[derive(Debug, Default)]
 pub struct Models {
-    by_name: HashMap<String, Arc<ModelRoute>>,
+    by_name: FastMap<String, Arc<ModelRoute>>,
     order: Vec<String>,
-    providers: HashMap<String, Arc<ProviderHandle>>,
+    providers: FastMap<String, Arc<ProviderHandle>>,
 }
 
 impl Models {
     pub fn build(settings: &Settings, http: crate::providers::http::HttpClient) -> Models {
-        let providers: HashMap<String, Arc<ProviderHandle>> = settings
+        let providers: FastMap<String, Arc<ProviderHandle>> = settings
             .providers
             .iter()
             .map(|p| (p.name.clone(), Arc::new(ProviderHandle::new(p, http.clone()))))

@@ -7,7 +7,6 @@
 //! for several replicas slots in as another enum arm without touching the
 //! request path.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,7 +79,7 @@ impl TenantState {
 /// Single-process limiter state.
 #[derive(Debug, Default)]
 pub struct MemoryLimiter {
-    tenants: Mutex<HashMap<String, Arc<Mutex<TenantState>>>>,
+    tenants: Mutex<crate::fastmap::FastMap<String, Arc<Mutex<TenantState>>>>,
 }
 
 impl MemoryLimiter {
@@ -89,6 +88,10 @@ impl MemoryLimiter {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
+        // Looked up by `&str` first: the key is allocated only for a new tenant.
+        if let Some(state) = map.get(tenant) {
+            return state.clone();
+        }
         map.entry(tenant.to_string()).or_insert_with(|| Arc::new(Mutex::new(TenantState::new()))).clone()
     }
 

@@ -20,6 +20,8 @@ pub mod tokens;
 pub mod window;
 
 use std::collections::{HashMap, HashSet};
+
+use crate::fastmap::FastMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,7 +50,7 @@ pub struct Admission(Arc<Inner>);
 struct Inner {
     limiter: Limiter,
     spend: SpendBook,
-    upstreams: HashMap<String, Arc<Upstream>>,
+    upstreams: FastMap<String, Arc<Upstream>>,
     soft_alerts: Mutex<HashSet<(String, i64)>>,
 }
 
@@ -342,26 +344,59 @@ impl Drop for Permit {
 
 /// OpenAI-style durations for `x-ratelimit-reset-*`: `20ms`, `1.5s`, `6m0s`.
 pub fn format_duration(d: Duration) -> String {
-    use std::fmt::Write;
-    // Integer arithmetic only: this runs twice for every answered request.
-    let ms = d.as_millis();
-    let mut out = String::with_capacity(12);
+    // Integer arithmetic and one allocation: this runs twice for every
+    // answered request.
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let mut out = String::with_capacity(16);
     if ms < 1000 {
-        let _ = write!(out, "{ms}ms");
+        push_decimal(&mut out, ms);
+        out.push_str("ms");
     } else if ms < 60_000 {
-        let (secs, frac) = (ms / 1000, ms % 1000);
-        let _ = write!(out, "{secs}");
+        push_decimal(&mut out, ms / 1000);
+        let mut frac = ms % 1000;
         if frac > 0 {
-            let digits = format!("{frac:03}");
+            // Three decimals without their trailing zeros: 50 ms → ".05".
+            let mut places = 3;
+            while frac % 10 == 0 {
+                frac /= 10;
+                places -= 1;
+            }
             out.push('.');
-            out.push_str(digits.trim_end_matches('0'));
+            let digits = if frac >= 100 {
+                3
+            } else if frac >= 10 {
+                2
+            } else {
+                1
+            };
+            for _ in digits..places {
+                out.push('0');
+            }
+            push_decimal(&mut out, frac);
         }
         out.push('s');
     } else {
         let secs = d.as_secs();
-        let _ = write!(out, "{}m{}s", secs / 60, secs % 60);
+        push_decimal(&mut out, secs / 60);
+        out.push('m');
+        push_decimal(&mut out, secs % 60);
+        out.push('s');
     }
     out
+}
+
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(buf[at..].iter().map(|&b| char::from(b)));
 }
 
 /// The six `x-ratelimit-*` headers.
@@ -395,5 +430,9 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(59_999)), "59.999s");
         assert_eq!(format_duration(Duration::from_millis(2_050)), "2.05s");
         assert_eq!(format_duration(Duration::from_millis(1_001)), "1.001s");
+        assert_eq!(format_duration(Duration::from_millis(1_010)), "1.01s");
+        assert_eq!(format_duration(Duration::from_millis(10_100)), "10.1s");
+        assert_eq!(format_duration(Duration::from_millis(999)), "999ms");
+        assert_eq!(format_duration(Duration::from_secs(3_725)), "62m5s");
     }
 }

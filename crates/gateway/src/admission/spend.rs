@@ -4,7 +4,6 @@
 //! A hard limit is checked against settled + reserved + worst case, so
 //! concurrent requests can never overspend it together.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// One account: what was spent (settled) and what is held for requests in
@@ -26,7 +25,7 @@ pub struct Shortfall {
 
 #[derive(Debug, Default)]
 pub struct SpendBook {
-    accounts: Mutex<HashMap<String, Account>>,
+    accounts: Mutex<crate::fastmap::FastMap<String, Account>>,
 }
 
 impl SpendBook {
@@ -35,7 +34,13 @@ impl SpendBook {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        let acc = map.entry(key.to_string()).or_insert(Account { period, ..Account::default() });
+        // Looked up by `&str` first: the key is allocated only for a new account.
+        if !map.contains_key(key) {
+            map.insert(key.to_string(), Account { period, ..Account::default() });
+        }
+        let Some(acc) = map.get_mut(key) else {
+            return f(&mut Account { period, ..Account::default() });
+        };
         if acc.period != period {
             // A new month: what was spent belongs to the old one.
             acc.period = period;
