@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::Router;
+use crate::gateway::GatewayService;
 use tokio_util::sync::CancellationToken;
 
 /// How many workers `gateway.workers = 0` means: one per available core.
@@ -64,7 +64,7 @@ impl Drop for Workers {
 /// its in-flight requests (graceful), returning the workers (still alive, idle).
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    app: Router,
+    app: GatewayService,
     count: usize,
     stop: CancellationToken,
 ) -> anyhow::Result<Workers> {
@@ -123,8 +123,9 @@ pub async fn serve(
     }
 }
 
-async fn serve_one(socket: std::net::TcpListener, app: Router, stop: CancellationToken) -> anyhow::Result<()> {
+async fn serve_one(socket: std::net::TcpListener, app: GatewayService, stop: CancellationToken) -> anyhow::Result<()> {
     use axum::serve::ListenerExt;
+    use axum::ServiceExt;
     let listener = tokio::net::TcpListener::from_std(socket)?;
     // Streamed answers are many small writes: without TCP_NODELAY each one
     // after the first waits for the client's delayed ACK (~40 ms).
@@ -133,7 +134,7 @@ async fn serve_one(socket: std::net::TcpListener, app: Router, stop: Cancellatio
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await?;
+    axum::serve(listener, app.into_make_service()).with_graceful_shutdown(stop.cancelled_owned()).await?;
     Ok(())
 }
 

@@ -22,14 +22,26 @@ use super::{retry_after_of, UpstreamError, UpstreamErrorKind};
 use crate::config::ProviderSettings;
 use crate::request::CollectError;
 
-/// An upstream's answer: status, headers and a body still to be read.
-pub type Response = hyper::Response<hyper::body::Incoming>;
+/// An upstream's answer: status, headers and a body still to be read, and
+/// for a plain-HTTP upstream the connection lent to it (back to its thread's
+/// idle list when the answer is dropped).
+pub struct Response {
+    inner: hyper::Response<hyper::body::Incoming>,
+    lease: Option<super::h1::Lease>,
+}
+
+impl Response {
+    fn into_parts(self) -> (hyper::body::Incoming, Option<super::h1::Lease>) {
+        (self.inner.into_body(), self.lease)
+    }
+}
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 type Pool = Client<Connector, Full<Bytes>>;
 
-/// The upstream HTTP client: hyper's pooled client over rustls (Mozilla's
-/// roots, HTTP/2 by ALPN, HTTP/1.1 otherwise), one connection pool per thread.
+/// The upstream HTTP client: for `https://` hyper's pooled client over rustls
+/// (Mozilla's roots, HTTP/2 by ALPN, HTTP/1.1 otherwise), for `http://`
+/// HTTP/1.1 connections in an idle list (see [`super::h1`]); one pool per thread.
 /// With one shared pool, a request served by one gateway worker would often
 /// reuse a connection whose I/O task lives on another worker, and every
 /// response would cost a cross-thread wake-up; per-thread pools keep a
@@ -116,7 +128,7 @@ impl HttpClient {
     pub fn post(&self, target: Target, body: Vec<u8>) -> Post {
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Post { pool: self.pool(), target, headers, body: Bytes::from(body) }
+        Post { client: self.clone(), target, headers, body: Bytes::from(body) }
     }
 
     /// Like [`HttpClient::post`] for a URL built per request.
@@ -137,7 +149,7 @@ pub fn parse_uri(url: &str) -> Target {
 /// (a key with a line break, say) fails the request when it is sent, with a
 /// message that never contains the value.
 pub struct Post {
-    pool: Pool,
+    client: HttpClient,
     /// The URI, or the first reason found while building that the request
     /// cannot be sent (a bad URL or header value).
     target: Target,
@@ -213,18 +225,32 @@ pub async fn send(provider: &str, post: Post, timeouts: Timeouts) -> Result<(Res
         Ok(uri) => uri,
         Err(why) => return Err(UpstreamError::new(UpstreamErrorKind::Connect, format!("upstream {provider}: {why}"))),
     };
-    let mut request = Request::new(Full::new(post.body));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri;
-    *request.headers_mut() = post.headers;
-    let response = match tokio::time::timeout(wait, post.pool.request(request)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Err(UpstreamError::from_client(provider, &e)),
-        Err(_) => return Err(timeout_error(provider, "no response headers in time")),
+    let response = if uri.scheme() == Some(&hyper::http::uri::Scheme::HTTP) {
+        let spec = &post.client.spec;
+        let call = super::h1::post(spec.id, uri, post.headers, post.body, spec.connect_timeout);
+        match tokio::time::timeout(wait, call).await {
+            Ok(Ok((inner, lease))) => Response { inner, lease: Some(lease) },
+            Ok(Err(super::h1::SendError::Connect)) => return Err(UpstreamError::connect_failed(provider)),
+            Ok(Err(super::h1::SendError::Request(e))) => {
+                tracing::debug!(error = %e, provider, "upstream request failed");
+                return Err(UpstreamError::request_failed(provider));
+            }
+            Err(_) => return Err(timeout_error(provider, "no response headers in time")),
+        }
+    } else {
+        let mut request = Request::new(Full::new(post.body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = post.headers;
+        match tokio::time::timeout(wait, post.client.pool().request(request)).await {
+            Ok(Ok(inner)) => Response { inner, lease: None },
+            Ok(Err(e)) => return Err(UpstreamError::from_client(provider, &e)),
+            Err(_) => return Err(timeout_error(provider, "no response headers in time")),
+        }
     };
-    let status = response.status();
+    let status = response.inner.status();
     if !status.is_success() {
-        let retry_after = retry_after_of(response.headers());
+        let retry_after = retry_after_of(response.inner.headers());
         let body = read_body_until(provider, response, deadline, 64 * 1024).await.unwrap_or_default();
         return Err(UpstreamError::from_status(provider, status.as_u16(), &body, retry_after));
     }
@@ -238,7 +264,8 @@ pub async fn read_body_until(
     deadline: Instant,
     limit: usize,
 ) -> Result<Bytes, UpstreamError> {
-    let mut body = BodyDataStream::new(response.into_body());
+    let (body, _lease) = response.into_parts();
+    let mut body = BodyDataStream::new(body);
     match tokio::time::timeout_at(deadline, crate::request::collect_limited(&mut body, limit as u64)).await {
         Err(_) => Err(timeout_error(provider, "response body too slow")),
         Ok(Ok(bytes)) => Ok(bytes),
@@ -261,8 +288,10 @@ pub fn sse_events(
     deadline: Instant,
 ) -> impl Stream<Item = Result<SseEvent, UpstreamError>> + Send + 'static {
     let provider = provider.to_string();
-    let events = Box::pin(sse::events(provider.clone(), BodyDataStream::new(response.into_body())));
-    futures::stream::unfold((events, false), move |(mut events, done)| {
+    // The connection (if lent) goes back when the stream is dropped.
+    let (body, lease) = response.into_parts();
+    let events = Box::pin(sse::events(provider.clone(), BodyDataStream::new(body)));
+    futures::stream::unfold((events, false, lease), move |(mut events, done, lease)| {
         let provider = provider.clone();
         async move {
             if done {
@@ -272,11 +301,11 @@ pub fn sse_events(
             match tokio::time::timeout_at(idle_deadline, events.next()).await {
                 Err(_) => {
                     let what = if idle_deadline >= deadline { "total time exceeded" } else { "stream stalled" };
-                    Some((Err(timeout_error(&provider, what)), (events, true)))
+                    Some((Err(timeout_error(&provider, what)), (events, true, lease)))
                 }
                 Ok(None) => None,
-                Ok(Some(Err(e))) => Some((Err(e), (events, true))),
-                Ok(Some(Ok(ev))) => Some((Ok(ev), (events, false))),
+                Ok(Some(Err(e))) => Some((Err(e), (events, true, lease))),
+                Ok(Some(Ok(ev))) => Some((Ok(ev), (events, false, lease))),
             }
         }
     })

@@ -7,6 +7,7 @@
 
 pub mod anthropic;
 pub mod gemini;
+pub mod h1;
 pub mod http;
 pub mod openai;
 pub mod simulated;
@@ -145,10 +146,20 @@ impl UpstreamError {
     /// the response head) without exposing URLs or headers.
     pub fn from_client(provider: &str, err: &hyper_util::client::legacy::Error) -> Self {
         if err.is_connect() {
-            Self::new(UpstreamErrorKind::Connect, format!("could not connect to upstream {provider}"))
+            Self::connect_failed(provider)
         } else {
-            Self::new(UpstreamErrorKind::Connect, format!("request to upstream {provider} failed"))
+            Self::request_failed(provider)
         }
+    }
+
+    /// No connection to the upstream could be made.
+    pub fn connect_failed(provider: &str) -> Self {
+        Self::new(UpstreamErrorKind::Connect, format!("could not connect to upstream {provider}"))
+    }
+
+    /// The connection failed while sending or before the answer's head.
+    pub fn request_failed(provider: &str) -> Self {
+        Self::new(UpstreamErrorKind::Connect, format!("request to upstream {provider} failed"))
     }
 
     /// Maps an error while reading an upstream's response body.
