@@ -371,13 +371,67 @@ async fn stream_response(attempts: Attempts<'_>, mut pending: Pending) -> Respon
             }
         }
     });
-    let mut resp = Response::new(Body::from_stream(sse));
+    let mut resp = Response::new(Body::from_stream(coalesce(sse)));
     let h = resp.headers_mut();
     h.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
     answer_headers(&mut resp, &route);
     resp
+}
+
+/// At most this many bytes of ready chunks go out in one write.
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+/// Chunks that are ready one after another go to the client in one write.
+///
+/// hyper hands an upstream's body over one HTTP chunk at a time, each after a
+/// turn of the upstream connection's task: an upstream that sends six events
+/// in one packet still reaches the client as six writes (six packets for the
+/// client to read) unless the events are gathered. After each chunk this takes
+/// what is ready; when nothing is, it lets the other tasks run (the upstream
+/// connection's task hands over one chunk per turn, and measured, needs up to
+/// three turns) before sending what it has. A chunk never waits for a later
+/// one: nothing is delayed by more than three scheduler turns.
+fn coalesce<S>(inner: S) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static
+where
+    S: futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+{
+    use futures::FutureExt;
+    futures::stream::unfold((Box::pin(inner), false), |(mut inner, ended)| async move {
+        if ended {
+            return None;
+        }
+        let first = match inner.next().await? {
+            Ok(chunk) => chunk,
+            Err(never) => match never {},
+        };
+        let mut gathered: Option<bytes::BytesMut> = None;
+        let mut ended = false;
+        // A poll that finds nothing asks the upstream connection for more; a
+        // few scheduler turns later it is there if it had already arrived.
+        let mut turns = 0u32;
+        while gathered.as_ref().map_or(first.len(), |g| g.len()) < COALESCE_LIMIT {
+            match inner.next().now_or_never() {
+                Some(Some(Ok(more))) => {
+                    gathered.get_or_insert_with(|| bytes::BytesMut::from(&first[..])).extend_from_slice(&more);
+                    turns = 0;
+                }
+                Some(Some(Err(never))) => match never {},
+                Some(None) => {
+                    ended = true;
+                    break;
+                }
+                None if turns >= 3 => break,
+                None => {
+                    tokio::task::yield_now().await;
+                    turns += 1;
+                }
+            }
+        }
+        let chunk = gathered.map_or(first, bytes::BytesMut::freeze);
+        Some((Ok(chunk), (inner, ended)))
+    })
 }
 
 fn sse_data(json: &[u8]) -> Bytes {
@@ -681,7 +735,26 @@ impl Drop for Pending {
 
 #[cfg(test)]
 mod tests {
-    use super::content_chars;
+    use super::{coalesce, content_chars};
+    use axum::body::Bytes;
+    use futures::StreamExt;
+    use std::convert::Infallible;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn ready_chunks_go_out_together_and_late_ones_alone() {
+        // Three chunks ready at once, then one after a pause, then the end.
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, Infallible>>();
+        for part in ["a", "b", "c"] {
+            let _ = tx.unbounded_send(Ok(Bytes::from_static(part.as_bytes())));
+        }
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let _ = tx.unbounded_send(Ok(Bytes::from_static(b"d")));
+        });
+        let out: Vec<Bytes> = coalesce(rx).map(|c| c.unwrap_or_default()).collect().await;
+        assert_eq!(out, vec![Bytes::from_static(b"abc"), Bytes::from_static(b"d")]);
+        let _ = late.await;
+    }
 
     #[test]
     fn content_chars_counts_characters_of_every_content_string() {
