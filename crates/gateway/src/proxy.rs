@@ -740,7 +740,7 @@ mod tests {
     use futures::StreamExt;
     use std::convert::Infallible;
 
-    #[tokio::test(flavor = "current_thread")]
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn ready_chunks_go_out_together_and_late_ones_alone() {
         // Three chunks ready at once, then one after a pause, then the end.
         let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, Infallible>>();
