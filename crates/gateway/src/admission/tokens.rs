@@ -14,7 +14,55 @@ fn count(text: &str) -> u64 {
     if text.is_empty() {
         return 0;
     }
-    tiktoken_rs::o200k_base_singleton().encode_ordinary(text).len() as u64
+    let key = SEEN.try_with(|seen| seen.key(text)).ok();
+    if let Some(hit) = key.and_then(|k| SEEN.try_with(|seen| seen.get(k)).ok().flatten()) {
+        return hit;
+    }
+    let n = tiktoken_rs::o200k_base_singleton().encode_ordinary(text).len() as u64;
+    if let Some(k) = key {
+        let _ = SEEN.try_with(|seen| seen.put(k, n));
+    }
+    n
+}
+
+/// Texts counted recently on this thread, by a hash of the text and its
+/// length: system prompts and tool definitions repeat from request to
+/// request, and tokenizing them is the costly part of an estimate (a
+/// 2,000-token prompt takes about a million instructions, a lookup a few
+/// hundred). Bounded: cleared when full. A hash collision could only change
+/// an estimate, never what is billed.
+struct Seen {
+    hasher: foldhash::fast::RandomState,
+    counts: std::cell::RefCell<crate::fastmap::FastMap<(u64, usize), u64>>,
+}
+
+/// Entries kept per thread before the cache starts over.
+const SEEN_MAX: usize = 4096;
+
+thread_local! {
+    static SEEN: Seen = Seen {
+        hasher: foldhash::fast::RandomState::default(),
+        counts: std::cell::RefCell::new(crate::fastmap::FastMap::default()),
+    };
+}
+
+impl Seen {
+    fn key(&self, text: &str) -> (u64, usize) {
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one(text), text.len())
+    }
+
+    fn get(&self, key: (u64, usize)) -> Option<u64> {
+        self.counts.borrow().get(&key).copied()
+    }
+
+    fn put(&self, key: (u64, usize), n: u64) {
+        let mut counts = self.counts.borrow_mut();
+        if counts.len() >= SEEN_MAX {
+            counts.clear();
+        }
+        counts.insert(key, n);
+    }
 }
 
 fn content_tokens(content: Option<&Value>) -> u64 {
@@ -89,5 +137,21 @@ mod tests {
         );
         assert_eq!(estimate_prompt_tokens(&b), 1 + 255 + 3 + 3);
         assert!(reserve_prompt_tokens(100) > 120);
+    }
+
+    #[test]
+    fn remembered_counts_equal_fresh_ones_and_the_memory_is_bounded() {
+        let fresh = |t: &str| tiktoken_rs::o200k_base_singleton().encode_ordinary(t).len() as u64;
+        let prompt = "You are a careful assistant. Answer in one sentence. ".repeat(40);
+        assert_eq!(count(&prompt), fresh(&prompt));
+        assert_eq!(count(&prompt), fresh(&prompt), "second count (remembered)");
+        // Same length, other text: not confused with the remembered one.
+        let other = prompt.replacen("careful", "CAREFUL", 1);
+        assert_eq!(count(&other), fresh(&other));
+        for i in 0..(SEEN_MAX + 10) {
+            let t = format!("text number {i}");
+            assert_eq!(count(&t), fresh(&t));
+        }
+        assert!(SEEN.with(|s| s.counts.borrow().len()) <= SEEN_MAX);
     }
 }
