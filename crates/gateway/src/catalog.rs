@@ -3,14 +3,13 @@
 //! change and whenever another replica bumps the catalog version (polled).
 
 use std::collections::HashSet;
-
-use crate::fastmap::FastMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use sheepdog_types::{Limits, TenantStatus, Tier};
 
+use crate::fastmap::FastMap;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError, TenantRow};
 

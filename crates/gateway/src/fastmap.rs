@@ -5,6 +5,3 @@
 
 /// A `HashMap` with the fast hasher.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-
-/// A `HashSet` with the fast hasher.
-pub type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;

@@ -194,11 +194,6 @@ impl Gateway {
         self.bootstrap.as_ref()
     }
 
-    /// The gateway listener's router.
-    pub fn router(&self) -> Router {
-        router(self.state.clone())
-    }
-
     /// Serves until `shutdown` resolves, then finishes in-flight requests and
     /// writes every queued usage record before returning. Connections are
     /// served by `gateway.workers` thread-per-core event loops (see

@@ -20,8 +20,6 @@ pub mod tokens;
 pub mod window;
 
 use std::collections::{HashMap, HashSet};
-
-use crate::fastmap::FastMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +30,7 @@ use crate::accounting::cost_nanos;
 use crate::catalog::TenantEntry;
 use crate::config::Settings;
 use crate::error::GatewayError;
+use crate::fastmap::FastMap;
 use crate::providers::{ChatRequest, Usage};
 use crate::routing::ModelRoute;
 use capacity::{CapacityConfig, CapacityRefusal, Slot, Upstream};

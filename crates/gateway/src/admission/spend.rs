@@ -35,18 +35,15 @@ impl SpendBook {
             Err(p) => p.into_inner(),
         };
         // Looked up by `&str` first: the key is allocated only for a new account.
-        if !map.contains_key(key) {
-            map.insert(key.to_string(), Account { period, ..Account::default() });
+        if let Some(acc) = map.get_mut(key) {
+            if acc.period != period {
+                // A new month: what was spent belongs to the old one.
+                acc.period = period;
+                acc.settled = 0;
+            }
+            return f(acc);
         }
-        let Some(acc) = map.get_mut(key) else {
-            return f(&mut Account { period, ..Account::default() });
-        };
-        if acc.period != period {
-            // A new month: what was spent belongs to the old one.
-            acc.period = period;
-            acc.settled = 0;
-        }
-        f(acc)
+        f(map.entry(key.to_string()).or_insert(Account { period, ..Account::default() }))
     }
 
     /// Sets what was already spent in `period` (from the database at start).

@@ -14,15 +14,8 @@ fn count(text: &str) -> u64 {
     if text.is_empty() {
         return 0;
     }
-    let key = SEEN.try_with(|seen| seen.key(text)).ok();
-    if let Some(hit) = key.and_then(|k| SEEN.try_with(|seen| seen.get(k)).ok().flatten()) {
-        return hit;
-    }
-    let n = tiktoken_rs::o200k_base_singleton().encode_ordinary(text).len() as u64;
-    if let Some(k) = key {
-        let _ = SEEN.try_with(|seen| seen.put(k, n));
-    }
-    n
+    let tokenize = |t: &str| tiktoken_rs::o200k_base_singleton().encode_ordinary(t).len() as u64;
+    SEEN.try_with(|seen| seen.count(text, tokenize)).unwrap_or_else(|_| tokenize(text))
 }
 
 /// Texts counted recently on this thread, by a hash of the text and its
@@ -47,21 +40,20 @@ thread_local! {
 }
 
 impl Seen {
-    fn key(&self, text: &str) -> (u64, usize) {
+    /// The remembered count of `text`, or `tokenize(text)` remembered.
+    fn count(&self, text: &str, tokenize: impl FnOnce(&str) -> u64) -> u64 {
         use std::hash::BuildHasher;
-        (self.hasher.hash_one(text), text.len())
-    }
-
-    fn get(&self, key: (u64, usize)) -> Option<u64> {
-        self.counts.borrow().get(&key).copied()
-    }
-
-    fn put(&self, key: (u64, usize), n: u64) {
+        let key = (self.hasher.hash_one(text), text.len());
+        if let Some(n) = self.counts.borrow().get(&key) {
+            return *n;
+        }
+        let n = tokenize(text);
         let mut counts = self.counts.borrow_mut();
         if counts.len() >= SEEN_MAX {
             counts.clear();
         }
         counts.insert(key, n);
+        n
     }
 }
 
