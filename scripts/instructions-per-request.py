@@ -10,7 +10,7 @@ standard library client, and reports (instructions(N2) - instructions(N1)) /
 work) is not counted; compare binaries with it, not with nginx.
 
 usage: scripts/instructions-per-request.py [--stream] [--n1 200] [--n2 1200]
-           [--bench-bin target/release/sheepdog-bench] BINARY [BINARY...]
+           [--bench-bin target/release/sheepdog-bench] [--keep DIR] BINARY [BINARY...]
 """
 import argparse
 import http.client
@@ -40,8 +40,9 @@ def call(conn, path, body, token):
     return r.status, r.read()
 
 
-def instructions(binary, bench_bin, n, stream):
-    """Total instructions of a gateway process that served 200 + n requests."""
+def instructions(binary, bench_bin, n, stream, keep=None):
+    """Total instructions of a gateway process that served 200 + n requests
+    (its callgrind output copied to `keep` when given)."""
     tmp = tempfile.mkdtemp(prefix="sheepdog-callgrind-")
     up = subprocess.Popen([bench_bin, "upstream", "--threads", "1"], stdout=subprocess.PIPE, stdin=subprocess.PIPE)
     gw = None
@@ -92,6 +93,9 @@ def instructions(binary, bench_bin, n, stream):
         gw.wait(timeout=300)
         total = 0
         for name in os.listdir(tmp):
+            if name.startswith("callgrind.out") and keep:
+                os.makedirs(keep, exist_ok=True)
+                shutil.copy(f"{tmp}/{name}", f"{keep}/{os.path.basename(binary)}.{n}.{name}")
             if name.startswith("callgrind.out"):
                 with open(f"{tmp}/{name}") as f:
                     for line in f:
@@ -114,14 +118,15 @@ def main():
     p.add_argument("--n1", type=int, default=200)
     p.add_argument("--n2", type=int, default=1200)
     p.add_argument("--bench-bin", default="target/release/sheepdog-bench")
+    p.add_argument("--keep", metavar="DIR", help="copy the callgrind outputs here (for callgrind_annotate)")
     a = p.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
     if a.n1 % 100 or a.n2 % 100:
         raise SystemExit("--n1 and --n2 must be multiples of 100 (the accounting batch)")
     for binary in a.binaries:
-        t1 = instructions(binary, a.bench_bin, a.n1, a.stream)
-        t2 = instructions(binary, a.bench_bin, a.n2, a.stream)
+        t1 = instructions(binary, a.bench_bin, a.n1, a.stream, a.keep)
+        t2 = instructions(binary, a.bench_bin, a.n2, a.stream, a.keep)
         per = (t2 - t1) / (a.n2 - a.n1)
         mode = "stream" if a.stream else "non-stream"
         print(f"{binary} {mode}: {per:,.0f} instructions per request (runs of {a.n1} and {a.n2})")

@@ -72,8 +72,21 @@ fn simple(status: StatusCode, text: &'static str) -> Response<UpBody> {
     r
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Whether the body holds `"stream": true` (any whitespace around the
+/// colon: a gateway may forward the client's bytes as they came).
+fn asks_for_stream(body: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"stream\"";
+    let skip_ws = |s: &[u8]| -> usize { s.iter().take_while(|b| b.is_ascii_whitespace()).count() };
+    (0..body.len().saturating_sub(KEY.len() - 1)).filter(|&i| body[i..].starts_with(KEY)).any(|i| {
+        let mut at = i + KEY.len();
+        at += skip_ws(&body[at..]);
+        if body.get(at) != Some(&b':') {
+            return false;
+        }
+        at += 1;
+        at += skip_ws(&body[at..]);
+        body[at..].starts_with(b"true")
+    })
 }
 
 async fn handle(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
@@ -84,7 +97,7 @@ async fn handle(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> 
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(simple(StatusCode::BAD_REQUEST, "{\"error\":{\"message\":\"unreadable body\"}}")),
     };
-    let resp = if contains(&body, b"\"stream\":true") {
+    let resp = if asks_for_stream(&body) {
         Response::builder()
             .header(hyper::header::CONTENT_TYPE, "text/event-stream")
             .header(hyper::header::CACHE_CONTROL, "no-cache")
@@ -141,5 +154,17 @@ async fn serve() -> anyhow::Result<()> {
                 .serve_connection(TokioIo::new(stream), hyper::service::service_fn(handle))
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stream_requests_are_recognised_with_any_spacing() {
+        assert!(super::asks_for_stream(br#"{"model":"m","stream":true}"#));
+        assert!(super::asks_for_stream(b"{\"stream\" :\n true}"));
+        assert!(!super::asks_for_stream(br#"{"stream": false}"#));
+        assert!(!super::asks_for_stream(br#"{"stream_options":{"include_usage":true}}"#));
+        assert!(!super::asks_for_stream(br#"{"a":"stream"}"#));
     }
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fastmap;
 pub mod gateway;
 pub mod ids;
+pub mod jsonscan;
 pub mod metrics;
 pub mod providers;
 pub mod proxy;

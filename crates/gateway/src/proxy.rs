@@ -80,7 +80,7 @@ async fn handle(
     *rate = Some(state.admission().peek(&caller.tenant).await);
     let cost_center = request::cost_center(headers)?;
     let bytes = request::read_body(headers, body, state.settings().gateway.max_body_bytes).await?;
-    let chat = request::parse_chat(&bytes)?;
+    let chat = request::parse_chat(bytes)?;
     let requested = route(state, &caller, &chat)?;
     // A rollout may choose the first route; fallbacks follow it.
     let sticky = sticky_key(headers, &chat, request_id);

@@ -194,8 +194,10 @@ fn optional_positive_int(body: &Map<String, Value>, param: &str) -> Result<Optio
     }
 }
 
-/// Parses and validates a Chat Completions body.
-pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
+/// Parses and validates a Chat Completions body (kept as
+/// [`ChatRequest::raw`]).
+pub fn parse_chat(raw: Bytes) -> Result<ChatRequest, GatewayError> {
+    let bytes: &[u8] = &raw;
     if std::str::from_utf8(bytes).is_err() {
         return Err(GatewayError::invalid("The request body is not valid UTF-8.", None));
     }
@@ -285,7 +287,7 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
         None | Some(Value::Null) | Some(Value::String(_)) | Some(Value::Array(_)) => {}
         Some(other) => return Err(wrong_type("stop", "a string or an array of strings", other)),
     }
-    Ok(ChatRequest { body, requested_model: model, stream, include_usage, max_tokens })
+    Ok(ChatRequest { body, raw, requested_model: model, stream, include_usage, max_tokens })
 }
 
 #[cfg(test)]
@@ -314,7 +316,7 @@ mod tests {
     }
 
     fn err(body: &[u8]) -> String {
-        match parse_chat(body) {
+        match parse_chat(Bytes::copy_from_slice(body)) {
             Ok(_) => "ok".into(),
             Err(e) => format!("{}|{}", e.code(), e.message()),
         }
@@ -322,7 +324,7 @@ mod tests {
 
     #[test]
     fn accepts_a_valid_request() {
-        let r = parse_chat(br#"{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true},"max_tokens":5,"x_custom":1}"#).unwrap();
+        let r = parse_chat(Bytes::from_static(br#"{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true},"max_tokens":5,"x_custom":1}"#)).unwrap();
         assert!(r.stream && r.include_usage);
         assert_eq!(r.max_tokens, Some(5));
         assert_eq!(r.requested_model, "gpt-4.1");

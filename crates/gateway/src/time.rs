@@ -10,11 +10,32 @@ pub fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (what every usage record carries), written
+/// digit by digit: the formatting machinery costs more than the record's
+/// other fields together. Years outside 0..=9999 (never a request's time)
+/// take chrono's general path.
 pub fn ms_to_rfc3339(ms: i64) -> String {
-    match Utc.timestamp_millis_opt(ms).single() {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
-        None => String::new(),
+    use chrono::{Datelike, Timelike};
+    let Some(t) = Utc.timestamp_millis_opt(ms).single() else { return String::new() };
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.to_rfc3339_opts(SecondsFormat::Millis, true);
     }
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year.unsigned_abs());
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, 3, ms.rem_euclid(1000) as u32);
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Seconds-precision RFC 3339 (for bucket starts).
@@ -51,6 +72,23 @@ pub fn month_bounds(ms: i64) -> (i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_times_read_like_chrono() {
+        let chrono_text =
+            |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut ms = -62_167_219_200_000; // 0000-01-01
+        while ms < 253_402_300_800_000 {
+            // up to 9999-12-31
+            assert_eq!(ms_to_rfc3339(ms), chrono_text(ms), "{ms}");
+            ms += 7_654_321_987;
+        }
+        for ms in [0, 1, 999, 1_000, -1, 1_767_225_599_999, 1_767_225_600_000, 253_402_300_799_999] {
+            assert_eq!(ms_to_rfc3339(ms), chrono_text(ms), "{ms}");
+        }
+        assert_eq!(ms_to_rfc3339(1_767_225_600_123), "2026-01-01T00:00:00.123Z");
+        assert_eq!(ms_to_rfc3339(253_402_300_800_000), chrono_text(253_402_300_800_000));
+    }
 
     #[test]
     fn month_bounds_work_across_years() {

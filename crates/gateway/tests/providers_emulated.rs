@@ -60,6 +60,8 @@ fn request(body: Value, stream: bool) -> ChatRequest {
     let max_tokens = body.get("max_tokens").and_then(Value::as_u64);
     ChatRequest {
         requested_model: body.get("model").and_then(Value::as_str).unwrap_or("alias").to_string(),
+        // As a client sent it: the OpenAI adapter forwards these bytes.
+        raw: serde_json::to_vec(&body).unwrap_or_default().into(),
         body,
         stream,
         include_usage: stream,

@@ -28,6 +28,10 @@ pub struct ChatRequest {
     /// The client's OpenAI Chat Completions body, validated (object with a
     /// string `model` and a non-empty `messages` array of objects with a `role`).
     pub body: Map<String, Value>,
+    /// The body's bytes as the client sent them (empty for a request built
+    /// in code): the OpenAI adapter forwards them with `model` replaced
+    /// instead of serializing `body` again.
+    pub raw: Bytes,
     /// `model` as the client sent it.
     pub requested_model: String,
     pub stream: bool,

@@ -10,6 +10,7 @@ use super::http::{self, Step, StreamTranslate, Timeouts, MAX_RESPONSE_BYTES};
 use super::sse::SseEvent;
 use super::{ChatRequest, Completion, EventStream, RouteTarget, StreamEvent, UpstreamError, UpstreamErrorKind, Usage};
 use crate::config::{ProviderSettings, Secret};
+use crate::jsonscan;
 
 #[derive(Debug)]
 pub struct OpenAi {
@@ -41,7 +42,7 @@ impl OpenAi {
     }
 
     pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
-        let body = upstream_body(&req.body, &target.upstream_model, false);
+        let body = upstream_body(req, &target.upstream_model, false);
         let (response, deadline) = http::send(&self.name, self.request(body), self.timeouts).await?;
         let bytes = http::read_body_until(&self.name, response, deadline, MAX_RESPONSE_BYTES).await?;
         let usage = parse_completion_usage(&self.name, &bytes)?;
@@ -49,7 +50,7 @@ impl OpenAi {
     }
 
     pub async fn stream(&self, req: &ChatRequest, target: &RouteTarget) -> Result<EventStream, UpstreamError> {
-        let body = upstream_body(&req.body, &target.upstream_model, true);
+        let body = upstream_body(req, &target.upstream_model, true);
         let (response, deadline) = http::send(&self.name, self.request(body), self.timeouts).await?;
         let events = http::sse_events(&self.name, response, self.timeouts, deadline);
         Ok(http::translate(events, StreamTranslator::new(&self.name)))
@@ -57,10 +58,62 @@ impl OpenAi {
 }
 
 /// The upstream body: the client's fields with `model` replaced and, for
-/// streams, `stream_options.include_usage` forced on. Serialized straight
-/// from the client's map (no copy of the messages).
-pub fn upstream_body(client: &Map<String, Value>, upstream_model: &str, stream: bool) -> Vec<u8> {
-    serde_json::to_vec(&UpstreamBody { client, upstream_model, stream }).unwrap_or_default()
+/// streams, `stream_options.include_usage` forced on. The client's bytes are
+/// copied member by member with only `model` rewritten (and
+/// `stream_options` appended when absent); a body that needs more (usage
+/// options to merge, escaped keys) is serialized again from the client's
+/// map, without a copy of the messages.
+pub fn upstream_body(req: &ChatRequest, upstream_model: &str, stream: bool) -> Vec<u8> {
+    spliced_body(&req.raw, &req.body, upstream_model, stream).unwrap_or_else(|| {
+        serde_json::to_vec(&UpstreamBody { client: &req.body, upstream_model, stream }).unwrap_or_default()
+    })
+}
+
+/// [`upstream_body`] by copying the client's bytes; `None` when that is not
+/// enough (see there).
+fn spliced_body(raw: &[u8], client: &Map<String, Value>, upstream_model: &str, stream: bool) -> Option<Vec<u8>> {
+    if raw.is_empty() {
+        return None;
+    }
+    let usage_on = |v: &Value| v.get("include_usage") == Some(&Value::Bool(true));
+    let add_stream_options = match client.get("stream_options") {
+        _ if !stream => false,
+        None => true,
+        Some(v) if usage_on(v) => false,
+        Some(_) => return None,
+    };
+    if stream && client.get("stream") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(raw.len() + upstream_model.len() + 48);
+    out.push(b'{');
+    let mut simple = true;
+    let mut model_seen = false;
+    jsonscan::members(raw, |m| {
+        if m.key_escaped() {
+            simple = false;
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        if m.key == b"model" {
+            model_seen = true;
+            out.extend_from_slice(b"\"model\":");
+            // A JSON string always serializes.
+            let _ = serde_json::to_writer(&mut out, upstream_model);
+        } else {
+            out.extend_from_slice(&raw[m.span]);
+        }
+    })
+    .ok()?;
+    if !simple || !model_seen {
+        return None;
+    }
+    if add_stream_options {
+        out.extend_from_slice(b",\"stream_options\":{\"include_usage\":true}");
+    }
+    out.push(b'}');
+    Some(out)
 }
 
 struct UpstreamBody<'a> {
@@ -141,32 +194,54 @@ impl From<OaUsage> for Usage {
     }
 }
 
-#[derive(Deserialize)]
-struct CompletionPeek {
-    #[serde(default)]
-    usage: Option<OaUsage>,
-    #[serde(default)]
-    choices: Option<serde::de::IgnoredAny>,
-}
-
-/// Reads `usage` out of a `chat.completion` body (the body itself passes through).
+/// Reads `usage` out of a `chat.completion` body (the body itself passes
+/// through): the top-level members are walked, only `usage` is parsed.
 pub fn parse_completion_usage(provider: &str, body: &[u8]) -> Result<Option<Usage>, UpstreamError> {
-    let peek: CompletionPeek = serde_json::from_slice(body)
-        .map_err(|_| UpstreamError::protocol(format!("upstream {provider} answered with invalid JSON")))?;
-    if peek.choices.is_none() {
+    let invalid = || UpstreamError::protocol(format!("upstream {provider} answered with invalid JSON"));
+    let mut choices = false;
+    let mut usage = None;
+    jsonscan::members(body, |m| match m.key {
+        b"choices" => choices = !jsonscan::is_null(body, &m.value),
+        b"usage" if !jsonscan::is_null(body, &m.value) => usage = Some(m.value),
+        _ => {}
+    })
+    .map_err(|_| invalid())?;
+    if !choices {
         return Err(UpstreamError::protocol(format!("upstream {provider} answer has no choices")));
     }
-    Ok(peek.usage.map(Usage::from))
+    match usage {
+        Some(range) => serde_json::from_slice::<OaUsage>(&body[range]).map(|u| Some(u.into())).map_err(|_| invalid()),
+        None => Ok(None),
+    }
 }
 
-#[derive(Deserialize)]
+/// What the stream translator reads of a chunk: whether it has choices,
+/// and its `usage` and `error` members (parsed only when present).
 struct ChunkPeek {
-    #[serde(default)]
-    choices: Option<Vec<serde::de::IgnoredAny>>,
-    #[serde(default)]
+    has_choices: bool,
     usage: Option<OaUsage>,
-    #[serde(default)]
     error: Option<Value>,
+}
+
+impl ChunkPeek {
+    fn read(chunk: &[u8]) -> Option<ChunkPeek> {
+        let mut peek = ChunkPeek { has_choices: false, usage: None, error: None };
+        let (mut usage, mut error) = (None, None);
+        jsonscan::members(chunk, |m| match m.key {
+            b"choices" => peek.has_choices = jsonscan::is_non_empty_array(chunk, &m.value),
+            b"usage" if !jsonscan::is_null(chunk, &m.value) => usage = Some(m.value),
+            b"error" if !jsonscan::is_null(chunk, &m.value) => error = Some(m.value),
+            _ => {}
+        })
+        .ok()?;
+        if let Some(r) = usage {
+            peek.usage = Some(serde_json::from_slice(&chunk[r]).ok()?);
+        }
+        if let Some(r) = error {
+            peek.error = Some(serde_json::from_slice(&chunk[r]).ok()?);
+        }
+        Some(peek)
+    }
 }
 
 /// Turns upstream stream events into gateway events.
@@ -192,13 +267,8 @@ impl StreamTranslate for StreamTranslator {
         if trimmed.is_empty() {
             return Step::default();
         }
-        let peek: ChunkPeek = match serde_json::from_slice(trimmed) {
-            Ok(p) => p,
-            Err(_) => {
-                return Step::fail(UpstreamError::protocol(format!(
-                    "upstream {provider} sent a malformed stream event"
-                )))
-            }
+        let Some(peek) = ChunkPeek::read(trimmed) else {
+            return Step::fail(UpstreamError::protocol(format!("upstream {provider} sent a malformed stream event")));
         };
         if let Some(err) = peek.error {
             let msg = err.get("message").and_then(Value::as_str).unwrap_or("error event");
@@ -207,9 +277,8 @@ impl StreamTranslate for StreamTranslator {
                 format!("upstream {provider} reported an error mid-stream: {msg}"),
             ));
         }
-        let has_choices = peek.choices.as_ref().is_some_and(|c| !c.is_empty());
         let mut out = Vec::new();
-        match (peek.usage, has_choices) {
+        match (peek.usage, peek.has_choices) {
             (Some(u), false) if !self.usage_seen => {
                 self.usage_seen = true;
                 out.push(Ok(StreamEvent::Usage { usage: u.into(), chunk: Bytes::copy_from_slice(trimmed) }));
@@ -252,17 +321,67 @@ impl StreamTranslate for StreamTranslator {
 mod tests {
     use super::*;
 
+    fn chat(raw: &str) -> ChatRequest {
+        let body: Map<String, Value> = serde_json::from_str(raw).unwrap();
+        ChatRequest {
+            stream: body.get("stream") == Some(&Value::Bool(true)),
+            body,
+            raw: Bytes::copy_from_slice(raw.as_bytes()),
+            requested_model: "alias".into(),
+            include_usage: false,
+            max_tokens: None,
+        }
+    }
+
+    fn sent(raw: &str, stream: bool) -> String {
+        String::from_utf8(upstream_body(&chat(raw), "gpt-4.1", stream)).unwrap()
+    }
+
     #[test]
     fn body_passes_unknown_fields_and_forces_usage() {
-        let client: Map<String, Value> = serde_json::from_str(
-            r#"{"model":"alias","messages":[{"role":"user","content":"hi"}],"logit_bias":{"1":2},"stream":true,"stream_options":{"foo":1}}"#,
-        )
-        .unwrap();
-        let body: Value = serde_json::from_slice(&upstream_body(&client, "gpt-4.1", true)).unwrap();
+        // Merged: the client's stream_options lack include_usage.
+        let raw = r#"{"model":"alias","messages":[{"role":"user","content":"hi"}],"logit_bias":{"1":2},"stream":true,"stream_options":{"foo":1}}"#;
+        let body: Value = serde_json::from_str(&sent(raw, true)).unwrap();
         assert_eq!(body["model"], "gpt-4.1");
         assert_eq!(body["logit_bias"]["1"], 2);
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["stream_options"]["foo"], 1);
+        // Built in code (no client bytes): serialized from the map.
+        let mut req = chat(raw);
+        req.raw = Bytes::new();
+        let again: Value = serde_json::from_slice(&upstream_body(&req, "gpt-4.1", true)).unwrap();
+        assert_eq!(again, body);
+    }
+
+    #[test]
+    fn client_bytes_are_forwarded_with_only_the_model_replaced() {
+        let raw = r#"{ "messages" : [{"role":"user","content":"a \"quoted\" }"}], "model":"alias",
+            "temperature":0.50, "x_vendor":{"deep":[1,{"a":null}]} }"#;
+        assert_eq!(
+            sent(raw, false),
+            r#"{"messages" : [{"role":"user","content":"a \"quoted\" }"}],"model":"gpt-4.1","temperature":0.50,"x_vendor":{"deep":[1,{"a":null}]}}"#
+        );
+        // Streams: usage requested when the client did not; kept when it did.
+        let raw = r#"{"model":"alias","messages":[],"stream":true}"#;
+        assert_eq!(
+            sent(raw, true),
+            r#"{"model":"gpt-4.1","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        let raw = r#"{"model":"alias","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#;
+        assert_eq!(sent(raw, true), raw.replace("alias", "gpt-4.1"));
+        // The upstream model is escaped as JSON.
+        assert_eq!(
+            String::from_utf8(upstream_body(&chat(r#"{"model":"a"}"#), "we\"ird", false)).unwrap(),
+            r#"{"model":"we\"ird"}"#
+        );
+    }
+
+    #[test]
+    fn escaped_keys_fall_back_to_the_parsed_body() {
+        // `mod\u0065l` is `model` once decoded: it must be replaced, not forwarded.
+        let raw = r#"{"mod\u0065l":"alias","messages":[]}"#;
+        let body: Value = serde_json::from_str(&sent(raw, false)).unwrap();
+        assert_eq!(body, serde_json::json!({"model": "gpt-4.1", "messages": []}));
     }
 
     #[test]
@@ -276,6 +395,10 @@ mod tests {
         assert_eq!(u, Usage { input_tokens: 7, output_tokens: 3, cached_tokens: 2 });
         assert!(parse_completion_usage("o", b"not json").is_err());
         assert!(parse_completion_usage("o", b"{}").is_err());
+        assert!(parse_completion_usage("o", br#"{"choices":null}"#).is_err());
+        assert!(parse_completion_usage("o", br#"{"choices":[],"usage":{"prompt_tokens":"x"}}"#).is_err());
+        assert!(parse_completion_usage("o", br#"{"choices":[{"a":1}],"usage":{"prompt_tokens":1}"#).is_err());
+        assert_eq!(parse_completion_usage("o", br#"{"choices":[],"usage":null}"#).unwrap(), None);
     }
 
     fn ev(data: &str) -> SseEvent {

@@ -292,7 +292,14 @@ mod tests {
             "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
         }))
         .unwrap();
-        ChatRequest { body, requested_model: "gpt-4.1".into(), stream: false, include_usage: false, max_tokens }
+        ChatRequest {
+            body,
+            raw: bytes::Bytes::new(),
+            requested_model: "gpt-4.1".into(),
+            stream: false,
+            include_usage: false,
+            max_tokens,
+        }
     }
 
     fn sim() -> Simulated {
