@@ -98,30 +98,50 @@ fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
 }
 
 /// `bytes[i]` is an opening quote; returns the index after the closing one.
-/// Keys and short values end within a few bytes, where a plain loop beats
-/// `memchr`'s set-up; longer stretches are crossed with `memchr`.
 fn skip_string(bytes: &[u8], i: usize) -> Result<usize, NotAnObject> {
     let mut at = i + 1;
-    let mut plain = 0usize;
-    while let Some(&b) = bytes.get(at) {
-        match b {
-            b'"' => return Ok(at + 1),
-            // A backslash escapes the next byte, whatever it is.
-            b'\\' => at += 2,
-            _ if plain < 16 => {
-                plain += 1;
-                at += 1;
-            }
-            _ => match memchr::memchr2(b'"', b'\\', &bytes[at..]) {
-                Some(n) => {
-                    at += n;
-                    plain = 0;
-                }
-                None => return Err(NotAnObject),
-            },
+    loop {
+        let rest = bytes.get(at..).ok_or(NotAnObject)?;
+        let n = quote_or_backslash(rest).ok_or(NotAnObject)?;
+        if rest[n] == b'"' {
+            return Ok(at + n + 1);
         }
+        // A backslash escapes the next byte, whatever it is.
+        at += n + 2;
     }
-    Err(NotAnObject)
+}
+
+/// Bytes examined eight at a time before handing over to `memchr`: keys
+/// and short values end within them, where `memchr`'s set-up costs more
+/// than the search.
+const SHORT: usize = 64;
+
+/// The first `"` or `\` in `s`.
+fn quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let has_zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let head = &s[..s.len().min(SHORT)];
+    let mut words = head.chunks_exact(8);
+    let mut at = 0;
+    for w in words.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let x = u64::from_le_bytes(word);
+        // The lowest flagged byte is exact (borrows only flag bytes above it).
+        let hits = has_zero_byte(x ^ (ONES * u64::from(b'"'))) | has_zero_byte(x ^ (ONES * u64::from(b'\\')));
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    if let Some(n) = words.remainder().iter().position(|&b| b == b'"' || b == b'\\') {
+        return Some(at + n);
+    }
+    if s.len() <= SHORT {
+        return None;
+    }
+    memchr::memchr2(b'"', b'\\', &s[SHORT..]).map(|n| SHORT + n)
 }
 
 /// Byte classes of the scan (one table lookup per byte inside nested values).
@@ -132,7 +152,7 @@ const QUOTE: u8 = 2;
 const OPEN: u8 = 3;
 const CLOSE: u8 = 4;
 
-const CLASS: [u8; 256] = {
+static CLASS: [u8; 256] = {
     let mut t = [INVALID; 256];
     let mut b = 0;
     while b < 256 {
@@ -263,6 +283,25 @@ mod tests {
         assert_eq!(keys(&deep), Err(NotAnObject));
         let ok = format!("{{\"a\":{}{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(keys(&ok).is_ok());
+    }
+
+    #[test]
+    fn finds_the_first_quote_or_backslash_at_any_offset() {
+        for len in 0..150 {
+            for at in 0..=len {
+                let mut s = vec![b'a'; len];
+                if at < len {
+                    s[at] = if at % 2 == 0 { b'"' } else { b'\\' };
+                    // Later specials and bytes that differ from them by one bit must not matter.
+                    for (i, b) in s.iter_mut().enumerate().skip(at + 1) {
+                        *b = [b'"', b'#', b'!', b'\\', b'\x80', b'\xa2'][i % 6];
+                    }
+                }
+                let want = (at < len).then_some(at);
+                assert_eq!(quote_or_backslash(&s), want, "len {len} at {at}");
+            }
+        }
+        assert_eq!(quote_or_backslash(&[0x22 ^ 0x80, b'!', b'#', 0x5c ^ 0x80, b'"']), Some(4));
     }
 
     #[test]
