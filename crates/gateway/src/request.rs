@@ -184,13 +184,58 @@ fn wrong_type(param: &str, expected: &str, got: &Value) -> GatewayError {
     GatewayError::invalid(format!("`{param}` must be {expected}, got {}.", type_name(got)), Some(param))
 }
 
-fn optional_positive_int(body: &Map<String, Value>, param: &str) -> Result<Option<u64>, GatewayError> {
-    match body.get(param) {
+fn optional_positive_int(value: Option<&Value>, param: &str) -> Result<Option<u64>, GatewayError> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_u64() {
             Some(n) if n > 0 => Ok(Some(n)),
             _ => Err(GatewayError::invalid(format!("`{param}` must be a positive integer."), Some(param))),
         },
+    }
+}
+
+/// The members of a chat body that are checked, found in one pass over the
+/// body instead of one map lookup each.
+#[derive(Default)]
+struct Checked<'a> {
+    model: Option<&'a Value>,
+    messages: Option<&'a Value>,
+    stream: Option<&'a Value>,
+    stream_options: Option<&'a Value>,
+    max_completion_tokens: Option<&'a Value>,
+    max_tokens: Option<&'a Value>,
+    n: Option<&'a Value>,
+    temperature: Option<&'a Value>,
+    top_p: Option<&'a Value>,
+    presence_penalty: Option<&'a Value>,
+    frequency_penalty: Option<&'a Value>,
+    tools: Option<&'a Value>,
+    stop: Option<&'a Value>,
+}
+
+impl<'a> Checked<'a> {
+    fn of(body: &'a Map<String, Value>) -> Self {
+        let mut c = Checked::default();
+        for (k, v) in body {
+            let slot = match k.as_str() {
+                "model" => &mut c.model,
+                "messages" => &mut c.messages,
+                "stream" => &mut c.stream,
+                "stream_options" => &mut c.stream_options,
+                "max_completion_tokens" => &mut c.max_completion_tokens,
+                "max_tokens" => &mut c.max_tokens,
+                "n" => &mut c.n,
+                "temperature" => &mut c.temperature,
+                "top_p" => &mut c.top_p,
+                "presence_penalty" => &mut c.presence_penalty,
+                "frequency_penalty" => &mut c.frequency_penalty,
+                "tools" => &mut c.tools,
+                "stop" => &mut c.stop,
+                _ => continue,
+            };
+            *slot = Some(v);
+        }
+        c
     }
 }
 
@@ -212,13 +257,14 @@ pub fn parse_chat(raw: Bytes) -> Result<ChatRequest, GatewayError> {
             None,
         ));
     };
-    let model = match body.get("model") {
+    let c = Checked::of(&body);
+    let model = match c.model {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         Some(Value::String(_)) => return Err(GatewayError::invalid("`model` must not be empty.", Some("model"))),
         Some(other) => return Err(wrong_type("model", "a string", other)),
         None => return Err(GatewayError::invalid("Missing required parameter: `model`.", Some("model"))),
     };
-    match body.get("messages") {
+    match c.messages {
         Some(Value::Array(msgs)) if !msgs.is_empty() => {
             for (i, m) in msgs.iter().enumerate() {
                 // Named only when something is wrong: no allocation per valid message.
@@ -254,12 +300,12 @@ pub fn parse_chat(raw: Bytes) -> Result<ChatRequest, GatewayError> {
         Some(other) => return Err(wrong_type("messages", "an array", other)),
         None => return Err(GatewayError::invalid("Missing required parameter: `messages`.", Some("messages"))),
     }
-    let stream = match body.get("stream") {
+    let stream = match c.stream {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => return Err(wrong_type("stream", "a boolean", other)),
     };
-    let include_usage = match body.get("stream_options") {
+    let include_usage = match c.stream_options {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) => match o.get("include_usage") {
             None | Some(Value::Null) => false,
@@ -268,22 +314,27 @@ pub fn parse_chat(raw: Bytes) -> Result<ChatRequest, GatewayError> {
         },
         Some(other) => return Err(wrong_type("stream_options", "an object", other)),
     };
-    let max_tokens = match optional_positive_int(&body, "max_completion_tokens")? {
+    let max_tokens = match optional_positive_int(c.max_completion_tokens, "max_completion_tokens")? {
         Some(n) => Some(n),
-        None => optional_positive_int(&body, "max_tokens")?,
+        None => optional_positive_int(c.max_tokens, "max_tokens")?,
     };
-    optional_positive_int(&body, "n")?;
-    for p in ["temperature", "top_p", "presence_penalty", "frequency_penalty"] {
-        match body.get(p) {
+    optional_positive_int(c.n, "n")?;
+    for (p, value) in [
+        ("temperature", c.temperature),
+        ("top_p", c.top_p),
+        ("presence_penalty", c.presence_penalty),
+        ("frequency_penalty", c.frequency_penalty),
+    ] {
+        match value {
             None | Some(Value::Null) | Some(Value::Number(_)) => {}
             Some(other) => return Err(wrong_type(p, "a number", other)),
         }
     }
-    match body.get("tools") {
+    match c.tools {
         None | Some(Value::Null) | Some(Value::Array(_)) => {}
         Some(other) => return Err(wrong_type("tools", "an array", other)),
     }
-    match body.get("stop") {
+    match c.stop {
         None | Some(Value::Null) | Some(Value::String(_)) | Some(Value::Array(_)) => {}
         Some(other) => return Err(wrong_type("stop", "a string or an array of strings", other)),
     }

@@ -57,9 +57,24 @@ pub struct ModelRoute {
     pub model: ModelSettings,
     pub provider: Arc<ProviderHandle>,
     pub target: RouteTarget,
+    /// `x-sheepdog-model` / `x-sheepdog-provider` of answers served by this
+    /// route, built once (`None` for a name that is not a valid header value).
+    pub model_header: Option<axum::http::HeaderValue>,
+    pub provider_header: Option<axum::http::HeaderValue>,
 }
 
 impl ModelRoute {
+    pub fn new(model: ModelSettings, provider: Arc<ProviderHandle>, target: RouteTarget) -> Self {
+        let header = |name: &str| axum::http::HeaderValue::from_str(name).ok();
+        ModelRoute {
+            model_header: header(&model.name),
+            provider_header: header(&provider.name),
+            model,
+            provider,
+            target,
+        }
+    }
+
     pub fn is_simulated(&self) -> bool {
         self.provider.is_simulated()
     }
@@ -85,11 +100,11 @@ impl Models {
             models.order.push(m.name.clone());
             models.by_name.insert(
                 m.name.clone(),
-                Arc::new(ModelRoute {
-                    model: m.clone(),
+                Arc::new(ModelRoute::new(
+                    m.clone(),
                     provider,
-                    target: RouteTarget { upstream_model: m.upstream_model.clone() },
-                }),
+                    RouteTarget { upstream_model: m.upstream_model.clone() },
+                )),
             );
         }
         models
@@ -140,11 +155,7 @@ impl Models {
         }
         settings.provider = provider.to_string();
         settings.upstream_model = upstream_model.to_string();
-        Some(Arc::new(ModelRoute {
-            model: settings,
-            provider: handle,
-            target: RouteTarget { upstream_model: upstream_model.to_string() },
-        }))
+        Some(Arc::new(ModelRoute::new(settings, handle, RouteTarget { upstream_model: upstream_model.to_string() })))
     }
 
     /// The routes to try, in order: `first`, then the fallbacks of the
