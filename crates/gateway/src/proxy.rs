@@ -485,9 +485,11 @@ fn log_upstream_failure(route: &ModelRoute, e: &UpstreamError, request_id: &str)
 /// chunk of every stream.
 fn content_chars(chunk: &[u8]) -> u64 {
     const KEY: &[u8] = b"\"content\"";
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
     let mut total = 0u64;
     let mut i = 0;
-    while let Some(at) = find(&chunk[i..], KEY) {
+    while let Some(at) = chunk.get(i..).and_then(|rest| FINDER.find(rest)) {
         i += at + KEY.len();
         while chunk.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
             i += 1;
@@ -524,10 +526,6 @@ fn content_chars(chunk: &[u8]) -> u64 {
         }
     }
     total
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Output tokens of a completion body without usage: ~4 characters a token.
