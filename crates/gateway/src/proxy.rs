@@ -783,5 +783,8 @@ mod tests {
         );
         assert_eq!(content_chars(b"not json"), 0);
         assert_eq!(content_chars(br#"{"content":"unterminated"#), 12);
+        // A chunk cut inside an escape is counted without reading past its end.
+        assert_eq!(content_chars(br#"{"content":"ab\u"#), 3);
+        assert_eq!(content_chars(br#"{"content":"ab\"#), 3);
     }
 }
