@@ -226,14 +226,20 @@ struct ChunkPeek {
 impl ChunkPeek {
     fn read(chunk: &[u8]) -> Option<ChunkPeek> {
         let mut peek = ChunkPeek { has_choices: false, usage: None, error: None };
-        let (mut usage, mut error) = (None, None);
+        let (mut usage, mut error, mut malformed) = (None, None, false);
         jsonscan::members(chunk, |m| match m.key {
+            b"choices" if jsonscan::is_null(chunk, &m.value) => {}
+            // `choices` is an array or nothing.
+            b"choices" if chunk[m.value.start] != b'[' => malformed = true,
             b"choices" => peek.has_choices = jsonscan::is_non_empty_array(chunk, &m.value),
             b"usage" if !jsonscan::is_null(chunk, &m.value) => usage = Some(m.value),
             b"error" if !jsonscan::is_null(chunk, &m.value) => error = Some(m.value),
             _ => {}
         })
         .ok()?;
+        if malformed {
+            return None;
+        }
         if let Some(r) = usage {
             peek.usage = Some(serde_json::from_slice(&chunk[r]).ok()?);
         }
@@ -420,6 +426,12 @@ mod tests {
         assert!(out.done && matches!(&out.events[..], [Err(e)] if e.message.contains("overloaded")));
         let out = t.event(&ev("{bad"));
         assert!(matches!(&out.events[..], [Err(e)] if e.kind == UpstreamErrorKind::Protocol));
+        for bad in [r#"{"choices":{"index":0}}"#, r#"{"choices":[],"usage":"x"}"#, r#"{"choices":[]} trailing"#] {
+            let out = t.event(&ev(bad));
+            assert!(matches!(&out.events[..], [Err(e)] if e.kind == UpstreamErrorKind::Protocol), "{bad}");
+        }
+        // A chunk without choices or usage (keep-alive metadata) is skipped.
+        assert!(t.event(&ev(r#"{"id":"c","choices":null}"#)).events.is_empty());
         assert!(matches!(&t.end()[..], [Err(_)]));
     }
 
