@@ -77,19 +77,37 @@ async fn handle(
     rate: &mut Option<RateInfo>,
 ) -> Result<Response, GatewayError> {
     let caller = authenticate(state, headers)?;
-    *rate = Some(state.admission().peek(&caller.tenant).await);
+    let result = serve(state, &caller, headers, body, request_id, started, rate).await;
+    // Refused before admission spoke: the answer still shows the tenant's
+    // limits (asked for only now, so a served request does not pay for it).
+    if result.is_err() && rate.is_none() {
+        *rate = Some(state.admission().peek(&caller.tenant).await);
+    }
+    result
+}
+
+/// The phases after authentication.
+async fn serve(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+    request_id: &str,
+    started: Instant,
+    rate: &mut Option<RateInfo>,
+) -> Result<Response, GatewayError> {
     let cost_center = request::cost_center(headers)?;
     let bytes = request::read_body(headers, body, state.settings().gateway.max_body_bytes).await?;
     let chat = request::parse_chat(bytes)?;
-    let requested = route(state, &caller, &chat)?;
+    let requested = route(state, caller, &chat)?;
     // A rollout may choose the first route; fallbacks follow it.
-    let sticky = sticky_key(headers, &chat, request_id);
-    let decision = state.rollouts().decide(&caller.tenant.id, &chat.requested_model, &sticky, crate::time::now_ms());
+    let sticky = || sticky_key(headers, &chat, request_id);
+    let decision = state.rollouts().decide(&caller.tenant.id, &chat.requested_model, sticky, crate::time::now_ms());
     let first = decision.as_ref().map(|d| d.route.clone()).unwrap_or_else(|| requested.clone());
     let plan = state.models().plan(&requested, first);
-    let permit = admit(state, &caller, &plan, &chat, rate).await?;
+    let permit = admit(state, caller, &plan, &chat, rate).await?;
     let meta = RequestMeta { request_id: request_id.to_string(), cost_center, started };
-    let mut pending = Pending::new(state.clone(), &caller, &requested, &chat, meta, permit);
+    let mut pending = Pending::new(state.clone(), caller, &requested, &chat, meta, permit);
     if let Some(d) = decision {
         pending.rollout = Some((d.rollout.clone(), d.side));
         if d.shadow {

@@ -320,7 +320,14 @@ impl Rollouts {
 
     /// The decision for a request of `model` by `tenant`: a tenant's own
     /// rollout wins over one for all tenants; the newest wins among equals.
-    pub fn decide(&self, tenant_id: &str, model: &str, sticky_key: &str, now_ms: i64) -> Option<Decision> {
+    /// `sticky_key` is asked for only when a canary splits the traffic.
+    pub fn decide(
+        &self,
+        tenant_id: &str,
+        model: &str,
+        sticky_key: impl FnOnce() -> String,
+        now_ms: i64,
+    ) -> Option<Decision> {
         let all = self.all();
         let pick = |scope_tenant: bool| {
             all.iter()
@@ -339,7 +346,7 @@ impl Rollouts {
             Phase::Shadow => (Side::From, true),
             Phase::Canary => {
                 let share = Live::share(&s, now_ms);
-                if plan::bucket(&live.id, sticky_key) < share {
+                if plan::bucket(&live.id, &sticky_key()) < share {
                     (Side::To, false)
                 } else {
                     (Side::From, false)
