@@ -157,7 +157,7 @@ static CLASS: [u8; 256] = {
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        t[b] = if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.') {
+        t[b] = if is_scalar_byte(c) {
             PLAIN
         } else {
             match c {
@@ -173,7 +173,8 @@ static CLASS: [u8; 256] = {
     t
 };
 
-fn is_scalar_byte(b: u8) -> bool {
+/// Characters of `true`, `false`, `null` and numbers.
+const fn is_scalar_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
 }
 
