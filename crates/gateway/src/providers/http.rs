@@ -8,8 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use futures::{Stream, StreamExt};
-use http_body_util::{BodyDataStream, Full};
+use http_body_util::Full;
+use hyper::body::Body as _;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -22,17 +26,68 @@ use super::{retry_after_of, UpstreamError, UpstreamErrorKind};
 use crate::config::ProviderSettings;
 use crate::request::CollectError;
 
-/// An upstream's answer: status, headers and a body still to be read, and
-/// for a plain-HTTP upstream the connection lent to it (back to its thread's
-/// idle list when the answer is dropped).
+/// An upstream's answer: status, headers and a body still to be read.
 pub struct Response {
-    inner: hyper::Response<hyper::body::Incoming>,
-    lease: Option<super::h1::Lease>,
+    status: hyper::StatusCode,
+    headers: HeaderMap,
+    body: Body,
 }
 
-impl Response {
-    fn into_parts(self) -> (hyper::body::Incoming, Option<super::h1::Lease>) {
-        (self.inner.into_body(), self.lease)
+/// An upstream answer's body: hyper's for `https://`, the in-task HTTP/1.1
+/// reader for `http://` (which gives its connection back once read).
+enum Body {
+    Hyper(hyper::body::Incoming),
+    H1(super::h1::Body),
+}
+
+/// Why an upstream answer's body could not be read to its end.
+#[derive(Debug)]
+pub enum BodyError {
+    Hyper(hyper::Error),
+    Io(std::io::Error),
+    /// The upstream broke HTTP/1.1's framing (or closed the connection early).
+    Protocol(&'static str),
+}
+
+impl BodyError {
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            BodyError::Hyper(e) => e.is_timeout(),
+            BodyError::Io(e) => e.kind() == std::io::ErrorKind::TimedOut,
+            BodyError::Protocol(_) => false,
+        }
+    }
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Hyper(e) => write!(f, "{e}"),
+            BodyError::Io(e) => write!(f, "{e}"),
+            BodyError::Protocol(why) => f.write_str(why),
+        }
+    }
+}
+
+impl Stream for Body {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut() {
+            Body::H1(body) => Pin::new(body).poll_next(cx),
+            Body::Hyper(body) => loop {
+                match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+                    None => return Poll::Ready(None),
+                    Some(Err(e)) => return Poll::Ready(Some(Err(BodyError::Hyper(e)))),
+                    // Trailers carry nothing the gateway reads.
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            return Poll::Ready(Some(Ok(data)));
+                        }
+                    }
+                }
+            },
+        }
     }
 }
 
@@ -227,11 +282,11 @@ pub async fn send(provider: &str, post: Post, timeouts: Timeouts) -> Result<(Res
     };
     let response = if uri.scheme() == Some(&hyper::http::uri::Scheme::HTTP) {
         let spec = &post.client.spec;
-        let call = super::h1::post(spec.id, uri, post.headers, post.body, spec.connect_timeout);
+        let call = super::h1::post(spec.id, &uri, &post.headers, &post.body, spec.connect_timeout);
         match tokio::time::timeout(wait, call).await {
-            Ok(Ok((inner, lease))) => Response { inner, lease: Some(lease) },
+            Ok(Ok(answer)) => Response { status: answer.status, headers: answer.headers, body: Body::H1(answer.body) },
             Ok(Err(super::h1::SendError::Connect)) => return Err(UpstreamError::connect_failed(provider)),
-            Ok(Err(super::h1::SendError::Request(e))) => {
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, provider, "upstream request failed");
                 return Err(UpstreamError::request_failed(provider));
             }
@@ -243,14 +298,17 @@ pub async fn send(provider: &str, post: Post, timeouts: Timeouts) -> Result<(Res
         *request.uri_mut() = uri;
         *request.headers_mut() = post.headers;
         match tokio::time::timeout(wait, post.client.pool().request(request)).await {
-            Ok(Ok(inner)) => Response { inner, lease: None },
+            Ok(Ok(inner)) => {
+                let (head, body) = inner.into_parts();
+                Response { status: head.status, headers: head.headers, body: Body::Hyper(body) }
+            }
             Ok(Err(e)) => return Err(UpstreamError::from_client(provider, &e)),
             Err(_) => return Err(timeout_error(provider, "no response headers in time")),
         }
     };
-    let status = response.inner.status();
+    let status = response.status;
     if !status.is_success() {
-        let retry_after = retry_after_of(response.inner.headers());
+        let retry_after = retry_after_of(&response.headers);
         let body = read_body_until(provider, response, deadline, 64 * 1024).await.unwrap_or_default();
         return Err(UpstreamError::from_status(provider, status.as_u16(), &body, retry_after));
     }
@@ -264,8 +322,7 @@ pub async fn read_body_until(
     deadline: Instant,
     limit: usize,
 ) -> Result<Bytes, UpstreamError> {
-    let (body, _lease) = response.into_parts();
-    let mut body = BodyDataStream::new(body);
+    let mut body = response.body;
     match tokio::time::timeout_at(deadline, crate::request::collect_limited(&mut body, limit as u64)).await {
         Err(_) => Err(timeout_error(provider, "response body too slow")),
         Ok(Ok(bytes)) => Ok(bytes),
@@ -288,10 +345,8 @@ pub fn sse_events(
     deadline: Instant,
 ) -> impl Stream<Item = Result<SseEvent, UpstreamError>> + Send + 'static {
     let provider = provider.to_string();
-    // The connection (if lent) goes back when the stream is dropped.
-    let (body, lease) = response.into_parts();
-    let events = Box::pin(sse::events(provider.clone(), BodyDataStream::new(body)));
-    futures::stream::unfold((events, false, lease), move |(mut events, done, lease)| {
+    let events = Box::pin(sse::events(provider.clone(), response.body));
+    futures::stream::unfold((events, false), move |(mut events, done)| {
         let provider = provider.clone();
         async move {
             if done {
@@ -301,11 +356,11 @@ pub fn sse_events(
             match tokio::time::timeout_at(idle_deadline, events.next()).await {
                 Err(_) => {
                     let what = if idle_deadline >= deadline { "total time exceeded" } else { "stream stalled" };
-                    Some((Err(timeout_error(&provider, what)), (events, true, lease)))
+                    Some((Err(timeout_error(&provider, what)), (events, true)))
                 }
                 Ok(None) => None,
-                Ok(Some(Err(e))) => Some((Err(e), (events, true, lease))),
-                Ok(Some(Ok(ev))) => Some((Ok(ev), (events, false, lease))),
+                Ok(Some(Err(e))) => Some((Err(e), (events, true))),
+                Ok(Some(Ok(ev))) => Some((Ok(ev), (events, false))),
             }
         }
     })

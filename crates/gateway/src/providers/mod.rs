@@ -167,7 +167,8 @@ impl UpstreamError {
     }
 
     /// Maps an error while reading an upstream's response body.
-    pub fn from_body(provider: &str, err: &hyper::Error) -> Self {
+    pub fn from_body(provider: &str, err: &http::BodyError) -> Self {
+        tracing::debug!(error = %err, provider, "upstream answer body failed");
         if err.is_timeout() {
             Self::new(UpstreamErrorKind::Timeout, format!("upstream {provider} timed out"))
         } else {

@@ -110,7 +110,7 @@ impl SseParser {
 /// `Err` item (the caller decides how to end the client's stream).
 pub fn events<S>(provider: String, body: S) -> impl Stream<Item = Result<SseEvent, UpstreamError>> + Send
 where
-    S: Stream<Item = Result<Bytes, hyper::Error>> + Send + 'static,
+    S: Stream<Item = Result<Bytes, super::http::BodyError>> + Send + 'static,
 {
     let state = (Box::pin(body), SseParser::new(), std::collections::VecDeque::new(), false);
     futures::stream::unfold(state, move |(mut body, mut parser, mut pending, mut done)| {
