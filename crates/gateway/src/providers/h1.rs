@@ -185,7 +185,8 @@ async fn connect(uri: &Uri, connect_timeout: Duration) -> Result<Conn, SendError
     Ok(Conn { stream, buf: BytesMut::new() })
 }
 
-/// An upstream's answer: status, headers, and the body still to be read.
+/// An upstream's answer: status, headers (of an answer that is not a
+/// success; empty otherwise), and the body still to be read.
 pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -294,29 +295,24 @@ struct Head {
 
 /// Parses a complete answer head at the start of `buf` (taking it out of the
 /// buffer), skipping interim `1xx` answers; `None` while it is incomplete.
+/// Headers are kept only for an answer that is not a success: the gateway
+/// reads an upstream's headers only to report its errors (`Retry-After`).
 fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, SendError> {
     const MALFORMED: SendError = SendError::Protocol("the upstream's answer head is malformed");
     loop {
-        let len = {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match httparse::Response::new(&mut slots).parse(buf) {
-                Ok(httparse::Status::Complete(len)) => len,
-                Ok(httparse::Status::Partial) => return Ok(None),
-                Err(_) => return Err(MALFORMED),
-            }
-        };
-        // Parsed again over the frozen head so that header values share it.
-        let bytes = buf.split_to(len).freeze();
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut slots);
-        if !matches!(parsed.parse(&bytes), Ok(httparse::Status::Complete(_))) {
-            return Err(MALFORMED);
-        }
+        let len = match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(MALFORMED),
+        };
         let status = parsed.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(MALFORMED)?;
         if status.is_informational() {
             if status == StatusCode::SWITCHING_PROTOCOLS {
                 return Err(SendError::Protocol("the upstream switched protocols"));
             }
+            buf.advance(len);
             continue;
         }
         let http10 = parsed.version == Some(0);
@@ -324,21 +320,22 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, SendError> {
         let mut length: Option<u64> = None;
         let mut transfer_encoding = false;
         let mut chunked = false;
-        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+        let keep_headers = !status.is_success();
+        let mut headers = HeaderMap::new();
         for h in parsed.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| MALFORMED)?;
-            if name == CONTENT_LENGTH {
+            let name = h.name.as_bytes();
+            if name.eq_ignore_ascii_case(b"content-length") {
                 let n =
                     content_length(h.value).ok_or(SendError::Protocol("the upstream's Content-Length is invalid"))?;
                 if length.is_some_and(|l| l != n) {
                     return Err(SendError::Protocol("the upstream sent conflicting Content-Length values"));
                 }
                 length = Some(n);
-            } else if name == TRANSFER_ENCODING {
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 transfer_encoding = true;
                 // Only the last coding frames the body.
                 chunked = tokens(h.value).last().is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-            } else if name == CONNECTION {
+            } else if name.eq_ignore_ascii_case(b"connection") {
                 for token in tokens(h.value) {
                     if token.eq_ignore_ascii_case(b"close") {
                         keep_alive = false;
@@ -347,9 +344,13 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, SendError> {
                     }
                 }
             }
-            let value = HeaderValue::from_maybe_shared(bytes.slice_ref(h.value)).map_err(|_| MALFORMED)?;
-            headers.append(name, value);
+            if keep_headers {
+                let name = HeaderName::from_bytes(name).map_err(|_| MALFORMED)?;
+                let value = HeaderValue::from_bytes(h.value).map_err(|_| MALFORMED)?;
+                headers.append(name, value);
+            }
         }
+        buf.advance(len);
         let framing = if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             Framing::Done
         } else if transfer_encoding {
@@ -847,6 +848,20 @@ mod tests {
         assert_eq!(call(9_006, &uri, 204).await, "");
         assert_eq!(call(9_006, &uri, 200).await, r#"{"ok":1}"#);
         assert_eq!(connections(&seen), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_error_answer_keeps_its_headers() {
+        let (uri, _) =
+            server(vec![reply("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\ncontent-length: 4\r\n\r\nslow")])
+                .await;
+        let answer = match send(9_015, &uri, b"{}").await {
+            Ok(a) => a,
+            Err(e) => panic!("post: {e}"),
+        };
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(answer.headers.get("retry-after").map(|v| v.as_bytes()), Some(&b"7"[..]));
+        assert_eq!(read(answer.body).await.as_deref(), Ok(&b"slow"[..]));
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -29,6 +29,8 @@ use crate::request::CollectError;
 /// An upstream's answer: status, headers and a body still to be read.
 pub struct Response {
     status: hyper::StatusCode,
+    /// All of them from hyper; from the plain-HTTP path only those of an
+    /// answer that is not a success (all that is read of them).
     headers: HeaderMap,
     body: Body,
 }
