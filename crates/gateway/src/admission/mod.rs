@@ -343,15 +343,19 @@ impl Drop for Permit {
 
 /// OpenAI-style durations for `x-ratelimit-reset-*`: `20ms`, `1.5s`, `6m0s`.
 pub fn format_duration(d: Duration) -> String {
-    // Integer arithmetic and one allocation: this runs twice for every
-    // answered request.
-    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let mut out = String::with_capacity(16);
+    push_duration(&mut out, d);
+    out
+}
+
+/// Appends `d` as [`format_duration`] writes it (integer arithmetic only).
+fn push_duration(out: &mut String, d: Duration) {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     if ms < 1000 {
-        push_decimal(&mut out, ms);
+        push_decimal(out, ms);
         out.push_str("ms");
     } else if ms < 60_000 {
-        push_decimal(&mut out, ms / 1000);
+        push_decimal(out, ms / 1000);
         let mut frac = ms % 1000;
         if frac > 0 {
             // Three decimals without their trailing zeros: 50 ms → ".05".
@@ -371,17 +375,16 @@ pub fn format_duration(d: Duration) -> String {
             for _ in digits..places {
                 out.push('0');
             }
-            push_decimal(&mut out, frac);
+            push_decimal(out, frac);
         }
         out.push('s');
     } else {
         let secs = d.as_secs();
-        push_decimal(&mut out, secs / 60);
+        push_decimal(out, secs / 60);
         out.push('m');
-        push_decimal(&mut out, secs % 60);
+        push_decimal(out, secs % 60);
         out.push('s');
     }
-    out
 }
 
 fn push_decimal(out: &mut String, mut n: u64) {
@@ -400,24 +403,66 @@ fn push_decimal(out: &mut String, mut n: u64) {
 
 /// The six `x-ratelimit-*` headers.
 pub fn rate_headers(info: &RateInfo) -> [(HeaderName, HeaderValue); 6] {
-    // Header values straight from integers and owned strings: no copies.
-    let duration = |d: Duration| {
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(format_duration(d)))
-            .unwrap_or_else(|_| HeaderValue::from_static("0ms"))
+    // All six values are written into one buffer, and each header value is a
+    // slice of it: one allocation for the six (this runs for every answer).
+    let mut text = String::with_capacity(96);
+    let mut ends = [0usize; 6];
+    push_decimal(&mut text, info.limit_requests);
+    ends[0] = text.len();
+    push_decimal(&mut text, info.remaining_requests);
+    ends[1] = text.len();
+    push_duration(&mut text, info.reset_requests);
+    ends[2] = text.len();
+    push_decimal(&mut text, info.limit_tokens);
+    ends[3] = text.len();
+    push_decimal(&mut text, info.remaining_tokens);
+    ends[4] = text.len();
+    push_duration(&mut text, info.reset_tokens);
+    ends[5] = text.len();
+    let text = bytes::Bytes::from(text);
+    let value = |i: usize| {
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        // Digits, letters and '.': always a valid header value.
+        HeaderValue::from_maybe_shared(text.slice(start..ends[i])).unwrap_or_else(|_| HeaderValue::from_static("0"))
     };
     [
-        (HeaderName::from_static("x-ratelimit-limit-requests"), HeaderValue::from(info.limit_requests)),
-        (HeaderName::from_static("x-ratelimit-remaining-requests"), HeaderValue::from(info.remaining_requests)),
-        (HeaderName::from_static("x-ratelimit-reset-requests"), duration(info.reset_requests)),
-        (HeaderName::from_static("x-ratelimit-limit-tokens"), HeaderValue::from(info.limit_tokens)),
-        (HeaderName::from_static("x-ratelimit-remaining-tokens"), HeaderValue::from(info.remaining_tokens)),
-        (HeaderName::from_static("x-ratelimit-reset-tokens"), duration(info.reset_tokens)),
+        (HeaderName::from_static("x-ratelimit-limit-requests"), value(0)),
+        (HeaderName::from_static("x-ratelimit-remaining-requests"), value(1)),
+        (HeaderName::from_static("x-ratelimit-reset-requests"), value(2)),
+        (HeaderName::from_static("x-ratelimit-limit-tokens"), value(3)),
+        (HeaderName::from_static("x-ratelimit-remaining-tokens"), value(4)),
+        (HeaderName::from_static("x-ratelimit-reset-tokens"), value(5)),
     ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_headers_carry_each_value() {
+        let info = RateInfo {
+            limit_requests: 600,
+            remaining_requests: 0,
+            reset_requests: Duration::from_millis(1_500),
+            limit_tokens: 18_446_744_073_709_551_615,
+            remaining_tokens: 42,
+            reset_tokens: Duration::from_secs(360),
+        };
+        let got: Vec<(String, String)> = rate_headers(&info)
+            .into_iter()
+            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let want = [
+            ("x-ratelimit-limit-requests", "600"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "1.5s"),
+            ("x-ratelimit-limit-tokens", "18446744073709551615"),
+            ("x-ratelimit-remaining-tokens", "42"),
+            ("x-ratelimit-reset-tokens", "6m0s"),
+        ];
+        assert_eq!(got, want.map(|(n, v)| (n.to_string(), v.to_string())));
+    }
 
     #[test]
     fn durations_read_like_openai() {
