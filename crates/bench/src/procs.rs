@@ -199,14 +199,14 @@ fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     Some(rest.split_whitespace().collect())
 }
 
-/// CPU time (user + system) of `pid`, in seconds.
-pub fn cpu_seconds(pid: u32) -> f64 {
+/// CPU time of `pid` (0: this process) in seconds: (user, system).
+pub fn cpu_seconds(pid: u32) -> (f64, f64) {
     let path = if pid == 0 { "/proc/self/stat".to_string() } else { format!("/proc/{pid}/stat") };
-    let Ok(s) = std::fs::read_to_string(path) else { return 0.0 };
-    let Some(f) = stat_fields(&s) else { return 0.0 };
-    let ticks: u64 = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+    let Ok(s) = std::fs::read_to_string(path) else { return (0.0, 0.0) };
+    let Some(f) = stat_fields(&s) else { return (0.0, 0.0) };
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) as f64;
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    (ticks(11) / hz, ticks(12) / hz)
 }
 
 /// Busy CPU time of the whole machine (all cores), in seconds: everything

@@ -16,6 +16,8 @@ pub struct CpuUse {
     pub percent_of_one_core: f64,
     /// CPU time of this process per answered request.
     pub us_per_request: f64,
+    /// The part of `us_per_request` spent in the kernel (system time).
+    pub kernel_us_per_request: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -374,25 +376,34 @@ impl Report {
             }
         }
         let _ = writeln!(s);
-        let _ = writeln!(s, "CPU during the c={} windows (% of one core; µs of CPU per request):", c.concurrency);
+        let _ = writeln!(
+            s,
+            "CPU during the c={} windows (% of one core; µs of CPU per request, of which in the kernel):",
+            c.concurrency
+        );
         let _ = writeln!(s);
         let _ = writeln!(s, "| mode | path | loadgen | upstream | gateway | nginx | ours total | other (noise) |");
         let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
         for t in &self.throughput {
             let cell = |p: &str| {
-                t.cpu
-                    .iter()
-                    .find(|c| c.process == p)
-                    .filter(|c| c.percent_of_one_core >= 0.5)
-                    .map_or("–".into(), |c| format!("{:.0} % ({:.1})", c.percent_of_one_core, c.us_per_request))
+                t.cpu.iter().find(|c| c.process == p).filter(|c| c.percent_of_one_core >= 0.5).map_or(
+                    "–".into(),
+                    |c| {
+                        format!(
+                            "{:.0} % ({:.1}; {:.1})",
+                            c.percent_of_one_core, c.us_per_request, c.kernel_us_per_request
+                        )
+                    },
+                )
             };
             let ours = t.cpu.iter().filter(|c| c.process != "other");
             let total_pct: f64 = ours.clone().map(|c| c.percent_of_one_core).sum();
-            let total_us: f64 = ours.map(|c| c.us_per_request).sum();
+            let total_us: f64 = ours.clone().map(|c| c.us_per_request).sum();
+            let total_kernel_us: f64 = ours.map(|c| c.kernel_us_per_request).sum();
             let other = t.cpu.iter().find(|c| c.process == "other").map_or(0.0, |c| c.percent_of_one_core);
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.0} % ({:.1}) | {:.0} % |",
+                "| {} | {} | {} | {} | {} | {} | {:.0} % ({:.1}; {:.1}) | {:.0} % |",
                 t.result.mode.label(),
                 t.result.target,
                 cell("loadgen"),
@@ -401,6 +412,7 @@ impl Report {
                 cell("nginx"),
                 total_pct,
                 total_us,
+                total_kernel_us,
                 other
             );
         }
