@@ -7,6 +7,13 @@
 //! instead hands tasks between threads and wakes parked threads to steal
 //! them, which on a loaded proxy costs more CPU than the proxying itself.
 //!
+//! Workers share one listening socket but keep their numbers of open
+//! connections within one of each other: a worker holding more connections
+//! than the least loaded one plus one does not accept until that changes.
+//! Without it, the worker that happened to be awake took most of a burst of
+//! new connections (two to one was measured with 64 keep-alive clients), and
+//! it alone then ran out of CPU while the other idled.
+//!
 //! Background work (accounting writer, catalog refresh, rollout sync) stays
 //! on the runtime that called [`serve`]. Worker runtimes are kept running
 //! until the caller has finished its shutdown (database connections opened on
@@ -14,7 +21,17 @@
 //! future completes or is dropped.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 
 use crate::gateway::GatewayService;
 use tokio_util::sync::CancellationToken;
@@ -73,9 +90,11 @@ pub async fn serve(
     let exit = CancellationToken::new();
     let mut workers = Workers { exit: exit.clone(), threads: Vec::with_capacity(count) };
     let mut done = Vec::with_capacity(count);
+    let balance = Arc::new(Balance::new(count.max(1)));
     for i in 0..count.max(1) {
         let socket = std_listener.try_clone()?;
         let (app, worker_stop, exit) = (app.clone(), stop.clone(), exit.clone());
+        let balance = balance.clone();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
         done.push(done_rx);
         let thread = std::thread::Builder::new().name(format!("sheepdog-gw-{i}")).spawn(move || {
@@ -87,7 +106,7 @@ pub async fn serve(
                 }
             };
             runtime.block_on(async move {
-                let served = serve_one(socket, app, worker_stop).await;
+                let served = serve_one(socket, app, worker_stop, balance, i).await;
                 let _ = done_tx.send(served);
                 // Stay alive (and keep driving this runtime's I/O) until the
                 // caller's shutdown is over.
@@ -123,19 +142,130 @@ pub async fn serve(
     }
 }
 
-async fn serve_one(socket: std::net::TcpListener, app: GatewayService, stop: CancellationToken) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
+async fn serve_one(
+    socket: std::net::TcpListener,
+    app: GatewayService,
+    stop: CancellationToken,
+    balance: Arc<Balance>,
+    me: usize,
+) -> anyhow::Result<()> {
     use axum::ServiceExt;
-    let listener = tokio::net::TcpListener::from_std(socket)?;
-    // Streamed answers are many small writes: without TCP_NODELAY each one
-    // after the first waits for the client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
+    let listener = Balanced { inner: TcpListener::from_std(socket)?, balance, me };
     axum::serve(listener, app.into_make_service()).with_graceful_shutdown(stop.cancelled_owned()).await?;
     Ok(())
+}
+
+/// Open connections per worker, and a signal when they change.
+struct Balance {
+    open: Vec<AtomicUsize>,
+    changed: Notify,
+}
+
+impl Balance {
+    fn new(workers: usize) -> Self {
+        Balance { open: (0..workers).map(|_| AtomicUsize::new(0)).collect(), changed: Notify::new() }
+    }
+
+    /// Whether worker `me` may take another connection: it holds at most one
+    /// more than the least loaded worker.
+    fn may_accept(&self, me: usize) -> bool {
+        let least = self.open.iter().map(|n| n.load(Ordering::Relaxed)).min().unwrap_or(0);
+        self.open.get(me).is_none_or(|n| n.load(Ordering::Relaxed) <= least + 1)
+    }
+
+    fn add(&self, me: usize, delta: isize) {
+        if let Some(n) = self.open.get(me) {
+            if delta > 0 {
+                n.fetch_add(1, Ordering::Relaxed);
+            } else {
+                n.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+/// One worker's view of the shared listening socket (see the module docs).
+struct Balanced {
+    inner: TcpListener,
+    balance: Arc<Balance>,
+    me: usize,
+}
+
+impl axum::serve::Listener for Balanced {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Counted, SocketAddr) {
+        loop {
+            let changed = self.balance.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.balance.may_accept(self.me) {
+                break;
+            }
+            // The timeout only bounds a missed signal; none is expected.
+            let _ = tokio::time::timeout(Duration::from_millis(100), changed).await;
+        }
+        // Logs and retries failed accepts (axum's own loop).
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        // Streamed answers are many small writes: without TCP_NODELAY each one
+        // after the first waits for the client's delayed ACK (~40 ms).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        self.balance.add(self.me, 1);
+        (Counted { stream, balance: self.balance.clone(), me: self.me }, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// An accepted connection, counted as its worker's until dropped.
+struct Counted {
+    stream: TcpStream,
+    balance: Arc<Balance>,
+    me: usize,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.balance.add(self.me, -1);
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 /// Forwards `shutdown` to `token` (on the calling runtime).
@@ -144,4 +274,94 @@ pub fn forward(shutdown: impl Future<Output = ()> + Send + 'static, token: Cance
         shutdown.await;
         token.cancel();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener as _;
+
+    #[test]
+    fn a_worker_accepts_while_it_holds_at_most_one_more_than_the_least_loaded() {
+        let balance = Balance::new(3);
+        assert!((0..3).all(|w| balance.may_accept(w)));
+        balance.add(0, 1);
+        balance.add(0, 1);
+        assert!(!balance.may_accept(0), "two ahead of the others");
+        assert!(balance.may_accept(1) && balance.may_accept(2));
+        balance.add(1, 1);
+        balance.add(2, 1);
+        assert!(balance.may_accept(0));
+        balance.add(1, -1);
+        assert!(!balance.may_accept(0) && balance.may_accept(1) && balance.may_accept(2));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn connections_spread_over_workers_sharing_a_socket() {
+        let socket = match std::net::TcpListener::bind("127.0.0.1:0") {
+            Ok(s) => s,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let addr = match socket.local_addr() {
+            Ok(a) => a,
+            Err(e) => panic!("addr: {e}"),
+        };
+        if let Err(e) = socket.set_nonblocking(true) {
+            panic!("nonblocking: {e}");
+        }
+        let balance = Arc::new(Balance::new(2));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for me in 0..2 {
+            let inner = match socket.try_clone().map(TcpListener::from_std) {
+                Ok(Ok(l)) => l,
+                _ => panic!("clone the listening socket"),
+            };
+            let mut listener = Balanced { inner, balance: balance.clone(), me };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    let (conn, _) = listener.accept().await;
+                    if tx.send((me, conn)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        // Both workers wake for every connection and the first polled would
+        // take them all; the balance keeps them within two of each other.
+        let mut clients = Vec::new();
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            match TcpStream::connect(addr).await {
+                Ok(c) => clients.push(c),
+                Err(e) => panic!("connect: {e}"),
+            }
+        }
+        for _ in 0..20 {
+            match rx.recv().await {
+                Some(h) => held.push(h),
+                None => panic!("an acceptor stopped"),
+            }
+        }
+        let per_worker = |held: &[(usize, Counted)]| [0, 1].map(|w| held.iter().filter(|(m, _)| *m == w).count());
+        let [a, b] = per_worker(&held);
+        assert_eq!(a + b, 20);
+        assert!(a.abs_diff(b) <= 2, "{a} and {b}");
+        assert_eq!(balance.open.iter().map(|n| n.load(Ordering::Relaxed)).sum::<usize>(), 20);
+
+        // Worker 0's connections close: new ones go to it until it catches up.
+        held.retain(|(m, _)| *m != 0);
+        for _ in 0..6 {
+            match TcpStream::connect(addr).await {
+                Ok(c) => clients.push(c),
+                Err(e) => panic!("connect: {e}"),
+            }
+            match rx.recv().await {
+                Some(h) => held.push(h),
+                None => panic!("an acceptor stopped"),
+            }
+        }
+        let [a, _] = per_worker(&held);
+        assert!(a >= 5, "worker 0 took {a} of the 6 new connections");
+    }
 }
