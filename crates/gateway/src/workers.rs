@@ -8,8 +8,8 @@
 //! them, which on a loaded proxy costs more CPU than the proxying itself.
 //!
 //! Workers share one listening socket but keep their numbers of open
-//! connections within one of each other: a worker holding more connections
-//! than the least loaded one plus one does not accept until that changes.
+//! connections close: a worker holding two or more connections more than the
+//! least loaded one does not accept until that changes.
 //! Without it, the worker that happened to be awake took most of a burst of
 //! new connections (two to one was measured with 64 keep-alive clients), and
 //! it alone then ran out of CPU while the other idled.
@@ -173,13 +173,16 @@ impl Balance {
         self.open.get(me).is_none_or(|n| n.load(Ordering::Relaxed) <= least + 1)
     }
 
-    fn add(&self, me: usize, delta: isize) {
+    fn opened(&self, me: usize) {
         if let Some(n) = self.open.get(me) {
-            if delta > 0 {
-                n.fetch_add(1, Ordering::Relaxed);
-            } else {
-                n.fetch_sub(1, Ordering::Relaxed);
-            }
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn closed(&self, me: usize) {
+        if let Some(n) = self.open.get(me) {
+            n.fetch_sub(1, Ordering::Relaxed);
         }
         self.changed.notify_waiters();
     }
@@ -214,7 +217,7 @@ impl axum::serve::Listener for Balanced {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        self.balance.add(self.me, 1);
+        self.balance.opened(self.me);
         (Counted { stream, balance: self.balance.clone(), me: self.me }, addr)
     }
 
@@ -232,7 +235,7 @@ struct Counted {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.balance.add(self.me, -1);
+        self.balance.closed(self.me);
     }
 }
 
@@ -285,14 +288,14 @@ mod tests {
     fn a_worker_accepts_while_it_holds_at_most_one_more_than_the_least_loaded() {
         let balance = Balance::new(3);
         assert!((0..3).all(|w| balance.may_accept(w)));
-        balance.add(0, 1);
-        balance.add(0, 1);
+        balance.opened(0);
+        balance.opened(0);
         assert!(!balance.may_accept(0), "two ahead of the others");
         assert!(balance.may_accept(1) && balance.may_accept(2));
-        balance.add(1, 1);
-        balance.add(2, 1);
+        balance.opened(1);
+        balance.opened(2);
         assert!(balance.may_accept(0));
-        balance.add(1, -1);
+        balance.closed(1);
         assert!(!balance.may_accept(0) && balance.may_accept(1) && balance.may_accept(2));
     }
 

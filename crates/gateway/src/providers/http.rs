@@ -3,14 +3,13 @@
 //! total), non-2xx mapping, and SSE over a response body.
 
 use std::cell::RefCell;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
-
 use futures::{Stream, StreamExt};
 use http_body_util::Full;
 use hyper::body::Body as _;
