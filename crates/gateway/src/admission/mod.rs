@@ -403,36 +403,40 @@ fn push_decimal(out: &mut String, mut n: u64) {
 
 /// The six `x-ratelimit-*` headers.
 pub fn rate_headers(info: &RateInfo) -> [(HeaderName, HeaderValue); 6] {
+    enum Value {
+        Count(u64),
+        Reset(Duration),
+    }
+    let fields = [
+        ("x-ratelimit-limit-requests", Value::Count(info.limit_requests)),
+        ("x-ratelimit-remaining-requests", Value::Count(info.remaining_requests)),
+        ("x-ratelimit-reset-requests", Value::Reset(info.reset_requests)),
+        ("x-ratelimit-limit-tokens", Value::Count(info.limit_tokens)),
+        ("x-ratelimit-remaining-tokens", Value::Count(info.remaining_tokens)),
+        ("x-ratelimit-reset-tokens", Value::Reset(info.reset_tokens)),
+    ];
     // All six values are written into one buffer, and each header value is a
     // slice of it: one allocation for the six (this runs for every answer).
     let mut text = String::with_capacity(96);
     let mut ends = [0usize; 6];
-    push_decimal(&mut text, info.limit_requests);
-    ends[0] = text.len();
-    push_decimal(&mut text, info.remaining_requests);
-    ends[1] = text.len();
-    push_duration(&mut text, info.reset_requests);
-    ends[2] = text.len();
-    push_decimal(&mut text, info.limit_tokens);
-    ends[3] = text.len();
-    push_decimal(&mut text, info.remaining_tokens);
-    ends[4] = text.len();
-    push_duration(&mut text, info.reset_tokens);
-    ends[5] = text.len();
+    for ((_, value), end) in fields.iter().zip(ends.iter_mut()) {
+        match value {
+            Value::Count(n) => push_decimal(&mut text, *n),
+            Value::Reset(d) => push_duration(&mut text, *d),
+        }
+        *end = text.len();
+    }
     let text = bytes::Bytes::from(text);
-    let value = |i: usize| {
-        let start = if i == 0 { 0 } else { ends[i - 1] };
+    let mut ends = ends.into_iter();
+    let mut from = 0;
+    fields.map(|(name, _)| {
+        let to = ends.next().unwrap_or(from);
         // Digits, letters and '.': always a valid header value.
-        HeaderValue::from_maybe_shared(text.slice(start..ends[i])).unwrap_or_else(|_| HeaderValue::from_static("0"))
-    };
-    [
-        (HeaderName::from_static("x-ratelimit-limit-requests"), value(0)),
-        (HeaderName::from_static("x-ratelimit-remaining-requests"), value(1)),
-        (HeaderName::from_static("x-ratelimit-reset-requests"), value(2)),
-        (HeaderName::from_static("x-ratelimit-limit-tokens"), value(3)),
-        (HeaderName::from_static("x-ratelimit-remaining-tokens"), value(4)),
-        (HeaderName::from_static("x-ratelimit-reset-tokens"), value(5)),
-    ]
+        let value =
+            HeaderValue::from_maybe_shared(text.slice(from..to)).unwrap_or_else(|_| HeaderValue::from_static("0"));
+        from = to;
+        (HeaderName::from_static(name), value)
+    })
 }
 
 #[cfg(test)]

@@ -253,11 +253,7 @@ async fn exchange(
         client,
         authority: authority.clone(),
     };
-    let mut answer = Answer { status: head.status, headers: head.headers, body };
-    if matches!(answer.body.framing, Framing::Done) {
-        answer.body.finish();
-    }
-    Ok(answer)
+    Ok(Answer { status: head.status, headers: head.headers, body })
 }
 
 /// The request line, headers and (when `inline`) body of a POST.
