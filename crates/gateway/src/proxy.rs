@@ -704,7 +704,6 @@ impl Pending {
             outcome: outcome.as_str().to_string(),
             error_code: error_code.map(str::to_string),
             stream: self.stream,
-            created_at: crate::time::ms_to_rfc3339(self.created_ms),
             created_ms: self.created_ms,
             pool_id: self.pool_id.clone(),
         };

@@ -94,7 +94,8 @@ pub struct UsageRecord {
     pub outcome: String,
     pub error_code: Option<String>,
     pub stream: bool,
-    pub created_at: String,
+    /// When the request arrived (ms since the Unix epoch, UTC); shown as RFC
+    /// 3339 with [`crate::time::ms_to_rfc3339`] (not stored twice).
     pub created_ms: i64,
     /// The credit pool debited for this request (pooled tenants).
     pub pool_id: Option<String>,
@@ -138,6 +139,32 @@ pub enum UsageGroup {
     CostCenter,
     Model,
     Day,
+}
+
+impl UsageGroup {
+    /// The SQL expression usage queries group by (selected as `k`). A day is
+    /// grouped as its number since the epoch (UTC): portable integer SQL.
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            UsageGroup::Tenant => "tenant_id",
+            UsageGroup::CostCenter => "COALESCE(cost_center, '(none)')",
+            UsageGroup::Model => "model_requested",
+            UsageGroup::Day => "CAST(created_ms / 86400000 AS BIGINT)",
+        }
+    }
+
+    /// The group's key of a row: the value itself, or a day as `YYYY-MM-DD`.
+    pub(crate) fn read(self, row: &AnyRow) -> Result<String, StoreError> {
+        match self {
+            UsageGroup::Day => {
+                let day: i64 = row.try_get("k")?;
+                let mut date = crate::time::ms_to_rfc3339(day.saturating_mul(86_400_000));
+                date.truncate(10);
+                Ok(date)
+            }
+            _ => Ok(row.try_get("k")?),
+        }
+    }
 }
 
 /// A console user (the hash never leaves the gateway and is not `Serialize`).
@@ -573,7 +600,7 @@ impl Store {
                 self.backend,
                 "INSERT INTO usage_records (id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, \
                  provider, input_tokens, output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, \
-                 error_code, stream, created_at, created_ms, pool_id) VALUES ",
+                 error_code, stream, created_ms, pool_id) VALUES ",
                 USAGE_COLUMNS,
                 chunk.len(),
             );
@@ -600,7 +627,6 @@ impl Store {
                 push_arg(&mut args, &r.outcome)?;
                 push_arg(&mut args, &r.error_code)?;
                 push_arg(&mut args, i64::from(r.stream))?;
-                push_arg(&mut args, &r.created_at)?;
                 push_arg(&mut args, r.created_ms)?;
                 push_arg(&mut args, &r.pool_id)?;
             }
@@ -702,12 +728,7 @@ impl Store {
         to_ms: i64,
         tenant_id: Option<&str>,
     ) -> Result<Vec<UsageAggregate>, StoreError> {
-        let key = match group {
-            UsageGroup::Tenant => "tenant_id",
-            UsageGroup::CostCenter => "COALESCE(cost_center, '(none)')",
-            UsageGroup::Model => "model_requested",
-            UsageGroup::Day => "SUBSTR(created_at, 1, 10)",
-        };
+        let key = group.sql();
         let tenant_filter = if tenant_id.is_some() { " AND tenant_id = $3" } else { "" };
         let sql = format!(
             "SELECT {key} AS k, COUNT(*) AS requests, CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
@@ -724,7 +745,7 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(UsageAggregate {
-                key: r.try_get("k")?,
+                key: group.read(r)?,
                 requests: r.try_get("requests")?,
                 input_tokens: r.try_get("input_tokens")?,
                 output_tokens: r.try_get("output_tokens")?,
@@ -756,7 +777,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, provider, input_tokens, \
              output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, error_code, stream, \
-             created_at, created_ms, pool_id FROM usage_records WHERE tenant_id = $1 ORDER BY created_ms, id",
+             created_ms, pool_id FROM usage_records WHERE tenant_id = $1 ORDER BY created_ms, id",
         )
         .bind(tenant_id)
         .fetch_all(&self.pool)
@@ -782,7 +803,6 @@ impl Store {
                 outcome: r.try_get("outcome")?,
                 error_code: r.try_get("error_code")?,
                 stream: r.try_get::<i64, _>("stream")? != 0,
-                created_at: r.try_get("created_at")?,
                 created_ms: r.try_get("created_ms")?,
                 pool_id: r.try_get("pool_id")?,
             });
@@ -872,8 +892,8 @@ impl Store {
     }
 }
 
-const USAGE_COLUMNS: usize = 21;
-/// Rows per multi-row INSERT (21 × 50 = 1,050 parameters, far below SQLite's
+const USAGE_COLUMNS: usize = 20;
+/// Rows per multi-row INSERT (20 × 50 = 1,000 parameters, far below SQLite's
 /// and Postgres's limits).
 const USAGE_ROWS_PER_INSERT: usize = 50;
 

@@ -234,12 +234,7 @@ impl Store {
         to_ms: i64,
         tenant_id: Option<&str>,
     ) -> Result<Vec<SeriesCell>, StoreError> {
-        let key = match group {
-            UsageGroup::Tenant => "tenant_id",
-            UsageGroup::CostCenter => "COALESCE(cost_center, '(none)')",
-            UsageGroup::Model => "model_requested",
-            UsageGroup::Day => "SUBSTR(created_at, 1, 10)",
-        };
+        let key = group.sql();
         let bucket_ms = bucket_ms.max(1);
         let tenant_filter = if tenant_id.is_some() { " AND tenant_id = $3" } else { "" };
         let sql = format!(
@@ -259,7 +254,7 @@ impl Store {
         for r in &rows {
             out.push(SeriesCell {
                 bucket_ms: r.try_get("b")?,
-                key: r.try_get("k")?,
+                key: group.read(r)?,
                 requests: r.try_get("requests")?,
                 input_tokens: r.try_get("input_tokens")?,
                 output_tokens: r.try_get("output_tokens")?,

@@ -131,7 +131,7 @@ pub(crate) async fn insert_usage_debits(
             amount_nanos: -r.cost_nanos,
             request_id: Some(r.request_id.clone()),
             note: None,
-            created_at: r.created_at.clone(),
+            created_at: crate::time::ms_to_rfc3339(r.created_ms),
             created_ms: r.created_ms,
         };
         insert_ledger_on(&mut **tx, &entry).await?;

@@ -387,18 +387,8 @@ fn push_duration(out: &mut String, d: Duration) {
     }
 }
 
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(buf[at..].iter().map(|&b| char::from(b)));
+fn push_decimal(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// The six `x-ratelimit-*` headers.
@@ -407,13 +397,15 @@ pub fn rate_headers(info: &RateInfo) -> [(HeaderName, HeaderValue); 6] {
         Count(u64),
         Reset(Duration),
     }
+    // `const` blocks: the names are built at compile time (`from_static` at
+    // run time checks every byte).
     let fields = [
-        ("x-ratelimit-limit-requests", Value::Count(info.limit_requests)),
-        ("x-ratelimit-remaining-requests", Value::Count(info.remaining_requests)),
-        ("x-ratelimit-reset-requests", Value::Reset(info.reset_requests)),
-        ("x-ratelimit-limit-tokens", Value::Count(info.limit_tokens)),
-        ("x-ratelimit-remaining-tokens", Value::Count(info.remaining_tokens)),
-        ("x-ratelimit-reset-tokens", Value::Reset(info.reset_tokens)),
+        (const { HeaderName::from_static("x-ratelimit-limit-requests") }, Value::Count(info.limit_requests)),
+        (const { HeaderName::from_static("x-ratelimit-remaining-requests") }, Value::Count(info.remaining_requests)),
+        (const { HeaderName::from_static("x-ratelimit-reset-requests") }, Value::Reset(info.reset_requests)),
+        (const { HeaderName::from_static("x-ratelimit-limit-tokens") }, Value::Count(info.limit_tokens)),
+        (const { HeaderName::from_static("x-ratelimit-remaining-tokens") }, Value::Count(info.remaining_tokens)),
+        (const { HeaderName::from_static("x-ratelimit-reset-tokens") }, Value::Reset(info.reset_tokens)),
     ];
     // All six values are written into one buffer, and each header value is a
     // slice of it: one allocation for the six (this runs for every answer).
@@ -435,7 +427,7 @@ pub fn rate_headers(info: &RateInfo) -> [(HeaderName, HeaderValue); 6] {
         let value =
             HeaderValue::from_maybe_shared(text.slice(from..to)).unwrap_or_else(|_| HeaderValue::from_static("0"));
         from = to;
-        (HeaderName::from_static(name), value)
+        (name, value)
     })
 }
 

@@ -296,13 +296,19 @@ struct Head {
 fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, SendError> {
     const MALFORMED: SendError = SendError::Protocol("the upstream's answer head is malformed");
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut slots);
-        let len = match parsed.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(MALFORMED),
-        };
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        // Slots left uninitialised: httparse fills only the ones it uses
+        // (initialising all of them cost more than parsing a short head).
+        let mut slots = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut []);
+        let len =
+            match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut parsed, buf, &mut slots) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(_) => return Err(MALFORMED),
+            };
         let status = parsed.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(MALFORMED)?;
         if status.is_informational() {
             if status == StatusCode::SWITCHING_PROTOCOLS {

@@ -45,7 +45,6 @@ fn record(tenant: &str, ms: i64, cost: i64, center: Option<&str>) -> UsageRecord
         outcome: "ok".into(),
         error_code: None,
         stream: false,
-        created_at: sheepdog_gateway::time::ms_to_rfc3339(ms),
         created_ms: ms,
         pool_id: None,
     }
@@ -177,6 +176,95 @@ async fn concurrent_read_then_write_transactions_all_succeed_on_both_databases()
             t.await.unwrap().unwrap();
         }
         assert_eq!(store.list_tenants().await.unwrap().len(), 40);
+        store.close().await;
+        test_db.cleanup().await;
+    })
+    .await;
+}
+
+/// The migration that narrowed `usage_records` (composite primary key, no
+/// stored `created_at`) copies every row of a database written before it,
+/// column for column, on both databases.
+#[tokio::test]
+async fn usage_records_survive_the_narrowing_migration() {
+    on_both(|db| async move {
+        let test_db = TestDb::new(db).await;
+        let store = Store::connect_url(&test_db.url, 2).await.unwrap();
+        let narrowing = 20261126000004;
+        let before = sqlx::migrate::Migrator {
+            migrations: sheepdog_gateway::store::MIGRATOR
+                .migrations
+                .iter()
+                .filter(|m| m.version < narrowing)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(store.pool()).await.unwrap();
+        let old_row = |id: &str, ms: i64, cost: i64, center: Option<&str>, ttft: Option<i64>| {
+            sqlx::query(
+                "INSERT INTO usage_records (id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, \
+                 provider, input_tokens, output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, \
+                 error_code, stream, created_at, created_ms, pool_id) \
+                 VALUES ($1, 'req', 'tenant-a', 'key', $2, 'gpt-4.1', NULL, 'openai', 10, 5, 2, $3, 42, $4, 502, \
+                 'upstream_error', 'upstream_error', 1, $5, $6, 'pool')",
+            )
+            .bind(id.to_string())
+            .bind(center.map(str::to_string))
+            .bind(cost)
+            .bind(ttft)
+            .bind(sheepdog_gateway::time::ms_to_rfc3339(ms))
+            .bind(ms)
+        };
+        let hour = 1_764_064_800_000i64;
+        old_row("0193a000-0000-7000-8000-000000000002", hour + 5, 11, None, Some(3)).execute(store.pool()).await.unwrap();
+        old_row("0193a000-0000-7000-8000-000000000001", hour + 1, 7, Some("search"), None)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+
+        let got = store.usage_records("tenant-a").await.unwrap();
+        let want = |id: &str, ms: i64, cost: i64, center: Option<&str>, ttft: Option<i64>| UsageRecord {
+            id: id.into(),
+            request_id: "req".into(),
+            tenant_id: "tenant-a".into(),
+            key_id: Some("key".into()),
+            cost_center: center.map(str::to_string),
+            model_requested: "gpt-4.1".into(),
+            model_served: None,
+            provider: Some("openai".into()),
+            input_tokens: 10,
+            output_tokens: 5,
+            cached_tokens: 2,
+            cost_nanos: cost,
+            latency_ms: 42,
+            ttft_ms: ttft,
+            status_code: 502,
+            outcome: "upstream_error".into(),
+            error_code: Some("upstream_error".into()),
+            stream: true,
+            created_ms: ms,
+            pool_id: Some("pool".into()),
+        };
+        assert_eq!(
+            got,
+            vec![
+                want("0193a000-0000-7000-8000-000000000001", hour + 1, 7, Some("search"), None),
+                want("0193a000-0000-7000-8000-000000000002", hour + 5, 11, None, Some(3)),
+            ],
+            "{db:?}"
+        );
+        // The days are still grouped by the date of `created_ms`.
+        let by_day = store.usage(UsageGroup::Day, hour, hour + 10, None).await.unwrap();
+        let days: Vec<_> = by_day.iter().map(|r| (r.key.as_str(), r.requests, r.cost_nanos)).collect();
+        assert_eq!(days, vec![("2025-11-25", 2, 18)], "{db:?}");
+        // New rows go in beside the copied ones; the same (tenant, time, id) twice is refused.
+        let again = record("tenant-a", hour + 1, 1, None);
+        store.write_usage_batch(std::slice::from_ref(&again), &BTreeMap::new()).await.unwrap();
+        assert_eq!(store.usage_records("tenant-a").await.unwrap().len(), 3);
+        assert!(store.write_usage_batch(&[again], &BTreeMap::new()).await.is_err(), "{db:?}");
         store.close().await;
         test_db.cleanup().await;
     })
