@@ -242,14 +242,14 @@ impl<'a> Checked<'a> {
 /// Parses and validates a Chat Completions body (kept as
 /// [`ChatRequest::raw`]).
 pub fn parse_chat(raw: Bytes) -> Result<ChatRequest, GatewayError> {
-    let bytes: &[u8] = &raw;
-    if std::str::from_utf8(bytes).is_err() {
+    let Ok(text) = std::str::from_utf8(&raw) else {
         return Err(GatewayError::invalid("The request body is not valid UTF-8.", None));
-    }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    };
+    if text.bytes().all(|b| b.is_ascii_whitespace()) {
         return Err(GatewayError::invalid("The request body is empty; send a JSON object.", None));
     }
-    let value: Value = serde_json::from_slice(bytes)
+    // From the checked text: serde does not check each string's UTF-8 again.
+    let value: Value = serde_json::from_str(text)
         .map_err(|e| GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None))?;
     let Value::Object(body) = value else {
         return Err(GatewayError::invalid(
