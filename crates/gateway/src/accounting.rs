@@ -195,30 +195,35 @@ pub fn aggregate(
     events: impl IntoIterator<Item = Event>,
     acks: &mut Vec<tokio::sync::oneshot::Sender<()>>,
 ) -> (Vec<UsageRecord>, BTreeMap<(String, i64), HourlyDelta>) {
-    let mut records = Vec::new();
-    let mut hourly: BTreeMap<(String, i64), HourlyDelta> = BTreeMap::new();
+    let events = events.into_iter();
+    let mut records = Vec::with_capacity(events.size_hint().0);
+    let mut hits: Vec<(String, i64)> = Vec::new();
     for ev in events {
         match ev {
-            Event::Usage(r) => {
-                let d = hourly.entry((r.tenant_id.clone(), hour_floor(r.created_ms))).or_default();
-                d.request_count += 1;
-                if r.status_code >= 400 {
-                    d.error_count += 1;
-                }
-                d.latency_sum_ms += r.latency_ms;
-                d.input_tokens += r.input_tokens;
-                d.output_tokens += r.output_tokens;
-                d.cost_nanos += r.cost_nanos;
-                *d.latency.entry(histogram::bucket_of(r.latency_ms)).or_default() += 1;
-                records.push(*r);
-            }
-            Event::RateLimitHit { tenant_id, at_ms } => {
-                let d = hourly.entry((tenant_id, hour_floor(at_ms))).or_default();
-                d.rate_limit_hits += 1;
-            }
+            Event::Usage(r) => records.push(*r),
+            Event::RateLimitHit { tenant_id, at_ms } => hits.push((tenant_id, at_ms)),
             Event::Flush(ack) => acks.push(ack),
         }
     }
+    // Keyed by borrowed tenant ids first: an id is copied once per (tenant,
+    // hour) of the batch, not once per record.
+    let mut by_hour: BTreeMap<(&str, i64), HourlyDelta> = BTreeMap::new();
+    for r in &records {
+        let d = by_hour.entry((r.tenant_id.as_str(), hour_floor(r.created_ms))).or_default();
+        d.request_count += 1;
+        if r.status_code >= 400 {
+            d.error_count += 1;
+        }
+        d.latency_sum_ms += r.latency_ms;
+        d.input_tokens += r.input_tokens;
+        d.output_tokens += r.output_tokens;
+        d.cost_nanos += r.cost_nanos;
+        *d.latency.entry(histogram::bucket_of(r.latency_ms)).or_default() += 1;
+    }
+    for (tenant_id, at_ms) in &hits {
+        by_hour.entry((tenant_id.as_str(), hour_floor(*at_ms))).or_default().rate_limit_hits += 1;
+    }
+    let hourly = by_hour.into_iter().map(|((tenant, hour), d)| ((tenant.to_string(), hour), d)).collect();
     (records, hourly)
 }
 

@@ -687,10 +687,12 @@ impl Pending {
         let ttft_ms = self.first_chunk.map(|t| t.duration_since(self.started).as_millis() as i64);
         let record = UsageRecord {
             id: crate::ids::new_record_id(self.created_ms).to_string(),
-            request_id: self.request_id.clone(),
-            tenant_id: self.tenant_id.clone(),
-            key_id: Some(self.key_id.clone()),
-            cost_center: self.cost_center.clone(),
+            // `finish` runs once (`done`) and nothing reads these afterwards:
+            // they move into the record instead of being copied.
+            request_id: std::mem::take(&mut self.request_id),
+            tenant_id: std::mem::take(&mut self.tenant_id),
+            key_id: Some(std::mem::take(&mut self.key_id)),
+            cost_center: self.cost_center.take(),
             model_requested: self.requested.model.name.clone(),
             model_served: self.served.as_ref().map(|r| r.model.name.clone()),
             provider: Some(priced.provider.name.clone()),
@@ -705,7 +707,7 @@ impl Pending {
             error_code: error_code.map(str::to_string),
             stream: self.stream,
             created_ms: self.created_ms,
-            pool_id: self.pool_id.clone(),
+            pool_id: self.pool_id.take(),
         };
         let metrics = self.state.metrics();
         metrics.request(&priced.model.name, &priced.provider.name, status, latency.as_secs_f64());
