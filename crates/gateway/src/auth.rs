@@ -62,7 +62,7 @@ pub fn is_uuid_v4(s: &str) -> bool {
 pub fn authenticate(catalog: &Catalog, headers: &HeaderMap) -> Result<Caller, GatewayError> {
     let token = bearer(headers)?;
     let key = catalog.keys.get(&hash_key(token)).ok_or(GatewayError::InvalidApiKey("unknown or revoked key"))?;
-    let named = match headers.get("x-tenant-id") {
+    let named = match headers.get(&crate::request::X_TENANT_ID) {
         None => None,
         Some(v) => {
             let text =

@@ -30,7 +30,7 @@ use crate::rollout::{compare, shadow, Live};
 use crate::routing::ModelRoute;
 use crate::store::UsageRecord;
 
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub use crate::request::X_REQUEST_ID;
 pub static X_SHEEPDOG_MODEL: HeaderName = HeaderName::from_static("x-sheepdog-model");
 pub static X_SHEEPDOG_PROVIDER: HeaderName = HeaderName::from_static("x-sheepdog-provider");
 
@@ -125,7 +125,7 @@ async fn serve(
 /// The key that keeps a conversation on one side of a rollout: the
 /// `X-Session-ID` header, else the request's `user` field, else the request id.
 fn sticky_key(headers: &HeaderMap, chat: &ChatRequest, request_id: &str) -> String {
-    if let Some(v) = headers.get("x-session-id").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+    if let Some(v) = headers.get(&request::X_SESSION_ID).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
         return v.to_string();
     }
     match chat.body.get("user").and_then(serde_json::Value::as_str) {

@@ -3,7 +3,7 @@
 //! input gets a clear 4xx and nothing else happens.
 
 use axum::body::{Body, Bytes};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use futures::{Stream, StreamExt};
 use serde_json::{Map, Value};
 
@@ -13,11 +13,18 @@ use crate::providers::ChatRequest;
 pub const MAX_COST_CENTER_CHARS: usize = 64;
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
 
+/// The SPEC §3 request headers, named once: looking a header up by a
+/// `HeaderName` skips parsing and lower-casing the name on every request.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static X_COST_CENTER: HeaderName = HeaderName::from_static("x-cost-center");
+pub static X_TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+pub static X_SESSION_ID: HeaderName = HeaderName::from_static("x-session-id");
+
 const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "function"];
 
 /// `X-Request-ID`: echoed when valid, generated when absent.
 pub fn request_id(headers: &HeaderMap) -> Result<String, GatewayError> {
-    match headers.get("x-request-id") {
+    match headers.get(&X_REQUEST_ID) {
         None => Ok(crate::ids::new_uuid().to_string()),
         Some(v) => {
             let text = v
@@ -40,7 +47,7 @@ pub fn request_id(headers: &HeaderMap) -> Result<String, GatewayError> {
 
 /// `X-Cost-Center`: a free label of at most 64 printable characters.
 pub fn cost_center(headers: &HeaderMap) -> Result<Option<String>, GatewayError> {
-    let Some(v) = headers.get("x-cost-center") else { return Ok(None) };
+    let Some(v) = headers.get(&X_COST_CENTER) else { return Ok(None) };
     let bad = || {
         GatewayError::invalid(
             format!("X-Cost-Center must be 1 to {MAX_COST_CENTER_CHARS} printable characters."),

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::window::{Refusal, SlidingWindow};
+use super::window::{Added, Refusal, SlidingWindow};
 use crate::config::ProviderSettings;
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -83,7 +83,7 @@ struct Waiter {
     tokens: u64,
     reserved: u32,
     enqueued: Instant,
-    tx: oneshot::Sender<(SlotKind, u64)>,
+    tx: oneshot::Sender<(SlotKind, Added)>,
 }
 
 /// How long a tenant counts as active after its last request ended.
@@ -121,19 +121,19 @@ pub struct Slot {
     upstream: Option<Arc<Upstream>>,
     tenant: String,
     kind: SlotKind,
-    token_seq: u64,
+    tokens: Added,
 }
 
 impl Slot {
     /// A slot of an upstream without declared capacity.
     pub fn unlimited() -> Slot {
-        Slot { upstream: None, tenant: String::new(), kind: SlotKind::Shared, token_seq: 0 }
+        Slot { upstream: None, tenant: String::new(), kind: SlotKind::Shared, tokens: Added::default() }
     }
 
     /// Replaces the estimated tokens by the actual count in the upstream's window.
     pub fn settle(&self, actual_tokens: u64) {
         if let Some(u) = &self.upstream {
-            u.lock().tokens.adjust(self.token_seq, actual_tokens);
+            u.lock().tokens.adjust(self.tokens, actual_tokens);
         }
     }
 }
@@ -244,7 +244,7 @@ impl Upstream {
         free > owed
     }
 
-    fn start(s: &mut Sched, tenant: &str, kind: SlotKind, tokens: u64, now: Instant) -> u64 {
+    fn start(s: &mut Sched, tenant: &str, kind: SlotKind, tokens: u64, now: Instant) -> Added {
         match kind {
             SlotKind::Shared => {
                 s.shared_in_use += 1;
@@ -299,8 +299,8 @@ impl Upstream {
             let under_share = s.shared_by.get(tenant).copied().unwrap_or(0) == 0;
             match self.can_start(&mut s, tenant, reserved, tokens, now) {
                 Ok(kind) if nobody_waits || under_share || kind == SlotKind::Reserved => {
-                    let token_seq = Self::start(&mut s, tenant, kind, tokens, now);
-                    return Ok(Slot { upstream: Some(self.clone()), tenant: tenant.to_string(), kind, token_seq });
+                    let added = Self::start(&mut s, tenant, kind, tokens, now);
+                    return Ok(Slot { upstream: Some(self.clone()), tenant: tenant.to_string(), kind, tokens: added });
                 }
                 _ => {}
             }
@@ -323,8 +323,8 @@ impl Upstream {
         };
         let (mut rx, id) = rx;
         match tokio::time::timeout(self.cfg.queue_timeout, &mut rx).await {
-            Ok(Ok((kind, token_seq))) => {
-                Ok(Slot { upstream: Some(self.clone()), tenant: tenant.to_string(), kind, token_seq })
+            Ok(Ok((kind, tokens))) => {
+                Ok(Slot { upstream: Some(self.clone()), tenant: tenant.to_string(), kind, tokens })
             }
             Ok(Err(_)) => Err(CapacityRefusal::Timeout),
             Err(_) => {
@@ -338,8 +338,8 @@ impl Upstream {
                 drop(s);
                 // Granted just as the wait ran out: take it.
                 match rx.try_recv() {
-                    Ok((kind, token_seq)) => {
-                        Ok(Slot { upstream: Some(self.clone()), tenant: tenant.to_string(), kind, token_seq })
+                    Ok((kind, tokens)) => {
+                        Ok(Slot { upstream: Some(self.clone()), tenant: tenant.to_string(), kind, tokens })
                     }
                     Err(_) => Err(CapacityRefusal::Timeout),
                 }

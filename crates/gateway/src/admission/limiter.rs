@@ -13,7 +13,7 @@ use std::time::Duration;
 use sheepdog_types::Limits;
 use tokio::time::Instant;
 
-use super::window::{Refusal, SlidingWindow};
+use super::window::{Added, Refusal, SlidingWindow};
 
 pub const WINDOW: Duration = Duration::from_secs(60);
 
@@ -47,8 +47,9 @@ pub struct LimitRefusal {
 /// What a successful acquisition holds (returned to `settle`/`release`).
 #[derive(Debug)]
 pub struct Grant {
-    tenant: String,
-    token_seq: u64,
+    /// The tenant's state itself: settling and releasing need no lookup.
+    state: Arc<Mutex<TenantState>>,
+    tokens: Added,
     counted_concurrency: bool,
 }
 
@@ -95,13 +96,17 @@ impl MemoryLimiter {
         map.entry(tenant.to_string()).or_insert_with(|| Arc::new(Mutex::new(TenantState::new()))).clone()
     }
 
-    fn with<R>(&self, tenant: &str, f: impl FnOnce(&mut TenantState) -> R) -> R {
+    fn with<R>(&self, tenant: &str, f: impl FnOnce(&mut TenantState, &Arc<Mutex<TenantState>>) -> R) -> R {
         let state = self.state(tenant);
-        let mut guard = match state.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut guard)
+        let mut guard = lock(&state);
+        f(&mut guard, &state)
+    }
+}
+
+fn lock(state: &Mutex<TenantState>) -> std::sync::MutexGuard<'_, TenantState> {
+    match state.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -128,7 +133,7 @@ impl Limiter {
         now: Instant,
     ) -> Result<(Grant, RateInfo), (LimitRefusal, RateInfo)> {
         match self {
-            Limiter::Memory(m) => m.with(tenant, |s| {
+            Limiter::Memory(m) => m.with(tenant, |s, state| {
                 let refuse = |kind, retry_after, s: &mut TenantState| {
                     Err((LimitRefusal { kind, retry_after, needed_tokens: tokens }, s.info(limits, now)))
                 };
@@ -150,13 +155,13 @@ impl Limiter {
                     Err(Refusal::TooLarge) => return refuse(LimitKind::TooLarge, WINDOW, s),
                 }
                 s.requests.add(now, 1);
-                let token_seq = s.tokens.add(now, tokens);
+                let added = s.tokens.add(now, tokens);
                 let counted_concurrency = limits.max_concurrency.is_some();
                 if counted_concurrency {
                     s.in_flight += 1;
                 }
                 let info = s.info(limits, now);
-                Ok((Grant { tenant: tenant.to_string(), token_seq, counted_concurrency }, info))
+                Ok((Grant { state: state.clone(), tokens: added, counted_concurrency }, info))
             }),
         }
     }
@@ -164,14 +169,14 @@ impl Limiter {
     /// Header values without taking anything (for refused requests).
     pub async fn peek(&self, tenant: &str, limits: &Limits, now: Instant) -> RateInfo {
         match self {
-            Limiter::Memory(m) => m.with(tenant, |s| s.info(limits, now)),
+            Limiter::Memory(m) => m.with(tenant, |s, _| s.info(limits, now)),
         }
     }
 
     /// Replaces the estimate with the actual token count.
     pub fn settle(&self, grant: &Grant, actual_tokens: u64) {
         match self {
-            Limiter::Memory(m) => m.with(&grant.tenant, |s| s.tokens.adjust(grant.token_seq, actual_tokens)),
+            Limiter::Memory(_) => lock(&grant.state).tokens.adjust(grant.tokens, actual_tokens),
         }
     }
 
@@ -181,7 +186,10 @@ impl Limiter {
             return;
         }
         match self {
-            Limiter::Memory(m) => m.with(&grant.tenant, |s| s.in_flight = s.in_flight.saturating_sub(1)),
+            Limiter::Memory(_) => {
+                let mut s = lock(&grant.state);
+                s.in_flight = s.in_flight.saturating_sub(1);
+            }
         }
     }
 }
