@@ -253,6 +253,16 @@ impl tower::Service<axum::extract::Request> for GatewayService {
     }
 
     fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        self.dispatch(request)
+    }
+}
+
+impl GatewayService {
+    /// Serves one request (what both the tower and the hyper service call).
+    pub fn dispatch(
+        &self,
+        request: axum::extract::Request,
+    ) -> futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>> {
         if request.method() == axum::http::Method::POST && request.uri().path() == "/v1/chat/completions" {
             let state = self.state.clone();
             return Box::pin(async move { Ok(proxy::chat_completions(State(state), request).await) });

@@ -14,6 +14,13 @@
 //! new connections (two to one was measured with 64 keep-alive clients), and
 //! it alone then ran out of CPU while the other idled.
 //!
+//! Each connection is served by hyper's HTTP/1.1 server directly (HTTP/1.1
+//! only: the OpenAI-compatible clients speak it, and hyper-util's
+//! auto-detecting server cost every request a per-request service clone, a
+//! `oneshot` wrapper and a rewind buffer on every read). Graceful shutdown:
+//! stop accepting, let each connection finish the request it is serving
+//! (idle keep-alive connections close at once), wait for all of them.
+//!
 //! Background work (accounting writer, catalog refresh, rollout sync) stays
 //! on the runtime that called [`serve`]. Worker runtimes are kept running
 //! until the caller has finished its shutdown (database connections opened on
@@ -29,6 +36,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -149,10 +157,53 @@ async fn serve_one(
     balance: Arc<Balance>,
     me: usize,
 ) -> anyhow::Result<()> {
-    use axum::ServiceExt;
-    let listener = Balanced { inner: TcpListener::from_std(socket)?, balance, me };
-    axum::serve(listener, app.into_make_service()).with_graceful_shutdown(stop.cancelled_owned()).await?;
+    let mut listener = Balanced { inner: TcpListener::from_std(socket)?, balance, me };
+    // Every connection task holds a receiver; all dropped = all finished.
+    let (open_tx, open_rx) = tokio::sync::watch::channel(());
+    loop {
+        let (io, _addr) = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+        };
+        let service = Hyper(app.clone());
+        let (stop, open) = (stop.clone(), open_rx.clone());
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
+            let mut conn = std::pin::pin!(conn);
+            let served = tokio::select! {
+                biased;
+                served = conn.as_mut() => served,
+                () = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = served {
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    drop(open_rx);
+    open_tx.closed().await;
     Ok(())
+}
+
+/// hyper's view of [`GatewayService`]: the request body becomes axum's
+/// `Body`; nothing is cloned per request but what the handler keeps.
+#[derive(Clone)]
+struct Hyper(GatewayService);
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Hyper {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        self.0.dispatch(request.map(axum::body::Body::new))
+    }
 }
 
 /// Open connections per worker, and a signal when they change.

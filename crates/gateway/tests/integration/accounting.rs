@@ -152,6 +152,56 @@ async fn nothing_is_lost_on_shutdown_and_cuts_are_billed() {
     .await;
 }
 
+/// Graceful shutdown lets requests in flight finish (a completion and a
+/// stream, both still waiting on the upstream when it starts), bills them,
+/// and takes no new connection.
+#[tokio::test]
+async fn in_flight_requests_finish_on_graceful_shutdown() {
+    let mut gw = TestGateway::start_with(Db::Sqlite, |c| {
+        let mut slow = simulated_provider();
+        slow.latency_ms = 600;
+        slow.ttft_ms = 300;
+        slow.chunk_interval_ms = 30;
+        c.providers.insert("slow".into(), slow);
+        c.models.insert("slow".into(), model("slow", "slow", "2", "8"));
+    })
+    .await;
+    let (t, k) = gw.tenant_with_key("t").await;
+    let complete = gw.chat(&k).json(&chat_body("slow", "wait [sim:tokens=5]")).send();
+    let stream = gw
+        .chat(&k)
+        .json(
+            &json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "wait [sim:tokens=8]"}]}),
+        )
+        .send();
+    let (complete, stream) = (tokio::spawn(complete), tokio::spawn(stream));
+    // Both requests are with the upstream when the shutdown starts.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let url = gw.url.clone();
+    let stopping = tokio::spawn(async move {
+        let db_url = gw.shutdown().await;
+        (gw, db_url)
+    });
+    let complete = complete.await.unwrap().unwrap();
+    assert_eq!(complete.status(), StatusCode::OK);
+    let body: Value = complete.json().await.unwrap();
+    assert_eq!(body["usage"]["completion_tokens"], 5, "{body}");
+    let stream = stream.await.unwrap().unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let text = stream.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let (gw, db_url) = stopping.await.unwrap();
+    // Stopped: the port takes no connection any more.
+    let refused = reqwest::Client::new().get(format!("{url}/healthz")).send().await;
+    assert!(refused.is_err(), "a new connection after shutdown: {refused:?}");
+    let store = sheepdog_gateway::store::Store::connect_url(&db_url, 1).await.unwrap();
+    let records = store.usage_records(&t).await.unwrap();
+    store.close().await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(records.iter().all(|r| r.outcome == "ok" && r.cost_nanos > 0), "{records:?}");
+    gw.stop().await;
+}
+
 /// `/metrics` is Prometheus text and reflects traffic.
 #[tokio::test]
 async fn prometheus_metrics() {
