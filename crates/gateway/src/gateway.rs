@@ -243,26 +243,16 @@ impl GatewayService {
     }
 }
 
-impl tower::Service<axum::extract::Request> for GatewayService {
+/// hyper serves each gateway connection with this service directly (see
+/// [`crate::workers`]): the request body becomes axum's `Body`; nothing is
+/// cloned per request but what the handler keeps.
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for GatewayService {
     type Response = Response;
     type Error = std::convert::Infallible;
     type Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
 
-    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
-        self.dispatch(request)
-    }
-}
-
-impl GatewayService {
-    /// Serves one request (what both the tower and the hyper service call).
-    pub fn dispatch(
-        &self,
-        request: axum::extract::Request,
-    ) -> futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>> {
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let request = request.map(axum::body::Body::new);
         if request.method() == axum::http::Method::POST && request.uri().path() == "/v1/chat/completions" {
             let state = self.state.clone();
             return Box::pin(async move { Ok(proxy::chat_completions(State(state), request).await) });

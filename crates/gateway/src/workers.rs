@@ -166,7 +166,7 @@ async fn serve_one(
             () = stop.cancelled() => break,
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
         };
-        let service = Hyper(app.clone());
+        let service = app.clone();
         let (stop, open) = (stop.clone(), open_rx.clone());
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
@@ -189,21 +189,6 @@ async fn serve_one(
     drop(open_rx);
     open_tx.closed().await;
     Ok(())
-}
-
-/// hyper's view of [`GatewayService`]: the request body becomes axum's
-/// `Body`; nothing is cloned per request but what the handler keeps.
-#[derive(Clone)]
-struct Hyper(GatewayService);
-
-impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Hyper {
-    type Response = axum::response::Response;
-    type Error = std::convert::Infallible;
-    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
-        self.0.dispatch(request.map(axum::body::Body::new))
-    }
 }
 
 /// Open connections per worker, and a signal when they change.
