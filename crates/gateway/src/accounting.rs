@@ -3,8 +3,16 @@
 //! memory and written in batches (records + additive hourly buckets with a
 //! latency histogram) by one writer task. Nothing queued is lost on graceful
 //! shutdown: the writer drains the queue before it exits.
+//!
+//! While the database is unreachable the writer keeps its batch and retries
+//! it (backing off from 100 ms to 5 s) for as long as it takes; new records
+//! wait in the queue (`accounting.queue_capacity`, then back-pressure on
+//! requests). Nothing is dropped. Only a writer told to stop that still
+//! cannot write after [`DRAIN_ATTEMPTS`] more tries logs the records in full
+//! (`sheepdog::unwritten_usage`) so they can be replayed.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,7 +104,12 @@ pub struct Accountant {
     /// every event while a batch fills (one wake-up per request).
     urgent: Arc<Notify>,
     batch: usize,
+    /// Set while the writer's last attempt failed (cleared by a success).
+    failing: Arc<AtomicBool>,
 }
+
+/// Tries of a batch that still fails once the writer is told to stop.
+pub const DRAIN_ATTEMPTS: u32 = 20;
 
 impl Accountant {
     /// Starts the writer task. `stop` makes it drain what is queued and exit.
@@ -106,8 +119,10 @@ impl Accountant {
         let batch = cfg.batch_size;
         let every = Duration::from_millis(cfg.flush_interval_ms.max(1));
         let urgent = Arc::new(Notify::new());
-        let handle = tokio::spawn(writer_loop(store, rx, stop_rx, urgent.clone(), batch, every));
-        (Accountant { tx, urgent, batch }, Writer { stop: Some(stop_tx), handle: Some(handle) })
+        let failing = Arc::new(AtomicBool::new(false));
+        let writer = WriterTask { store, stop: stop_rx, stopping: false, failing: failing.clone() };
+        let handle = tokio::spawn(writer_loop(writer, rx, urgent.clone(), batch, every));
+        (Accountant { tx, urgent, batch, failing }, Writer { stop: Some(stop_tx), handle: Some(handle) })
     }
 
     /// Queues the event in `slot`, waiting while the queue is full
@@ -155,6 +170,18 @@ impl Accountant {
             self.urgent.notify_one();
             let _ = rx.await;
         }
+    }
+
+    /// Like [`flush`](Self::flush), but gives up after `wait`: whether
+    /// everything queued before the call is written.
+    pub async fn flush_within(&self, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.flush()).await.is_ok()
+    }
+
+    /// Whether the writer's last attempt to write failed (the database is
+    /// unreachable or locked; the records are kept and retried).
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// A whole batch is queued: the writer need not wait for its interval.
@@ -227,34 +254,40 @@ pub fn aggregate(
     (records, hourly)
 }
 
-async fn writer_loop(
+/// The writer task's own state.
+struct WriterTask {
     store: Store,
+    stop: tokio::sync::oneshot::Receiver<()>,
+    stopping: bool,
+    failing: Arc<AtomicBool>,
+}
+
+async fn writer_loop(
+    mut w: WriterTask,
     mut rx: mpsc::Receiver<Event>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
     urgent: Arc<Notify>,
     batch: usize,
     every: Duration,
 ) {
     let mut buf: Vec<Event> = Vec::with_capacity(batch);
-    let mut stopping = false;
     let has_flush = |events: &[Event]| events.iter().any(|e| matches!(e, Event::Flush(_)));
     loop {
-        if !stopping {
+        if !w.stopping {
             tokio::select! {
                 biased;
-                _ = &mut stop => stopping = true,
-                n = rx.recv_many(&mut buf, batch) => stopping = n == 0,
+                _ = &mut w.stop => w.stopping = true,
+                n = rx.recv_many(&mut buf, batch) => w.stopping = n == 0,
             }
         }
         // Give the batch a moment to fill before writing — unless someone
         // waits for a flush, a whole batch is queued, or we are stopping. The
         // writer sleeps meanwhile (no wake-up per queued event) and then takes
         // what arrived.
-        if !stopping && !buf.is_empty() && buf.len() < batch && !has_flush(&buf) {
+        if !w.stopping && !buf.is_empty() && buf.len() < batch && !has_flush(&buf) {
             let deadline = tokio::time::Instant::now() + every;
             tokio::select! {
                 biased;
-                _ = &mut stop => stopping = true,
+                _ = &mut w.stop => w.stopping = true,
                 _ = urgent.notified() => {}
                 _ = tokio::time::sleep_until(deadline) => {}
             }
@@ -265,7 +298,7 @@ async fn writer_loop(
                 }
             }
         }
-        if stopping {
+        if w.stopping {
             // Closed: take everything still queued.
             rx.close();
             while let Some(ev) = rx.recv().await {
@@ -277,35 +310,76 @@ async fn writer_loop(
             // requests are answered once it is written.
             let mut acks = Vec::new();
             let (records, hourly) = aggregate(buf.drain(..), &mut acks);
-            write_with_retry(&store, &records, &hourly).await;
+            w.write_with_retry(&records, &hourly).await;
             for ack in acks {
                 let _ = ack.send(());
             }
         }
-        if stopping {
+        if w.stopping {
             return;
         }
     }
 }
 
-async fn write_with_retry(store: &Store, records: &[UsageRecord], hourly: &BTreeMap<(String, i64), HourlyDelta>) {
-    if records.is_empty() && hourly.is_empty() {
-        return;
-    }
-    let mut delay = Duration::from_millis(100);
-    for attempt in 1..=20 {
-        match store.write_usage_batch(records, hourly).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(error = %e, attempt, records = records.len(), "writing usage failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+impl WriterTask {
+    /// Writes one batch, retrying (100 ms doubling to 5 s) until it is
+    /// written: forever while running, [`DRAIN_ATTEMPTS`] more tries once
+    /// told to stop.
+    async fn write_with_retry(&mut self, records: &[UsageRecord], hourly: &BTreeMap<(String, i64), HourlyDelta>) {
+        if records.is_empty() && hourly.is_empty() {
+            return;
+        }
+        let mut delay = Duration::from_millis(100);
+        let mut attempt: u64 = 0;
+        let mut attempts_stopping: u32 = 0;
+        loop {
+            attempt += 1;
+            let error = match self.store.write_usage_batch(records, hourly).await {
+                Ok(()) => None,
+                // A retry after a commit whose answer was lost: the batch is in.
+                Err(crate::store::StoreError::Conflict(_)) if attempt > 1 && self.already_written(records).await => {
+                    None
+                }
+                Err(e) => Some(e),
+            };
+            let Some(e) = error else {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(attempt, records = records.len(), "usage written again after database failures");
+                }
+                return;
+            };
+            self.failing.store(true, Ordering::Relaxed);
+            if attempt == 1 || attempt.is_power_of_two() {
+                tracing::error!(error = %e, attempt, records = records.len(),
+                    "writing usage failed; keeping the batch and retrying");
             }
+            if self.stopping {
+                attempts_stopping += 1;
+                if attempts_stopping >= DRAIN_ATTEMPTS {
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = &mut self.stop => self.stopping = true,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        // Stopping and still unwritable: the records go to the log in full so
+        // they can be replayed (never silently lost).
+        for r in records {
+            tracing::error!(target: "sheepdog::unwritten_usage", record = ?r, "usage record could not be written");
         }
     }
-    // Never silently lost: the records go to the log in full so they can be replayed.
-    for r in records {
-        tracing::error!(target: "sheepdog::unwritten_usage", record = ?r, "usage record could not be written");
+
+    async fn already_written(&self, records: &[UsageRecord]) -> bool {
+        match records.first() {
+            Some(r) => self.store.usage_record_exists(&r.id).await.unwrap_or(false),
+            None => false,
+        }
     }
 }
 

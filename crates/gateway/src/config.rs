@@ -40,6 +40,7 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     pub accounting: AccountingConfig,
     pub log: LogConfig,
+    pub tenant: TenantConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub models: BTreeMap<String, ModelConfig>,
 }
@@ -55,6 +56,12 @@ pub struct GatewayConfig {
     pub max_analysis_upload_bytes: u64,
     /// Thread-per-core event loops serving the gateway listener; 0 = one per core.
     pub workers: usize,
+    /// Name of an environment variable: when it is set and not empty,
+    /// `/metrics` requires `Authorization: Bearer <its value>`.
+    pub metrics_token_env: Option<String>,
+    /// When set, `/metrics` is served only on this address (the gateway port
+    /// answers 404 for it).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for GatewayConfig {
@@ -65,6 +72,8 @@ impl Default for GatewayConfig {
             max_body_bytes: 32 * 1024 * 1024,
             max_analysis_upload_bytes: 256 * 1024 * 1024,
             workers: 0,
+            metrics_token_env: None,
+            metrics_listen: None,
         }
     }
 }
@@ -110,6 +119,21 @@ pub struct DatabaseConfig {
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig { url: "sqlite://data/sheepdog.db".into(), max_connections: 8 }
+    }
+}
+
+/// Per-tenant bounds (`[tenant]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantConfig {
+    /// Active (not revoked) keys one tenant may hold; creating one more is
+    /// refused with 409 `key_limit_reached`.
+    pub max_keys: u32,
+}
+
+impl Default for TenantConfig {
+    fn default() -> Self {
+        TenantConfig { max_keys: 100 }
     }
 }
 
@@ -352,6 +376,9 @@ pub struct Settings {
     pub redis: Option<RedisConfig>,
     pub accounting: AccountingConfig,
     pub log: LogConfig,
+    pub tenant: TenantConfig,
+    /// The bearer token `/metrics` requires (from `gateway.metrics_token_env`).
+    pub metrics_token: Option<Secret>,
     pub admin_token: Option<Secret>,
     /// An admin token valid for this process only (never stored): `sheepdog
     /// serve` creates one so its console can call its gateway's admin API.
@@ -506,6 +533,16 @@ impl Settings {
             ));
         }
         let admin_token = env(&config.gateway.admin_token_env).filter(|s| !s.is_empty()).map(Secret::new);
+        let metrics_token = match config.gateway.metrics_token_env.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(var) => env(var).filter(|s| !s.is_empty()).map(Secret::new),
+        };
+        if config.gateway.metrics_listen.is_some_and(|m| m == config.gateway.listen) {
+            return Err(err("gateway.metrics_listen", "must differ from gateway.listen".into()));
+        }
+        if config.tenant.max_keys == 0 {
+            return Err(err("tenant.max_keys", "must be at least 1".into()));
+        }
 
         let mut providers = Vec::new();
         let explicit = !config.providers.is_empty();
@@ -547,6 +584,12 @@ impl Settings {
                 }
                 if p.error_ppm > 1_000_000 {
                     return Err(err(&format!("{key}.error_ppm"), "must be at most 1000000".into()));
+                }
+                let max_delay = crate::providers::simulated::MAX_DELAY_MS;
+                for (field, v) in [("latency_ms", p.latency_ms), ("ttft_ms", p.ttft_ms), ("chunk_interval_ms", p.chunk_interval_ms)] {
+                    if v > max_delay {
+                        return Err(err(&format!("{key}.{field}"), format!("{v} is more than {max_delay} ms")));
+                    }
                 }
                 providers.push(ProviderSettings {
                     name: name.clone(),
@@ -660,6 +703,8 @@ impl Settings {
             redis: config.redis,
             accounting: config.accounting,
             log: config.log,
+            tenant: config.tenant,
+            metrics_token,
             admin_token,
             process_admin_token: None,
             providers,
@@ -798,6 +843,28 @@ mod tests {
         assert!(e.contains("gateway.listen"), "{e}");
         let e = from_toml("[gatewy]\nlisten = \"1.2.3.4:5\"").unwrap_err().to_string();
         assert!(e.contains("gatewy"), "{e}");
+        let e = from_toml("[providers.s]\nkind = \"simulated\"\nttft_ms = 60001").unwrap_err().to_string();
+        assert!(e.contains("providers.s.ttft_ms") && e.contains("60000"), "{e}");
+        let e = from_toml("[tenant]\nmax_keys = 0").unwrap_err().to_string();
+        assert!(e.contains("tenant.max_keys"), "{e}");
+        let e = from_toml("[gateway]\nmetrics_listen = \"127.0.0.1:8080\"").unwrap_err().to_string();
+        assert!(e.contains("gateway.metrics_listen"), "{e}");
+    }
+
+    #[test]
+    fn metrics_token_and_key_limit() {
+        let s = from_toml("").unwrap();
+        assert_eq!((s.tenant.max_keys, s.metrics_token.is_none(), s.gateway.metrics_listen), (100, true, None));
+        let s = from_toml(
+            "[gateway]\nmetrics_token_env = \"OPENAI_KEY\"\nmetrics_listen = \"127.0.0.1:9100\"\n[tenant]\nmax_keys = 3",
+        )
+        .unwrap();
+        assert_eq!(s.metrics_token.as_ref().map(Secret::expose), Some("sk-test"));
+        assert_eq!((s.tenant.max_keys, s.gateway.metrics_listen.map(|a| a.port())), (3, Some(9100)));
+        assert!(!format!("{s:?}").contains("sk-test"));
+        // A variable that is unset (or empty) leaves /metrics public.
+        let s = from_toml("[gateway]\nmetrics_token_env = \"UNSET_VARIABLE\"").unwrap();
+        assert!(s.metrics_token.is_none());
     }
 
     #[test]

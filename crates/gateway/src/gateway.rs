@@ -88,6 +88,8 @@ pub struct Bootstrap {
 /// A built gateway, ready to serve.
 pub struct Gateway {
     state: AppState,
+    /// `gateway.metrics_listen`, bound at build time.
+    metrics_listener: Option<tokio::net::TcpListener>,
     writer: Writer,
     trigger: Trigger,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -107,6 +109,18 @@ impl Gateway {
     /// Connects the database, migrates, bootstraps first-start secrets, loads
     /// the catalog and starts the background tasks.
     pub async fn build(settings: Settings) -> anyhow::Result<Gateway> {
+        // Bound first: a wrong address fails the start before anything else.
+        let metrics_listener = match settings.gateway.metrics_listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on gateway.metrics_listen {addr}: {e}")
+            })?),
+            None => None,
+        };
+        if settings.metrics_token.is_none() {
+            if let Some(var) = settings.gateway.metrics_token_env.as_deref().filter(|v| !v.trim().is_empty()) {
+                tracing::warn!(variable = var, "gateway.metrics_token_env names an unset or empty variable: /metrics needs no token");
+            }
+        }
         let store = Store::connect(&settings.database).await?;
         store.migrate().await?;
         let mut boot = Bootstrap::default();
@@ -182,11 +196,17 @@ impl Gateway {
         }));
         let bootstrap = (boot.admin_token.is_some() || boot.admin_user.is_some()).then_some(boot);
         let schedule = crate::admin::rollouts::spawn_schedule(state.clone(), stop);
-        Ok(Gateway { state, writer, trigger, tasks: vec![refresher, schedule], bootstrap })
+        Ok(Gateway { state, metrics_listener, writer, trigger, tasks: vec![refresher, schedule], bootstrap })
     }
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Where `/metrics` is served when `gateway.metrics_listen` is set (the
+    /// bound address: port 0 becomes the real port).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// First-start secrets, if this start created any.
@@ -199,7 +219,7 @@ impl Gateway {
     /// served by `gateway.workers` thread-per-core event loops (see
     /// [`crate::workers`]); dropping the returned future stops them too.
     pub async fn serve(
-        self,
+        mut self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
@@ -208,7 +228,14 @@ impl Gateway {
         let stop = tokio_util::sync::CancellationToken::new();
         let _stop_on_drop = stop.clone().drop_guard();
         crate::workers::forward(shutdown, stop.clone());
+        let metrics_task = self
+            .metrics_listener
+            .take()
+            .map(|l| tokio::spawn(serve_metrics(l, metrics_router(self.state.clone()), stop.clone())));
         let served = crate::workers::serve(listener, app, count, stop).await;
+        if let Some(t) = metrics_task {
+            t.abort();
+        }
         self.stop().await;
         served?.finish().await;
         Ok(())
@@ -269,14 +296,71 @@ pub fn router(state: AppState) -> Router {
         .route("/models", get(list_models))
         .fallback(v1_not_found)
         .method_not_allowed_fallback(v1_method_not_allowed);
-    Router::new()
+    let router = Router::new()
         .nest("/v1", v1)
         .nest("/admin/v1", admin::router(state.clone()))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .fallback(v1_not_found)
-        .with_state(state)
+        .route("/readyz", get(readyz));
+    // With `gateway.metrics_listen`, `/metrics` lives on its own listener
+    // only (the fallback answers 404 here).
+    let router = if state.settings().gateway.metrics_listen.is_none() {
+        router.route("/metrics", get(metrics))
+    } else {
+        router
+    };
+    router.fallback(v1_not_found).with_state(state)
+}
+
+/// The `gateway.metrics_listen` listener's router: `/metrics` only.
+fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics)).fallback(v1_not_found).with_state(state)
+}
+
+/// Connections the metrics listener serves at once; more are closed at once.
+const METRICS_MAX_CONNECTIONS: usize = 64;
+
+/// Serves the metrics listener until `stop`: HTTP/1.1, a request head
+/// within 10 s, a connection at most 60 s, at most
+/// [`METRICS_MAX_CONNECTIONS`] at once.
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(METRICS_MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let router = router.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                tower::ServiceExt::oneshot(router.clone(), req.map(axum::body::Body::new))
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+            drop(permit);
+        });
+    }
 }
 
 async fn v1_not_found(uri: axum::http::Uri) -> Response {
@@ -313,18 +397,39 @@ async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
+/// Ready when the database answers within 2 s and the accounting writer's
+/// last write succeeded; otherwise 503 with the reason (the data plane keeps
+/// serving meanwhile: a load balancer may still route to it).
 async fn readyz(State(state): State<AppState>) -> Response {
-    match sqlx::query("SELECT 1").execute(state.store().pool()).await {
-        Ok(_) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => {
+    let unavailable = |reason: &str| {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": reason}))).into_response()
+    };
+    let probe = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(state.store().pool()));
+    match probe.await {
+        Ok(Ok(_)) if state.accountant().is_failing() => unavailable("database not writable: usage records are queued"),
+        Ok(Ok(_)) => Json(json!({"status": "ready"})).into_response(),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "database unreachable"})))
-                .into_response()
+            unavailable("database unreachable")
         }
+        Err(_) => unavailable("database unreachable"),
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.settings().metrics_token {
+        // Compared as SHA-256 hashes, in constant time.
+        let wanted = auth::hash_key(token.expose());
+        let ok = auth::bearer(&headers).ok().is_some_and(|t| {
+            auth::hash_key(t).iter().zip(wanted.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        });
+        if !ok {
+            let body = json!({"error": {"message": "/metrics requires `Authorization: Bearer <metrics token>`.",
+                "type": "authentication_error", "code": "invalid_metrics_token", "param": null}});
+            return (StatusCode::UNAUTHORIZED, [(axum::http::header::WWW_AUTHENTICATE, "Bearer")], Json(body))
+                .into_response();
+        }
+    }
     let now = tokio::time::Instant::now();
     let breakers: Vec<(String, u8)> =
         state.models().providers().map(|p| (p.name.clone(), p.breaker.report(now).state.gauge())).collect();

@@ -202,8 +202,48 @@ pub struct AuditEntry {
 pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
+    /// A tenant already holds `tenant.max_keys` active keys.
+    #[error("{0}")]
+    KeyLimit(String),
+    /// The database cannot be reached or written now (connection refused or
+    /// lost, pool timeout, SQLite busy or locked): worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] anyhow::Error),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Whether an error means the database is out of reach for now (as opposed
+/// to a bad query or constraint): Postgres connection errors (SQLSTATE class
+/// 08) and shutdowns (57P01-57P03), SQLite busy, locked, I/O, full,
+/// read-only and cannot-open, and every connection-level failure.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            if code.starts_with("08") || matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "53300") {
+                return true;
+            }
+            // SQLite: the extended result code; its low byte is the primary one.
+            match code.parse::<i64>() {
+                Ok(c) => matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14),
+                Err(_) => false,
+            }
+        }
+        _ => false,
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -213,8 +253,57 @@ impl From<sqlx::Error> for StoreError {
                 return StoreError::Conflict("a record with the same unique value already exists".into());
             }
         }
+        if is_unavailable(&e) {
+            return StoreError::Unavailable(anyhow::Error::new(e));
+        }
         StoreError::Other(anyhow::Error::new(e))
     }
+}
+
+/// How long a SQLite statement waits for another writer's lock before it
+/// fails with SQLITE_BUSY (answered as 503 `database_unavailable`; the
+/// accounting writer retries).
+pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 3_000;
+
+/// Creates the SQLite database's directory (0700) and file (0600) when they
+/// do not exist yet, whatever the umask; SQLite then creates the `-wal` and
+/// `-shm` files with the database file's mode. An existing file keeps its
+/// mode (a warning names one readable by others).
+fn prepare_sqlite_file(path: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        builder.mode(0o700);
+        builder.create(dir).with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+        #[cfg(unix)]
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    open.mode(0o600);
+    match open.open(path) {
+        Ok(_) => {
+            #[cfg(unix)]
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            if let Ok(meta) = std::fs::metadata(path) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(path = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                        "the database file is readable by other users; chmod 600 it");
+                }
+            }
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot create the database file {}", path.display())),
+    }
+    Ok(())
 }
 
 const TENANT_COLS: &str = "id, name, tier, status, requests_per_minute, tokens_per_minute, max_concurrency, \
@@ -282,10 +371,7 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (url, backend) = if url.starts_with("sqlite:") {
             if let Some(path) = sqlite_path(url) {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
-                }
+                prepare_sqlite_file(&path)?;
             }
             let u = if url.contains("mode=") {
                 url.to_string()
@@ -299,6 +385,7 @@ impl Store {
             (url.to_string(), Backend::Postgres)
         };
         let pool = AnyPoolOptions::new()
+            .acquire_timeout(Self::ACQUIRE_TIMEOUT)
             .max_connections(if backend == Backend::Sqlite {
                 max_connections.clamp(1, 4)
             } else {
@@ -307,7 +394,7 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query(&format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")).execute(&mut *conn).await?;
                         sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
@@ -323,6 +410,11 @@ impl Store {
             .with_context(|| format!("cannot open the database ({})", redact_url(&url)))?;
         Ok(Store { pool, backend })
     }
+
+    /// The connection pool's wait for a free (or new) connection: past it a
+    /// query fails at once with a pool timeout (the admin API answers 503
+    /// `database_unavailable`) instead of waiting sqlx's default 30 s.
+    pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
     pub fn backend(&self) -> Backend {
         self.backend
@@ -516,7 +608,29 @@ impl Store {
     // ---- keys ----------------------------------------------------------
 
     pub async fn insert_key(&self, k: &KeyRow) -> Result<(), StoreError> {
+        self.insert_key_within(k, None).await
+    }
+
+    /// Inserts a key; a tenant key only while its tenant holds fewer than
+    /// `max_active` active (not revoked) keys, else [`StoreError::KeyLimit`]
+    /// and nothing changes. The catalog version is bumped first: on Postgres
+    /// that row lock serialises concurrent key creations (SQLite's `BEGIN
+    /// IMMEDIATE` already does), so the count cannot be raced past the limit.
+    pub async fn insert_key_within(&self, k: &KeyRow, max_active: Option<i64>) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
+        self.bump_version(&mut tx).await?;
+        if let (Some(max), Some(tenant)) = (max_active, k.tenant_id.as_deref()) {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL")
+                .bind(tenant)
+                .fetch_one(&mut *tx)
+                .await?;
+            let active: i64 = row.try_get("n")?;
+            if active >= max {
+                return Err(StoreError::KeyLimit(format!(
+                    "The tenant already has {active} active keys (tenant.max_keys = {max}); revoke one to create another."
+                )));
+            }
+        }
         let tenants = if k.scope == "platform" {
             Some(match &k.tenants {
                 None => "*".to_string(),
@@ -539,7 +653,6 @@ impl Store {
         .bind(&k.created_at)
         .execute(&mut *tx)
         .await?;
-        self.bump_version(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -586,6 +699,12 @@ impl Store {
     }
 
     // ---- usage ---------------------------------------------------------
+
+    /// Whether a usage record with this id is stored.
+    pub async fn usage_record_exists(&self, id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT id FROM usage_records WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.is_some())
+    }
 
     /// Writes a batch of usage records and their hourly aggregates in one transaction.
     pub async fn write_usage_batch(

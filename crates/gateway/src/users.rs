@@ -86,6 +86,7 @@ pub async fn create_user(
     match store.insert_user(&user).await {
         Ok(()) => Ok(user),
         Err(StoreError::Conflict(m)) => anyhow::bail!(m),
-        Err(StoreError::Other(e)) => Err(e),
+        Err(StoreError::Other(e) | StoreError::Unavailable(e)) => Err(e),
+        Err(StoreError::KeyLimit(m)) => anyhow::bail!(m),
     }
 }

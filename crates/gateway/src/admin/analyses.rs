@@ -11,8 +11,7 @@ use std::io::{Seek, SeekFrom};
 use std::sync::OnceLock;
 
 use axum::body::{Body, BodyDataStream};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -31,7 +30,7 @@ use super::{audit, AdminError};
 use crate::config::{ModelSettings, ProviderSettings, Settings};
 use crate::gateway::AppState;
 
-type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
+type QueryMap = super::AdminQuery;
 
 /// Query parameters this endpoint accepts.
 const PARAMS: [&str; 7] =
@@ -256,7 +255,7 @@ pub async fn create_analysis(
     q: QueryMap,
     body: Body,
 ) -> Result<Response, AdminError> {
-    let q = q.map(|Query(m)| m).map_err(|e| AdminError::BadRequest(format!("Invalid query string: {e}.")))?;
+    let q = q.0;
     let opts = options(state.settings(), &q)?;
     let limit = state.settings().gateway.max_analysis_upload_bytes;
     let mut stream = body.into_data_stream();

@@ -70,11 +70,14 @@ fn validate_key_name(name: &Option<String>) -> Result<Option<String>, AdminError
 }
 
 /// Creates and stores a key; returns the row and the secret (shown once).
+/// A tenant key is refused (409 `key_limit_reached`, nothing stored) when
+/// its tenant already holds `tenant.max_keys` active keys.
 async fn issue(state: &AppState, mut row: KeyRow) -> Result<(KeyRow, String), AdminError> {
     let key = generate_key();
     row.prefix = key[..SHOWN_PREFIX_LEN].to_string();
     row.key_hash = hash_key_hex(&key);
-    state.store().insert_key(&row).await?;
+    let max = i64::from(state.settings().tenant.max_keys);
+    state.store().insert_key_within(&row, Some(max)).await?;
     state.catalog().reload().await?;
     Ok((row, key))
 }
@@ -110,7 +113,8 @@ fn new_row(name: Option<String>, scope: &str, tenant_id: Option<String>, tenants
 
 #[utoipa::path(post, path = "/admin/v1/tenants/{id}/keys", tag = "keys", request_body = CreateTenantKey,
     params(("id" = String, Path, description = "Tenant id or alias")),
-    responses((status = 201, body = KeyCreated, description = "The key is in `key`, shown only here"), (status = 404, body = sheepdog_types::ErrorBody)),
+    responses((status = 201, body = KeyCreated, description = "The key is in `key`, shown only here"), (status = 404, body = sheepdog_types::ErrorBody),
+        (status = 409, body = sheepdog_types::ErrorBody, description = "`key_limit_reached`: the tenant holds `tenant.max_keys` active keys")),
     security(("admin_token" = [])))]
 pub async fn create_tenant_key(
     State(state): State<AppState>,

@@ -35,6 +35,12 @@ pub enum AdminError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// `tenant.max_keys` active keys already (409 `key_limit_reached`).
+    #[error("{0}")]
+    KeyLimit(String),
+    /// The database is out of reach (503 `database_unavailable`); the cause is logged.
+    #[error("database unavailable")]
+    Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -45,7 +51,8 @@ impl AdminError {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-            AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::Conflict(_) | AdminError::KeyLimit(_) => StatusCode::CONFLICT,
+            AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -56,6 +63,8 @@ impl AdminError {
             AdminError::BadRequest(_) => "invalid_request_error",
             AdminError::NotFound(_) => "not_found",
             AdminError::Conflict(_) => "conflict",
+            AdminError::KeyLimit(_) => "key_limit_reached",
+            AdminError::Unavailable(_) => "database_unavailable",
             AdminError::Internal(_) => "internal_error",
         }
     }
@@ -65,6 +74,8 @@ impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => AdminError::Conflict(m),
+            StoreError::KeyLimit(m) => AdminError::KeyLimit(m),
+            StoreError::Unavailable(e) => AdminError::Unavailable(e),
             StoreError::Other(e) => AdminError::Internal(e),
         }
     }
@@ -80,16 +91,28 @@ impl IntoResponse for AdminError {
                 tracing::error!(error = %cause, "admin API internal error");
                 "The gateway had an internal error; it has been logged.".to_string()
             }
-            AdminError::BadRequest(m) | AdminError::NotFound(m) | AdminError::Conflict(m) => m.clone(),
+            AdminError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "admin API: database unavailable");
+                "The database is unavailable right now; retry later (the data plane keeps serving, \
+                 and usage records are queued until the database is back)."
+                    .to_string()
+            }
+            AdminError::BadRequest(m) | AdminError::NotFound(m) | AdminError::Conflict(m) | AdminError::KeyLimit(m) => {
+                m.clone()
+            }
         };
         let kind = match &self {
             AdminError::Unauthorized => "authentication_error",
-            AdminError::Internal(_) => "server_error",
+            AdminError::Internal(_) | AdminError::Unavailable(_) => "server_error",
             _ => "invalid_request_error",
         };
         let body =
             ErrorBody { error: ErrorDetail { message, kind: kind.into(), code: self.code().into(), param: None } };
-        (self.status(), axum::Json(body)).into_response()
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if matches!(self, AdminError::Unavailable(_)) {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        }
+        response
     }
 }
 
@@ -108,6 +131,100 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
             AdminError::BadRequest(format!("Invalid request body: `{path}`: {inner}."))
         }
     })
+}
+
+/// How long an admin read waits for queued usage to be written first.
+pub const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Writes the usage queued so far before a read (read-your-writes), or
+/// answers 503 `database_unavailable` at once when the accounting writer
+/// cannot write (it keeps the records and retries) or does not finish
+/// within [`FLUSH_WAIT`].
+pub async fn flush_usage(state: &AppState) -> Result<(), AdminError> {
+    let accountant = state.accountant();
+    if accountant.is_failing() || !accountant.flush_within(FLUSH_WAIT).await {
+        return Err(AdminError::Unavailable(anyhow::anyhow!(
+            "usage records are queued: the accounting writer cannot write to the database"
+        )));
+    }
+    Ok(())
+}
+
+/// Longest admin query string accepted (bytes, as sent).
+pub const MAX_QUERY_BYTES: usize = 8192;
+
+/// An admin request's query parameters, decoded strictly: a malformed
+/// percent-escape, bytes that are not UTF-8 once decoded (`%FF`), a control
+/// character (`%00`), a parameter given twice or a query string longer than
+/// [`MAX_QUERY_BYTES`] is a 400 in the admin error shape, before the handler
+/// runs. (axum's `Query` would replace bad bytes with U+FFFD silently.)
+#[derive(Debug, Default)]
+pub struct AdminQuery(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AdminQuery {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, AdminError> {
+        parse_query(parts.uri.query().unwrap_or_default()).map(AdminQuery)
+    }
+}
+
+/// Decodes an `application/x-www-form-urlencoded` query string (see [`AdminQuery`]).
+pub fn parse_query(raw: &str) -> Result<std::collections::HashMap<String, String>, AdminError> {
+    if raw.len() > MAX_QUERY_BYTES {
+        return Err(AdminError::BadRequest(format!(
+            "The query string is {} bytes long; at most {MAX_QUERY_BYTES} are accepted.",
+            raw.len()
+        )));
+    }
+    let mut out = std::collections::HashMap::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = decode_component(name, None)?;
+        let value = decode_component(value, Some(&name))?;
+        if out.contains_key(&name) {
+            return Err(AdminError::BadRequest(format!("Query parameter `{name}` is given more than once.")));
+        }
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
+/// One percent-decoded name or value (`+` is a space).
+fn decode_component(text: &str, name: Option<&str>) -> Result<String, AdminError> {
+    let what = || match name {
+        Some(n) => format!("Query parameter `{n}`"),
+        None => "A query parameter name".to_string(),
+    };
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                    (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
+                    _ => {
+                        return Err(AdminError::BadRequest(format!(
+                            "{} has a malformed percent-escape (`%` must be followed by two hex digits).",
+                            what()
+                        )))
+                    }
+                }
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    let decoded = String::from_utf8(out)
+        .map_err(|_| AdminError::BadRequest(format!("{} is not valid UTF-8 once percent-decoded.", what())))?;
+    if decoded.chars().any(char::is_control) {
+        return Err(AdminError::BadRequest(format!("{} contains a control character.", what())));
+    }
+    Ok(decoded)
 }
 
 /// Records an admin change (who, what, before → after).
@@ -172,8 +289,26 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
     if !ok {
         return AdminError::Unauthorized.into_response();
     }
+    if let Err(e) = check_path(request.uri().path()) {
+        return e.into_response();
+    }
     let actor = actor_of(request.headers());
     ACTOR.scope(actor, next.run(request)).await
+}
+
+/// Path segments (ids, aliases) must be UTF-8 without control characters
+/// once percent-decoded: a 400 here rather than axum's plain-text rejection
+/// or a database error on a NUL byte.
+fn check_path(path: &str) -> Result<(), AdminError> {
+    if !path.contains('%') {
+        return Ok(());
+    }
+    decode_component(path, None).map(|_| ()).map_err(|_| {
+        AdminError::BadRequest(
+            "The request path is not valid once percent-decoded (malformed escape, not UTF-8, or a control character)."
+                .into(),
+        )
+    })
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {

@@ -60,7 +60,7 @@ pub async fn overview(State(state): State<AppState>, q: QueryMap) -> Result<Json
             .filter(|h| (1..=168).contains(h))
             .ok_or_else(|| AdminError::BadRequest("`hours` must be an integer from 1 to 168.".into()))?,
     };
-    state.accountant().flush().await;
+    super::flush_usage(&state).await?;
     let now = now_ms();
     let end = hour_floor(now) + HOUR_MS;
     let start = end - hours * HOUR_MS;
@@ -201,7 +201,7 @@ pub async fn usage_series(State(state): State<AppState>, q: QueryMap) -> Result<
         Some(t) => Some(find_tenant(&state, t).await?.id),
         None => None,
     };
-    state.accountant().flush().await;
+    super::flush_usage(&state).await?;
     let cells = state.store().usage_cells(group, bucket_ms, from, to, tenant.as_deref()).await?;
     let names: HashMap<String, String> = if group == UsageGroup::Tenant {
         state.store().list_tenants().await?.into_iter().map(|t| (t.id, t.name)).collect()

@@ -8,12 +8,10 @@
 //! per-tenant spending cap of a pooled tenant is its monthly budget
 //! (`PUT /admin/v1/tenants/{id}/budget`), enforced by admission for every tier.
 
-use std::collections::HashMap;
 use std::future::Future;
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -220,7 +218,7 @@ fn credit_entry(
     }
 }
 
-type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
+type QueryMap = super::AdminQuery;
 
 #[utoipa::path(post, path = "/admin/v1/pools", tag = "pools", request_body = CreatePool,
     responses((status = 201, body = Pool), (status = 400, body = sheepdog_types::ErrorBody)),
@@ -237,7 +235,7 @@ pub async fn create_pool(State(state): State<AppState>, body: Bytes) -> Result<R
 #[utoipa::path(get, path = "/admin/v1/pools", tag = "pools",
     responses((status = 200, body = PoolList)), security(("admin_token" = [])))]
 pub async fn list_pools(State(state): State<AppState>) -> Result<Json<PoolList>, AdminError> {
-    state.accountant().flush().await;
+    super::flush_usage(&state).await?;
     let pools = state.store().list_pools().await?;
     Ok(Json(PoolList { data: pools.iter().map(|p| pool_api(&state, p)).collect() }))
 }
@@ -246,7 +244,7 @@ pub async fn list_pools(State(state): State<AppState>) -> Result<Json<PoolList>,
     params(("id" = String, Path, description = "Pool id")),
     responses((status = 200, body = Pool), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
 pub async fn get_pool(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Pool>, AdminError> {
-    state.accountant().flush().await;
+    super::flush_usage(&state).await?;
     Ok(Json(pool_api(&state, &find_pool(&state, &id).await?)))
 }
 
@@ -296,7 +294,7 @@ pub async fn pool_ledger(
     Path(id): Path<String>,
     q: QueryMap,
 ) -> Result<Json<LedgerList>, AdminError> {
-    let q = q.map(|Query(m)| m).map_err(|e| AdminError::BadRequest(format!("Invalid query string: {e}.")))?;
+    let q = q.0;
     let limit = match q.get("limit") {
         None => DEFAULT_LEDGER_LIMIT,
         Some(l) => match l.parse::<i64>() {
@@ -308,7 +306,7 @@ pub async fn pool_ledger(
             }
         },
     };
-    state.accountant().flush().await;
+    super::flush_usage(&state).await?;
     let pool = find_pool(&state, &id).await?;
     let entries = state.store().list_ledger(&pool.pool.id, limit).await?;
     Ok(Json(LedgerList { data: entries.iter().map(ledger_to_api).collect() }))

@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use sheepdog_types::{format_usd, MetricsBucket, TenantMetrics, UsageReport, UsageRow};
 use utoipa::ToSchema;
@@ -17,18 +16,27 @@ use crate::gateway::AppState;
 use crate::store::UsageGroup;
 use crate::time::{hour_floor, month_bounds, ms_to_rfc3339_secs, now_ms, parse_rfc3339_ms, HOUR_MS};
 
-pub(super) type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
+pub(super) type QueryMap = super::AdminQuery;
 
 pub(super) fn query(q: QueryMap) -> Result<HashMap<String, String>, AdminError> {
-    q.map(|Query(m)| m).map_err(|e| AdminError::BadRequest(format!("Invalid query string: {e}.")))
+    Ok(q.0)
 }
 
 /// `24h`, `7d`, … → milliseconds (1 hour to 90 days).
 fn parse_period(text: &str) -> Result<i64, AdminError> {
-    let bad = || AdminError::BadRequest(format!("`period` {text:?} must look like 24h or 7d (1h to 90d)."));
-    let (num, unit) = text.split_at(text.len().saturating_sub(1));
+    let bad = || {
+        let shown: String = text.chars().take(40).collect();
+        AdminError::BadRequest(format!("`period` {shown:?} must look like 24h or 7d (1h to 90d)."))
+    };
+    // The unit is the last character, whatever its width (never a byte index).
+    let mut chars = text.chars();
+    let unit = chars.next_back().map(String::from).unwrap_or_default();
+    let num = chars.as_str();
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let n: i64 = num.parse().map_err(|_| bad())?;
-    let ms = match unit {
+    let ms = match unit.as_str() {
         "h" => n.checked_mul(HOUR_MS),
         "d" => n.checked_mul(24 * HOUR_MS),
         _ => None,
@@ -66,7 +74,7 @@ pub async fn tenant_metrics(
         return Err(AdminError::BadRequest(format!("`granularity` {granularity:?} is not supported; use 1h.")));
     }
     let tenant = find_tenant(&state, &id).await?;
-    state.accountant().flush().await;
+    super::flush_usage(&state).await?;
     let end = hour_floor(now_ms()) + HOUR_MS;
     let start = end - period_ms.div_euclid(HOUR_MS).max(1) * HOUR_MS;
     let rows = state.store().hourly(&tenant.id, start, end).await?;
@@ -144,7 +152,7 @@ pub async fn usage(State(state): State<AppState>, q: QueryMap) -> Result<Json<Us
         Some(t) => Some(find_tenant(&state, t).await?.id),
         None => None,
     };
-    state.accountant().flush().await;
+    super::flush_usage(&state).await?;
     let rows = state.store().usage(group, from, to, tenant.as_deref()).await?;
     let data = rows
         .into_iter()

@@ -7,8 +7,7 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -754,9 +753,9 @@ pub async fn events(State(state): State<AppState>, Path(id): Path<String>) -> Re
 pub async fn samples(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    q: Result<Query<std::collections::HashMap<String, String>>, QueryRejection>,
+    q: super::AdminQuery,
 ) -> Result<Json<SampleList>, AdminError> {
-    let Query(q) = q.map_err(|e| AdminError::BadRequest(format!("Invalid query string: {e}.")))?;
+    let q = q.0;
     live_or_404(&state, &id)?;
     let differing = match q.get("differing").map(String::as_str) {
         None | Some("false") => false,

@@ -9,6 +9,12 @@
 //! - `[sim:tokens=N]` answers with exactly N completion tokens;
 //! - `[sim:tool]` calls the first declared tool (when `tools` are given);
 //! - `[sim:break]` breaks a stream after its first chunks.
+//!
+//! Every directive is bounded: `tokens` at most [`MAX_TOKENS`], `error` an
+//! HTTP status from 400 to 599, and the configured delays at most
+//! [`MAX_DELAY_MS`] each (checked when the configuration loads). A marker
+//! outside its bound (or not a number) is refused with a 400
+//! `invalid_request_error` naming the bound, before anything is generated.
 
 use std::time::Duration;
 
@@ -22,6 +28,11 @@ use super::{
 use crate::config::ProviderSettings;
 
 pub const FINGERPRINT: &str = "sheepdog-simulated";
+
+/// Largest `[sim:tokens=N]` the simulator answers (a long real completion).
+pub const MAX_TOKENS: u64 = 32_768;
+/// Largest configured delay (`latency_ms`, `ttft_ms`, `chunk_interval_ms`), in ms.
+pub const MAX_DELAY_MS: u64 = 60_000;
 
 const WORDS: [&str; 32] = [
     "sheep", "graze", "quietly", "while", "the", "dog", "keeps", "watch", "over", "every", "tenant", "and", "its",
@@ -47,6 +58,8 @@ pub struct Plan {
     pub usage: Usage,
     pub error_status: Option<u16>,
     pub break_stream: bool,
+    /// Why the request's markers are refused (a 400), when they are.
+    pub refused: Option<String>,
 }
 
 impl Simulated {
@@ -61,6 +74,10 @@ impl Simulated {
     }
 
     fn injected_error(&self, plan: &Plan) -> Option<UpstreamError> {
+        if let Some(why) = &plan.refused {
+            let body = json!({"error": {"message": why, "type": "invalid_request_error"}});
+            return Some(UpstreamError::from_status(&self.name, 400, body.to_string().as_bytes(), None));
+        }
         let status = plan
             .error_status
             .or_else(|| (self.error_ppm > 0 && rand::random::<u32>() % 1_000_000 < self.error_ppm).then_some(500))?;
@@ -71,7 +88,7 @@ impl Simulated {
 
     pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
         let p = plan(req);
-        if !self.latency.is_zero() {
+        if p.refused.is_none() && !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
         if let Some(e) = self.injected_error(&p) {
@@ -225,9 +242,34 @@ pub fn plan(req: &ChatRequest) -> Plan {
         _ => String::new(),
     };
     let seed = fnv(req.body.get("messages").map(|m| m.to_string()).unwrap_or_default().as_bytes());
-    let wanted = marker(&last_user, "tokens").and_then(|n| n.parse::<u64>().ok());
+    let mut refused = None;
+    let wanted = match marker(&last_user, "tokens") {
+        None => None,
+        Some(n) => match n.trim().parse::<u64>() {
+            Ok(n) if n <= MAX_TOKENS => Some(n),
+            _ => {
+                refused = Some(format!(
+                    "[sim:tokens=N] must be a whole number from 0 to {MAX_TOKENS} (got {:?}).",
+                    truncated(n)
+                ));
+                None
+            }
+        },
+    };
+    let error_status = match marker(&last_user, "error") {
+        None => None,
+        Some(s) => match s.trim().parse::<u16>() {
+            Ok(s) if (400..=599).contains(&s) => Some(s),
+            _ => {
+                refused.get_or_insert_with(|| {
+                    format!("[sim:error=STATUS] must be an HTTP status from 400 to 599 (got {:?}).", truncated(s))
+                });
+                None
+            }
+        },
+    };
     let natural = 12 + seed % 40;
-    let mut n = wanted.unwrap_or(natural);
+    let mut n = if refused.is_some() { 0 } else { wanted.unwrap_or(natural) };
     let mut finish_reason = "stop";
     if let Some(max) = req.max_tokens {
         if n > max {
@@ -267,9 +309,15 @@ pub fn plan(req: &ChatRequest) -> Plan {
         finish_reason,
         tool_call,
         usage: Usage { input_tokens: estimate_prompt_tokens(&req.body), output_tokens, cached_tokens: 0 },
-        error_status: marker(&last_user, "error").and_then(|s| s.parse().ok()),
+        error_status,
         break_stream: last_user.contains("[sim:break]"),
+        refused,
     }
+}
+
+/// At most 40 characters of a marker's value, for a message.
+fn truncated(text: &str) -> String {
+    text.chars().take(40).collect()
 }
 
 fn capitalize(w: &str) -> String {
@@ -349,5 +397,34 @@ mod tests {
         assert!(matches!(items.last(), Some(Ok(StreamEvent::Usage { usage, .. })) if usage.output_tokens == 4));
         let items: Vec<_> = sim().stream(&req("hi [sim:break]", None), &target()).await.unwrap().collect().await;
         assert!(matches!(items.last(), Some(Err(_))));
+    }
+
+    #[tokio::test]
+    async fn markers_are_bounded() {
+        let at_cap = plan(&req(&format!("x [sim:tokens={MAX_TOKENS}]"), None));
+        assert_eq!((at_cap.usage.output_tokens, at_cap.refused.as_deref()), (MAX_TOKENS, None));
+        for text in [
+            format!("x [sim:tokens={}]", MAX_TOKENS + 1),
+            "x [sim:tokens=18446744073709551615]".into(),
+            "x [sim:tokens=99999999999999999999999]".into(),
+            "x [sim:tokens=-1]".into(),
+            "x [sim:tokens=lots]".into(),
+            "x [sim:error=200]".into(),
+            "x [sim:error=70000]".into(),
+            "x [sim:error=é]".into(),
+        ] {
+            let p = plan(&req(&text, None));
+            assert!(p.refused.is_some(), "{text}");
+            assert!(p.words.is_empty(), "{text}: nothing is generated for a refused request");
+            for e in [
+                sim().complete(&req(&text, None), &target()).await.unwrap_err(),
+                sim().stream(&req(&text, None), &target()).await.err().unwrap(),
+            ] {
+                assert_eq!(e.status, Some(400), "{text}");
+                assert!(e.message.contains("must be"), "{}", e.message);
+            }
+        }
+        let e = sim().complete(&req("x [sim:error=599]", None), &target()).await.unwrap_err();
+        assert_eq!(e.status, Some(599));
     }
 }
