@@ -139,3 +139,49 @@ fn first_start_prints_secrets_once_and_migrate_and_users_work() {
     let (ok, err) = create(&["--email", "short@example.com", "--role", "viewer"], "short\n");
     assert!(!ok && err.contains("12 characters"), "{err}");
 }
+
+/// The SQLite database (and its `-wal`/`-shm` files) is created 0600 and its
+/// directory 0700, whatever the umask the process starts with.
+#[test]
+fn sqlite_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for umask in ["000", "022", "277"] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut sh = Command::new("sh");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SHEEPDOG_") {
+                sh.env_remove(k);
+            }
+        }
+        let mut child = sh
+            .current_dir(dir.path())
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" gateway"))
+            .arg(env!("CARGO_BIN_EXE_sheepdog"))
+            .env("RUST_LOG", "warn")
+            .env("SHEEPDOG_GATEWAY__LISTEN", format!("127.0.0.1:{port}"))
+            .env("SHEEPDOG_DATABASE__URL", "sqlite://state/db/sheepdog.db")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "gateway did not start (umask {umask})");
+            assert!(child.try_wait().unwrap().is_none(), "gateway exited (umask {umask})");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let db = dir.path().join("state/db/sheepdog.db");
+        assert_eq!(mode(&dir.path().join("state/db")), 0o700, "umask {umask}");
+        assert_eq!(mode(&db), 0o600, "umask {umask}");
+        for suffix in ["-wal", "-shm"] {
+            let f = dir.path().join(format!("state/db/sheepdog.db{suffix}"));
+            assert!(f.exists(), "{suffix} exists while the gateway runs (umask {umask})");
+            assert_eq!(mode(&f), 0o600, "{suffix}, umask {umask}");
+        }
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(child.wait().unwrap().success(), "umask {umask}");
+    }
+}

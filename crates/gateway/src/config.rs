@@ -586,7 +586,9 @@ impl Settings {
                     return Err(err(&format!("{key}.error_ppm"), "must be at most 1000000".into()));
                 }
                 let max_delay = crate::providers::simulated::MAX_DELAY_MS;
-                for (field, v) in [("latency_ms", p.latency_ms), ("ttft_ms", p.ttft_ms), ("chunk_interval_ms", p.chunk_interval_ms)] {
+                for (field, v) in
+                    [("latency_ms", p.latency_ms), ("ttft_ms", p.ttft_ms), ("chunk_interval_ms", p.chunk_interval_ms)]
+                {
                     if v > max_delay {
                         return Err(err(&format!("{key}.{field}"), format!("{v} is more than {max_delay} ms")));
                     }

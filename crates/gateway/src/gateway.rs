@@ -111,14 +111,19 @@ impl Gateway {
     pub async fn build(settings: Settings) -> anyhow::Result<Gateway> {
         // Bound first: a wrong address fails the start before anything else.
         let metrics_listener = match settings.gateway.metrics_listen {
-            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                anyhow::anyhow!("cannot listen on gateway.metrics_listen {addr}: {e}")
-            })?),
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on gateway.metrics_listen {addr}: {e}"))?,
+            ),
             None => None,
         };
         if settings.metrics_token.is_none() {
             if let Some(var) = settings.gateway.metrics_token_env.as_deref().filter(|v| !v.trim().is_empty()) {
-                tracing::warn!(variable = var, "gateway.metrics_token_env names an unset or empty variable: /metrics needs no token");
+                tracing::warn!(
+                    variable = var,
+                    "gateway.metrics_token_env names an unset or empty variable: /metrics needs no token"
+                );
             }
         }
         let store = Store::connect(&settings.database).await?;
@@ -303,11 +308,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz));
     // With `gateway.metrics_listen`, `/metrics` lives on its own listener
     // only (the fallback answers 404 here).
-    let router = if state.settings().gateway.metrics_listen.is_none() {
-        router.route("/metrics", get(metrics))
-    } else {
-        router
-    };
+    let router =
+        if state.settings().gateway.metrics_listen.is_none() { router.route("/metrics", get(metrics)) } else { router };
     router.fallback(v1_not_found).with_state(state)
 }
 
@@ -322,11 +324,7 @@ const METRICS_MAX_CONNECTIONS: usize = 64;
 /// Serves the metrics listener until `stop`: HTTP/1.1, a request head
 /// within 10 s, a connection at most 60 s, at most
 /// [`METRICS_MAX_CONNECTIONS`] at once.
-async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    stop: tokio_util::sync::CancellationToken,
-) {
+async fn serve_metrics(listener: tokio::net::TcpListener, router: Router, stop: tokio_util::sync::CancellationToken) {
     let slots = Arc::new(tokio::sync::Semaphore::new(METRICS_MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
@@ -420,9 +418,9 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     if let Some(token) = &state.settings().metrics_token {
         // Compared as SHA-256 hashes, in constant time.
         let wanted = auth::hash_key(token.expose());
-        let ok = auth::bearer(&headers).ok().is_some_and(|t| {
-            auth::hash_key(t).iter().zip(wanted.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-        });
+        let ok = auth::bearer(&headers)
+            .ok()
+            .is_some_and(|t| auth::hash_key(t).iter().zip(wanted.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0);
         if !ok {
             let body = json!({"error": {"message": "/metrics requires `Authorization: Bearer <metrics token>`.",
                 "type": "authentication_error", "code": "invalid_metrics_token", "param": null}});

@@ -352,3 +352,38 @@ pub fn router(state: AppState) -> Router<AppState> {
         .layer(axum::Extension(users::AuthState::new()))
         .layer(axum::middleware::from_fn_with_state(state, require_admin))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_decoded_strictly() {
+        let q = parse_query("period=7d&actor=caf%C3%A9&x=a+b&&flag").unwrap();
+        assert_eq!(q["period"], "7d");
+        assert_eq!(q["actor"], "café");
+        assert_eq!(q["x"], "a b");
+        assert_eq!(q["flag"], "");
+        assert!(parse_query("").unwrap().is_empty());
+        for bad in ["a=%FF", "a=%C3", "a=%", "a=%2", "a=%zz", "a=%00", "a=%0A", "%FF=1", "a=1&a=2"] {
+            assert!(matches!(parse_query(bad), Err(AdminError::BadRequest(_))), "{bad}");
+        }
+        assert!(parse_query(&"a".repeat(MAX_QUERY_BYTES + 1)).is_err());
+        assert!(check_path("/admin/v1/tenants/caf%C3%A9").is_ok());
+        assert!(check_path("/admin/v1/tenants/%00").is_err());
+        assert!(check_path("/admin/v1/tenants/%FF").is_err());
+    }
+
+    #[test]
+    fn store_errors_map_to_clear_answers() {
+        let unavailable = AdminError::from(StoreError::from(sqlx::Error::PoolTimedOut));
+        assert_eq!(
+            (unavailable.status(), unavailable.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+        );
+        let limit = AdminError::from(StoreError::KeyLimit("full".into()));
+        assert_eq!((limit.status(), limit.code()), (StatusCode::CONFLICT, "key_limit_reached"));
+        let other = AdminError::from(StoreError::from(sqlx::Error::RowNotFound));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -253,3 +253,18 @@ pub async fn audit_log(State(state): State<AppState>, q: QueryMap) -> Result<Jso
             .collect(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_read_by_character() {
+        assert_eq!(parse_period("24h").unwrap(), 24 * HOUR_MS);
+        assert_eq!(parse_period("90d").unwrap(), 90 * 24 * HOUR_MS);
+        for bad in ["", "h", "1é", "é", "1€", "€h", "0h", "91d", "-1h", "+1h", "1.5h", "99999999999999999999h", "24H"]
+        {
+            assert!(matches!(parse_period(bad), Err(AdminError::BadRequest(_))), "{bad}");
+        }
+    }
+}

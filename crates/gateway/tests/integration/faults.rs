@@ -166,11 +166,8 @@ impl OwnPostgres {
     }
 
     fn start(&self) {
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.dir.path().display()
-        );
+        let opts =
+            format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.path().display());
         let log = self.dir.path().join("log").display().to_string();
         self.run("pg_ctl", &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "-t", "30", "start"]);
     }
@@ -224,7 +221,7 @@ fn spawn_load(
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
-                    let stream = n % 4 == 0;
+                    let stream = n.is_multiple_of(4);
                     let body = json!({"model": "gpt-4.1", "stream": stream,
                         "messages": [{"role": "user", "content": format!("client {i} request {n} [sim:tokens=5]")}]});
                     let started = Instant::now();

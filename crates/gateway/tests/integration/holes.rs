@@ -164,8 +164,7 @@ async fn tenant_key_limit_is_enforced_and_a_revocation_frees_a_slot() {
         // Concurrent creations cannot race past the limit: 8 at once, 2 slots free.
         let (t2, _) = gw.tenant_with_key("racing").await;
         let keys2 = format!("/admin/v1/tenants/{t2}/keys");
-        let results = futures::future::join_all((0..8).map(|_| gw.admin(Method::POST, &keys2, Some(json!({})))))
-            .await;
+        let results = futures::future::join_all((0..8).map(|_| gw.admin(Method::POST, &keys2, Some(json!({}))))).await;
         let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
         let refused = results.iter().filter(|(s, _)| *s == StatusCode::CONFLICT).count();
         assert_eq!((created, refused), (2, 6), "{db:?} {results:?}");
