@@ -115,7 +115,13 @@ async fn serve(
         let chat = request::parse_chat(bytes)?;
         (take_request(state, caller, rate).await?, chat)
     } else {
-        let ticket = take_request(state, caller, rate).await?;
+        let ticket = match take_request(state, caller, rate).await {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                request::discard_briefly(body).await;
+                return Err(e);
+            }
+        };
         let bytes = request::read_body(headers, body, limit).await?;
         (ticket, request::parse_chat_bounded(bytes).await?)
     };

@@ -225,6 +225,28 @@ where
     let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
+/// How long [`discard_briefly`] waits for more of a body before it answers.
+pub const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Discards what of an unread body is arriving — at most [`DRAIN_BYTES`],
+/// for at most [`DRAIN_TIME`], and only while it keeps arriving (a pause of
+/// [`DRAIN_IDLE`] ends it) — before a refusal that came before the body was
+/// read (a client still writing would otherwise see its connection reset
+/// instead of the answer). Nothing is kept or parsed.
+pub async fn discard_briefly(body: Body) {
+    let mut stream = body.into_data_stream();
+    let drain = async {
+        let mut drained: u64 = 0;
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(DRAIN_IDLE, stream.next()).await {
+            drained += chunk.len() as u64;
+            if drained > DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+}
+
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
 }
