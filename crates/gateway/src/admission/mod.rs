@@ -550,6 +550,54 @@ mod tests {
         assert_eq!(got, want.map(|(n, v)| (n.to_string(), v.to_string())));
     }
 
+    fn model(max: Option<u64>) -> crate::config::ModelSettings {
+        crate::config::ModelSettings {
+            name: "m".into(),
+            provider: "p".into(),
+            upstream_model: "m".into(),
+            input_nanos_per_token: 1,
+            output_nanos_per_token: 1,
+            cached_input_nanos_per_token: 1,
+            fallbacks: Vec::new(),
+            max_output_tokens: max,
+        }
+    }
+
+    fn chat(extra: &str) -> ChatRequest {
+        let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}]{extra}}}"#);
+        crate::request::parse_chat(bytes::Bytes::from(body)).unwrap()
+    }
+
+    #[test]
+    fn max_tokens_above_the_models_maximum_output_is_refused() {
+        let refused = |c: &ChatRequest, m| match check_max_tokens(c, &model(m)) {
+            Err(e) => (e.status().as_u16(), e.code().to_string(), e.message(), e.body().error.param),
+            Ok(()) => (200, String::new(), String::new(), None),
+        };
+        // The model's own maximum.
+        assert!(check_max_tokens(&chat(r#","max_tokens":4096"#), &model(Some(4096))).is_ok());
+        let (status, code, message, param) = refused(&chat(r#","max_tokens":4097"#), Some(4096));
+        assert_eq!((status, code.as_str(), param.as_deref()), (400, "invalid_request_error", Some("max_tokens")));
+        assert!(message.contains("4096") && message.contains("4097"), "{message}");
+        // Without one, the documented default.
+        assert!(check_max_tokens(&chat(r#","max_tokens":32768"#), &model(None)).is_ok());
+        let (status, _, message, _) = refused(&chat(r#","max_tokens":32769"#), None);
+        assert_eq!(status, 400);
+        assert!(message.contains(&DEFAULT_MAX_OUTPUT_TOKENS.to_string()), "{message}");
+        // 2^64 − 1 is refused, under either name.
+        let (status, _, _, param) = refused(&chat(r#","max_tokens":18446744073709551615"#), Some(u64::MAX - 1));
+        assert_eq!((status, param.as_deref()), (400, Some("max_tokens")));
+        let (status, _, _, param) = refused(&chat(r#","max_completion_tokens":18446744073709551615"#), None);
+        assert_eq!((status, param.as_deref()), (400, Some("max_completion_tokens")));
+        // Beyond u64: not an integer at all.
+        let e = crate::request::parse_chat(bytes::Bytes::from_static(
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":18446744073709551616}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(e.status().as_u16(), 400);
+        assert!(check_max_tokens(&chat(""), &model(Some(1))).is_ok());
+    }
+
     #[test]
     fn durations_read_like_openai() {
         assert_eq!(format_duration(Duration::from_millis(20)), "20ms");
