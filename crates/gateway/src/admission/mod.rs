@@ -214,6 +214,8 @@ impl Admission {
 
     /// Admits a request that holds the cheap limits: its tokens/min, budget
     /// and pool. A refusal gives everything back (the ticket included).
+    // A refusal (rare, and answered at once) carries its header values.
+    #[allow(clippy::result_large_err)]
     pub fn admit_with(
         &self,
         mut ticket: Ticket,

@@ -87,14 +87,15 @@ impl SlidingWindow {
         if amount > limit {
             return Err(Refusal::TooLarge);
         }
-        if self.sum.saturating_add(amount) <= limit {
+        // Checked: a sum beyond `u64` never fits.
+        if self.sum.checked_add(amount).is_some_and(|total| total <= limit) {
             return Ok(());
         }
         // Walk the oldest entries until enough would have expired.
         let mut freed = 0u64;
         for e in &self.entries {
             freed = freed.saturating_add(e.amount);
-            if self.sum.saturating_sub(freed).saturating_add(amount) <= limit {
+            if self.sum.saturating_sub(freed).checked_add(amount).is_some_and(|total| total <= limit) {
                 let at = e.at + self.window;
                 return Err(Refusal::RetryAfter(at.saturating_duration_since(now)));
             }
