@@ -81,15 +81,24 @@ async fn handle(
     // laid out twice over in the handler's future (16.5 KB, copied whole into
     // its box for every request); boxed here, that future is 1.6 KB.
     let result = Box::pin(serve(state, &caller, headers, body, request_id, started, rate)).await;
-    // Refused before admission spoke: the answer still shows the tenant's
-    // limits (asked for only now, so a served request does not pay for it).
-    if result.is_err() && rate.is_none() {
-        *rate = Some(state.admission().peek(&caller.tenant).await);
+    // Refused other than by a limit (whose answer carries the values after
+    // its decision): the answer still shows the tenant's limits, read after
+    // whatever the request held was given back (asked for only now, so a
+    // served request does not pay for it).
+    if let Err(e) = &result {
+        let by_limit = matches!(e, GatewayError::RateLimited { .. } | GatewayError::InsufficientQuota(_));
+        if rate.is_none() || !by_limit {
+            *rate = Some(state.admission().peek(&caller.tenant).await);
+        }
     }
     result
 }
 
-/// The phases after authentication.
+/// The phases after authentication: the cheap limits (requests/min, in
+/// flight) are taken before a large body is read or parsed; a small one
+/// (declared at most `request::INLINE_BODY_BYTES`) is read and checked
+/// first, which costs less than the limits' lock and answers bad input 400
+/// before 429. Any refusal gives back what the request took.
 async fn serve(
     state: &AppState,
     caller: &Caller,
@@ -100,15 +109,30 @@ async fn serve(
     rate: &mut Option<RateInfo>,
 ) -> Result<Response, GatewayError> {
     let cost_center = request::cost_center(headers)?;
-    let bytes = request::read_body(headers, body, state.settings().gateway.max_body_bytes).await?;
-    let chat = request::parse_chat(bytes)?;
+    let limit = state.settings().gateway.max_body_bytes;
+    let (ticket, chat) = if request::declared_small(headers) {
+        let bytes = request::read_body(headers, body, limit).await?;
+        let chat = request::parse_chat(bytes)?;
+        (take_request(state, caller, rate).await?, chat)
+    } else {
+        let ticket = match take_request(state, caller, rate).await {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                request::discard_briefly(body).await;
+                return Err(e);
+            }
+        };
+        let bytes = request::read_body(headers, body, limit).await?;
+        (ticket, request::parse_chat_bounded(bytes).await?)
+    };
     let requested = route(state, caller, &chat)?;
+    admission::check_max_tokens(&chat, &requested.model)?;
     // A rollout may choose the first route; fallbacks follow it.
     let sticky = || sticky_key(headers, &chat, request_id);
     let decision = state.rollouts().decide(&caller.tenant.id, &chat.requested_model, sticky, crate::time::now_ms());
     let first = decision.as_ref().map(|d| d.route.clone()).unwrap_or_else(|| requested.clone());
     let plan = state.models().plan(&requested, first);
-    let permit = admit(state, caller, &plan, &chat, rate).await?;
+    let permit = admit(state, caller, ticket, &plan, &chat, rate)?;
     let meta = RequestMeta { request_id: request_id.to_string(), cost_center, started };
     let mut pending = Pending::new(state.clone(), caller, &requested, &chat, meta, permit);
     if let Some(d) = decision {
@@ -131,23 +155,39 @@ fn sticky_key(headers: &HeaderMap, chat: &ChatRequest, request_id: &str) -> Stri
     if let Some(v) = headers.get(&request::X_SESSION_ID).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
         return v.to_string();
     }
-    match chat.body.get("user").and_then(serde_json::Value::as_str) {
-        Some(u) if !u.is_empty() => u.to_string(),
-        _ => request_id.to_string(),
+    match &chat.user {
+        Some(u) => u.clone(),
+        None => request_id.to_string(),
     }
 }
 
-/// Admission: the tenant's limits, budget and pool (the worst case over
-/// every route that may serve the request). Refusals by a limit count as
-/// rate-limit hits.
-async fn admit(
+/// The cheap limits (requests in flight, requests/min), before the body.
+async fn take_request(
     state: &AppState,
     caller: &Caller,
+    rate: &mut Option<RateInfo>,
+) -> Result<admission::Ticket, GatewayError> {
+    match state.admission().take_request(&caller.tenant).await {
+        Ok((ticket, info)) => {
+            *rate = Some(info);
+            Ok(ticket)
+        }
+        Err(r) => Err(refused(state, &caller.tenant.id, r, rate)),
+    }
+}
+
+/// Admission: the tenant's tokens/min, budget and pool (the worst case over
+/// every route that may serve the request). Refusals by a limit count as
+/// rate-limit hits.
+fn admit(
+    state: &AppState,
+    caller: &Caller,
+    ticket: admission::Ticket,
     plan: &[Arc<ModelRoute>],
     chat: &ChatRequest,
     rate: &mut Option<RateInfo>,
 ) -> Result<Permit, GatewayError> {
-    match state.admission().admit(&caller.tenant, plan, chat).await {
+    match state.admission().admit_with(ticket, &caller.tenant, plan, chat) {
         Ok((permit, info)) => {
             *rate = Some(info);
             Ok(permit)

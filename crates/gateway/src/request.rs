@@ -5,8 +5,12 @@
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderName};
 use futures::{Stream, StreamExt};
-use serde_json::{Map, Value};
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
+use crate::admission::tokens::{Estimate, IMAGE_TOKENS};
 use crate::error::GatewayError;
 use crate::providers::ChatRequest;
 
@@ -61,6 +65,43 @@ pub fn cost_center(headers: &HeaderMap) -> Result<Option<String>, GatewayError> 
     Ok(Some(text.to_string()))
 }
 
+/// Bodies up to this size are read and validated before the cheap limits
+/// are taken (cheap, and bad input is then answered 400 before a 429), and
+/// parsed inline on the event loop; larger ones, or of undeclared length,
+/// only after the cheap limits, and parsed on the bounded blocking pool
+/// ([`bounded`]).
+pub const INLINE_BODY_BYTES: usize = 64 * 1024;
+
+/// Large bodies parsed or translated at once, process-wide: one less than
+/// the cores (at least one), so the event loops always keep a core.
+static HEAVY: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(2);
+    tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+});
+
+/// Runs `f` — work proportional to a body of `len` bytes — inline when the
+/// body is small, else on the blocking pool, at most one less than the
+/// cores at once (waiting for a turn). `None` if the task failed.
+pub async fn bounded<T: Send + 'static>(len: usize, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    if len <= INLINE_BODY_BYTES {
+        return Some(f());
+    }
+    let _turn = HEAVY.acquire().await.ok()?;
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+/// [`parse_chat`] of a body of any size without holding the event loop
+/// (see [`bounded`]).
+pub async fn parse_chat_bounded(raw: Bytes) -> Result<ChatRequest, GatewayError> {
+    bounded(raw.len(), move || parse_chat(raw)).await.unwrap_or(Err(GatewayError::Internal))
+}
+
+/// Whether the declared body (`Content-Length`) is small enough to read and
+/// check before the cheap limits ([`INLINE_BODY_BYTES`]).
+pub fn declared_small(headers: &HeaderMap) -> bool {
+    content_length(headers).is_some_and(|n| n <= INLINE_BODY_BYTES as u64)
+}
+
 /// Refuses a body whose declared length is over the limit before reading it.
 pub fn check_content_length(headers: &HeaderMap, limit: u64) -> Result<(), GatewayError> {
     if let Some(len) = content_length(headers) {
@@ -83,7 +124,10 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<By
     if refuse_declared_oversize(headers, &mut stream, limit).await {
         return Err(GatewayError::RequestTooLarge(limit));
     }
-    match collect_limited(&mut stream, limit).await {
+    // The declared length (at most the limit) is reserved at once: a large
+    // body read in many chunks is not copied again each time its buffer grows.
+    let declared = content_length(headers).filter(|n| *n <= limit).unwrap_or(0);
+    match collect_limited_sized(&mut stream, limit, usize::try_from(declared).unwrap_or(0)).await {
         Ok(bytes) => Ok(bytes),
         Err(CollectError::TooLarge) => {
             discard_rest(&mut stream).await;
@@ -110,6 +154,15 @@ pub async fn collect_limited<S, E>(stream: &mut S, limit: u64) -> Result<Bytes, 
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
+    collect_limited_sized(stream, limit, 0).await
+}
+
+/// [`collect_limited`] with the whole body's size when known (`size_hint`
+/// bytes reserved when a second chunk arrives).
+async fn collect_limited_sized<S, E>(stream: &mut S, limit: u64, size_hint: usize) -> Result<Bytes, CollectError<E>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
     let mut first: Option<Bytes> = None;
     let mut more: Option<bytes::BytesMut> = None;
     let mut total: u64 = 0;
@@ -122,7 +175,7 @@ where
         match (&first, &mut more) {
             (None, _) => first = Some(chunk),
             (Some(f), None) => {
-                let mut buf = bytes::BytesMut::with_capacity(f.len() + chunk.len());
+                let mut buf = bytes::BytesMut::with_capacity((f.len() + chunk.len()).max(size_hint));
                 buf.extend_from_slice(f);
                 buf.extend_from_slice(&chunk);
                 more = Some(buf);
@@ -172,82 +225,293 @@ where
     let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
+/// How long [`discard_briefly`] waits for more of a body before it answers.
+pub const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Discards what of an unread body is arriving — at most [`DRAIN_BYTES`],
+/// for at most [`DRAIN_TIME`], and only while it keeps arriving (a pause of
+/// [`DRAIN_IDLE`] ends it) — before a refusal that came before the body was
+/// read (a client still writing would otherwise see its connection reset
+/// instead of the answer). Nothing is kept or parsed.
+pub async fn discard_briefly(body: Body) {
+    let mut stream = body.into_data_stream();
+    let drain = async {
+        let mut drained: u64 = 0;
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(DRAIN_IDLE, stream.next()).await {
+            drained += chunk.len() as u64;
+            if drained > DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+}
+
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+/// The JSON type of a value, from its first byte (the value is well formed:
+/// the whole body was parsed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
 }
 
-fn wrong_type(param: &str, expected: &str, got: &Value) -> GatewayError {
-    GatewayError::invalid(format!("`{param}` must be {expected}, got {}.", type_name(got)), Some(param))
-}
-
-fn optional_positive_int(value: Option<&Value>, param: &str) -> Result<Option<u64>, GatewayError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n > 0 => Ok(Some(n)),
-            _ => Err(GatewayError::invalid(format!("`{param}` must be a positive integer."), Some(param))),
-        },
-    }
-}
-
-/// The members of a chat body that are checked, found in one pass over the
-/// body instead of one map lookup each.
-#[derive(Default)]
-struct Checked<'a> {
-    model: Option<&'a Value>,
-    messages: Option<&'a Value>,
-    stream: Option<&'a Value>,
-    stream_options: Option<&'a Value>,
-    max_completion_tokens: Option<&'a Value>,
-    max_tokens: Option<&'a Value>,
-    n: Option<&'a Value>,
-    temperature: Option<&'a Value>,
-    top_p: Option<&'a Value>,
-    presence_penalty: Option<&'a Value>,
-    frequency_penalty: Option<&'a Value>,
-    tools: Option<&'a Value>,
-    stop: Option<&'a Value>,
-}
-
-impl<'a> Checked<'a> {
-    fn of(body: &'a Map<String, Value>) -> Self {
-        let mut c = Checked::default();
-        for (k, v) in body {
-            let slot = match k.as_str() {
-                "model" => &mut c.model,
-                "messages" => &mut c.messages,
-                "stream" => &mut c.stream,
-                "stream_options" => &mut c.stream_options,
-                "max_completion_tokens" => &mut c.max_completion_tokens,
-                "max_tokens" => &mut c.max_tokens,
-                "n" => &mut c.n,
-                "temperature" => &mut c.temperature,
-                "top_p" => &mut c.top_p,
-                "presence_penalty" => &mut c.presence_penalty,
-                "frequency_penalty" => &mut c.frequency_penalty,
-                "tools" => &mut c.tools,
-                "stop" => &mut c.stop,
-                _ => continue,
-            };
-            *slot = Some(v);
+impl Kind {
+    fn of(text: &str) -> Kind {
+        match text.trim_start().as_bytes().first() {
+            Some(b'{') => Kind::Object,
+            Some(b'[') => Kind::Array,
+            Some(b'"') => Kind::String,
+            Some(b't' | b'f') => Kind::Bool,
+            Some(b'n') => Kind::Null,
+            _ => Kind::Number,
         }
-        c
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "a boolean",
+            Kind::Number => "a number",
+            Kind::String => "a string",
+            Kind::Array => "an array",
+            Kind::Object => "an object",
+        }
+    }
+}
+
+/// A member's JSON text as the client wrote it, borrowed from the body
+/// (`null` included: an `Option<&RawValue>` would read `null` as absent).
+/// Nothing is built for it until it is checked.
+#[derive(Debug, Default, Clone, Copy)]
+struct Raw<'a>(Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a RawValue>::deserialize(d).map(|r| Raw(Some(r)))
+    }
+}
+
+impl<'a> Raw<'a> {
+    fn text(self) -> Option<&'a str> {
+        self.0.map(RawValue::get)
+    }
+
+    /// The value's type; `None` when the member is absent.
+    fn kind(self) -> Option<Kind> {
+        self.text().map(Kind::of)
+    }
+
+    /// The value as a string (borrowed unless it holds escapes); `None` when
+    /// it is not one.
+    fn string(self) -> Option<Cow<'a, str>> {
+        let text = self.text()?;
+        match serde_json::from_str::<&str>(text) {
+            Ok(s) => Some(Cow::Borrowed(s)),
+            Err(_) => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
+        }
+    }
+
+    /// `null` or absent.
+    fn is_none(self) -> bool {
+        matches!(self.kind(), None | Some(Kind::Null))
+    }
+}
+
+/// The top-level members that are checked, read in one pass; every other
+/// member is skipped without being built.
+#[derive(Deserialize)]
+struct Top<'a> {
+    #[serde(default, borrow)]
+    model: Raw<'a>,
+    #[serde(default, borrow)]
+    messages: Raw<'a>,
+    #[serde(default, borrow)]
+    stream: Raw<'a>,
+    #[serde(default, borrow)]
+    stream_options: Raw<'a>,
+    #[serde(default, borrow)]
+    max_completion_tokens: Raw<'a>,
+    #[serde(default, borrow)]
+    max_tokens: Raw<'a>,
+    #[serde(default, borrow)]
+    n: Raw<'a>,
+    #[serde(default, borrow)]
+    temperature: Raw<'a>,
+    #[serde(default, borrow)]
+    top_p: Raw<'a>,
+    #[serde(default, borrow)]
+    presence_penalty: Raw<'a>,
+    #[serde(default, borrow)]
+    frequency_penalty: Raw<'a>,
+    #[serde(default, borrow)]
+    tools: Raw<'a>,
+    #[serde(default, borrow)]
+    stop: Raw<'a>,
+    #[serde(default, borrow)]
+    user: Raw<'a>,
+}
+
+/// The members of a message that are checked or counted.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(default, borrow)]
+    role: Raw<'a>,
+    #[serde(default, borrow)]
+    content: Raw<'a>,
+    #[serde(default, borrow)]
+    name: Raw<'a>,
+    #[serde(default, borrow)]
+    tool_calls: Raw<'a>,
+}
+
+/// The members of a content part that are counted.
+#[derive(Deserialize)]
+struct Part<'a> {
+    #[serde(default, borrow, rename = "type")]
+    kind: Raw<'a>,
+    #[serde(default, borrow)]
+    text: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions<'a> {
+    #[serde(default, borrow)]
+    include_usage: Raw<'a>,
+}
+
+fn wrong_type(param: &str, expected: &str, got: Kind) -> GatewayError {
+    GatewayError::invalid(format!("`{param}` must be {expected}, got {}.", got.name()), Some(param))
+}
+
+fn not_json(e: serde_json::Error) -> GatewayError {
+    GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None)
+}
+
+fn optional_positive_int(value: Raw<'_>, param: &str) -> Result<Option<u64>, GatewayError> {
+    let Some(text) = value.text().filter(|_| !value.is_none()) else { return Ok(None) };
+    match serde_json::from_str::<u64>(text) {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(GatewayError::invalid(format!("`{param}` must be a positive integer."), Some(param))),
+    }
+}
+
+/// Calls `f` with each element of the JSON array `array`, in order, without
+/// collecting them; returns how many there were.
+fn for_each<'a>(
+    array: &'a str,
+    f: impl FnMut(usize, Raw<'a>) -> Result<(), GatewayError>,
+) -> Result<usize, GatewayError> {
+    struct Each<F> {
+        f: F,
+        n: usize,
+        error: Option<GatewayError>,
+    }
+    impl<'a, F: FnMut(usize, Raw<'a>) -> Result<(), GatewayError>> Visitor<'a> for &mut Each<F> {
+        type Value = ();
+        fn expecting(&self, out: &mut std::fmt::Formatter) -> std::fmt::Result {
+            out.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(item) = seq.next_element::<Raw<'a>>()? {
+                if let Err(e) = (self.f)(self.n, item) {
+                    self.error = Some(e);
+                    return Err(serde::de::Error::custom("refused"));
+                }
+                self.n += 1;
+            }
+            Ok(())
+        }
+    }
+    let mut each = Each { f, n: 0, error: None };
+    let result = Deserializer::deserialize_seq(&mut serde_json::Deserializer::from_str(array), &mut each);
+    match (result, each.error) {
+        (_, Some(e)) => Err(e),
+        (Err(e), None) => Err(not_json(e)),
+        (Ok(()), None) => Ok(each.n),
+    }
+}
+
+/// Checks one message and adds it to the estimate.
+fn check_message(i: usize, message: Raw<'_>, estimate: &mut Estimate) -> Result<(), GatewayError> {
+    // Named only when something is wrong: no allocation per valid message.
+    let name = || format!("messages[{i}]");
+    let (Some(text), Some(kind)) = (message.text(), message.kind()) else { return Ok(()) };
+    if kind != Kind::Object {
+        return Err(wrong_type(&name(), "an object", kind));
+    }
+    let m: Message<'_> = serde_json::from_str(text).map_err(|e| {
+        let param = name();
+        GatewayError::invalid(format!("`{param}` is not a valid message: {e}."), Some(&param))
+    })?;
+    match (m.role.kind(), m.role.string()) {
+        (Some(Kind::String), Some(r)) if ROLES.contains(&r.as_ref()) => {}
+        (Some(Kind::String), Some(r)) => {
+            let param = name();
+            return Err(GatewayError::invalid(
+                format!("`{param}.role` {r:?} is not one of {}.", ROLES.join(", ")),
+                Some(&format!("{param}.role")),
+            ));
+        }
+        (Some(other), _) => return Err(wrong_type(&format!("{}.role", name()), "a string", other)),
+        (None, _) => {
+            let param = name();
+            return Err(GatewayError::invalid(
+                format!("Missing required parameter: `{param}.role`."),
+                Some(&format!("{param}.role")),
+            ));
+        }
+    }
+    estimate.message();
+    match m.content.kind() {
+        None | Some(Kind::Null) => {}
+        Some(Kind::String) => estimate.text(&m.content.string().unwrap_or_default()),
+        Some(Kind::Array) => {
+            for_each(m.content.text().unwrap_or("[]"), |_, part| {
+                count_part(part, estimate);
+                Ok(())
+            })?;
+        }
+        Some(other) => return Err(wrong_type(&format!("{}.content", name()), "a string or an array of parts", other)),
+    }
+    if let Some(n) = m.name.string() {
+        estimate.text(&n);
+        estimate.add(1);
+    }
+    if let Some(calls) = m.tool_calls.text().filter(|_| !m.tool_calls.is_none()) {
+        estimate.text(calls);
+    }
+    Ok(())
+}
+
+/// A content part's tokens: its text, an image's allowance, or for any
+/// other part its JSON text.
+fn count_part(part: Raw<'_>, estimate: &mut Estimate) {
+    let Some(text) = part.text() else { return };
+    let parsed = match part.kind() {
+        Some(Kind::Object) => serde_json::from_str::<Part<'_>>(text).ok(),
+        _ => None,
+    };
+    match parsed.as_ref().and_then(|p| p.kind.string()).as_deref() {
+        Some("text") => estimate.text(&parsed.and_then(|p| p.text.string()).unwrap_or_default()),
+        Some("image_url") | Some("image") => estimate.add(IMAGE_TOKENS),
+        _ => estimate.text(text),
     }
 }
 
 /// Parses and validates a Chat Completions body (kept as
-/// [`ChatRequest::raw`]).
+/// [`ChatRequest::raw`]), and estimates its prompt tokens. No JSON tree is
+/// built: the checked members are read as borrowed slices of the body and
+/// every other member is skipped, so the memory this takes is a small
+/// fraction of the body (at most one unescaped copy of a string that holds
+/// escapes), whatever the body holds.
 pub fn parse_chat(raw: Bytes) -> Result<ChatRequest, GatewayError> {
     let Ok(text) = std::str::from_utf8(&raw) else {
         return Err(GatewayError::invalid("The request body is not valid UTF-8.", None));
@@ -255,75 +519,57 @@ pub fn parse_chat(raw: Bytes) -> Result<ChatRequest, GatewayError> {
     if text.bytes().all(|b| b.is_ascii_whitespace()) {
         return Err(GatewayError::invalid("The request body is empty; send a JSON object.", None));
     }
-    // From the checked text: serde does not check each string's UTF-8 again.
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None))?;
-    let Value::Object(body) = value else {
+    let kind = Kind::of(text);
+    if kind != Kind::Object {
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(not_json)?;
         return Err(GatewayError::invalid(
-            format!("The request body must be a JSON object, got {}.", type_name(&value)),
+            format!("The request body must be a JSON object, got {}.", kind.name()),
             None,
         ));
-    };
-    let c = Checked::of(&body);
-    let model = match c.model {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(Value::String(_)) => return Err(GatewayError::invalid("`model` must not be empty.", Some("model"))),
-        Some(other) => return Err(wrong_type("model", "a string", other)),
-        None => return Err(GatewayError::invalid("Missing required parameter: `model`.", Some("model"))),
-    };
-    match c.messages {
-        Some(Value::Array(msgs)) if !msgs.is_empty() => {
-            for (i, m) in msgs.iter().enumerate() {
-                // Named only when something is wrong: no allocation per valid message.
-                let name = || format!("messages[{i}]");
-                let Value::Object(obj) = m else { return Err(wrong_type(&name(), "an object", m)) };
-                match obj.get("role") {
-                    Some(Value::String(r)) if ROLES.contains(&r.as_str()) => {}
-                    Some(Value::String(r)) => {
-                        let param = name();
-                        return Err(GatewayError::invalid(
-                            format!("`{param}.role` {r:?} is not one of {}.", ROLES.join(", ")),
-                            Some(&format!("{param}.role")),
-                        ));
-                    }
-                    Some(other) => return Err(wrong_type(&format!("{}.role", name()), "a string", other)),
-                    None => {
-                        let param = name();
-                        return Err(GatewayError::invalid(
-                            format!("Missing required parameter: `{param}.role`."),
-                            Some(&format!("{param}.role")),
-                        ));
-                    }
-                }
-                match obj.get("content") {
-                    None | Some(Value::Null) | Some(Value::String(_)) | Some(Value::Array(_)) => {}
-                    Some(other) => {
-                        return Err(wrong_type(&format!("{}.content", name()), "a string or an array of parts", other))
-                    }
-                }
-            }
-        }
-        Some(Value::Array(_)) => return Err(GatewayError::invalid("`messages` must not be empty.", Some("messages"))),
-        Some(other) => return Err(wrong_type("messages", "an array", other)),
-        None => return Err(GatewayError::invalid("Missing required parameter: `messages`.", Some("messages"))),
     }
-    let stream = match c.stream {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+    // From the checked text: serde does not check each string's UTF-8 again.
+    let c: Top<'_> = serde_json::from_str(text).map_err(not_json)?;
+    let model = match (c.model.kind(), c.model.string()) {
+        (Some(Kind::String), Some(s)) if !s.trim().is_empty() => s.into_owned(),
+        (Some(Kind::String), _) => return Err(GatewayError::invalid("`model` must not be empty.", Some("model"))),
+        (Some(other), _) => return Err(wrong_type("model", "a string", other)),
+        (None, _) => return Err(GatewayError::invalid("Missing required parameter: `model`.", Some("model"))),
+    };
+    let mut estimate = Estimate::default();
+    match (c.messages.kind(), c.messages.text()) {
+        (Some(Kind::Array), Some(msgs)) => {
+            let empty = msgs.trim_start().strip_prefix('[').is_some_and(|rest| rest.trim_start().starts_with(']'));
+            if empty {
+                return Err(GatewayError::invalid("`messages` must not be empty.", Some("messages")));
+            }
+            for_each(msgs, |i, m| check_message(i, m, &mut estimate))?;
+        }
+        (Some(other), _) => return Err(wrong_type("messages", "an array", other)),
+        (None, _) => return Err(GatewayError::invalid("Missing required parameter: `messages`.", Some("messages"))),
+    }
+    let stream = match c.stream.kind() {
+        None | Some(Kind::Null) => false,
+        Some(Kind::Bool) => c.stream.text() == Some("true"),
         Some(other) => return Err(wrong_type("stream", "a boolean", other)),
     };
-    let include_usage = match c.stream_options {
-        None | Some(Value::Null) => false,
-        Some(Value::Object(o)) => match o.get("include_usage") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => return Err(wrong_type("stream_options.include_usage", "a boolean", other)),
-        },
-        Some(other) => return Err(wrong_type("stream_options", "an object", other)),
+    let include_usage = match (c.stream_options.kind(), c.stream_options.text()) {
+        (None | Some(Kind::Null), _) => false,
+        (Some(Kind::Object), Some(text)) => {
+            let o: StreamOptions<'_> = serde_json::from_str(text).map_err(|e| {
+                GatewayError::invalid(format!("`stream_options` is not valid: {e}."), Some("stream_options"))
+            })?;
+            match o.include_usage.kind() {
+                None | Some(Kind::Null) => false,
+                Some(Kind::Bool) => o.include_usage.text() == Some("true"),
+                Some(other) => return Err(wrong_type("stream_options.include_usage", "a boolean", other)),
+            }
+        }
+        (Some(other), _) => return Err(wrong_type("stream_options", "an object", other)),
     };
-    let max_tokens = match optional_positive_int(c.max_completion_tokens, "max_completion_tokens")? {
-        Some(n) => Some(n),
-        None => optional_positive_int(c.max_tokens, "max_tokens")?,
+    let (max_tokens, max_tokens_param) = match optional_positive_int(c.max_completion_tokens, "max_completion_tokens")?
+    {
+        Some(n) => (Some(n), "max_completion_tokens"),
+        None => (optional_positive_int(c.max_tokens, "max_tokens")?, "max_tokens"),
     };
     optional_positive_int(c.n, "n")?;
     for (p, value) in [
@@ -332,20 +578,31 @@ pub fn parse_chat(raw: Bytes) -> Result<ChatRequest, GatewayError> {
         ("presence_penalty", c.presence_penalty),
         ("frequency_penalty", c.frequency_penalty),
     ] {
-        match value {
-            None | Some(Value::Null) | Some(Value::Number(_)) => {}
+        match value.kind() {
+            None | Some(Kind::Null) | Some(Kind::Number) => {}
             Some(other) => return Err(wrong_type(p, "a number", other)),
         }
     }
-    match c.tools {
-        None | Some(Value::Null) | Some(Value::Array(_)) => {}
+    match c.tools.kind() {
+        None | Some(Kind::Null) => {}
+        Some(Kind::Array) => estimate.text(c.tools.text().unwrap_or_default()),
         Some(other) => return Err(wrong_type("tools", "an array", other)),
     }
-    match c.stop {
-        None | Some(Value::Null) | Some(Value::String(_)) | Some(Value::Array(_)) => {}
+    match c.stop.kind() {
+        None | Some(Kind::Null) | Some(Kind::String) | Some(Kind::Array) => {}
         Some(other) => return Err(wrong_type("stop", "a string or an array of strings", other)),
     }
-    Ok(ChatRequest { body, raw, requested_model: model, stream, include_usage, max_tokens })
+    let user = c.user.string().filter(|u| !u.is_empty()).map(Cow::into_owned);
+    Ok(ChatRequest {
+        raw: raw.clone(),
+        requested_model: model,
+        stream,
+        include_usage,
+        max_tokens,
+        max_tokens_param,
+        user,
+        prompt_tokens: estimate.total(),
+    })
 }
 
 #[cfg(test)]
@@ -386,7 +643,8 @@ mod tests {
         assert!(r.stream && r.include_usage);
         assert_eq!(r.max_tokens, Some(5));
         assert_eq!(r.requested_model, "gpt-4.1");
-        assert!(r.body.contains_key("x_custom"));
+        assert_eq!(r.prompt_tokens, 1 + 3 + 3);
+        assert_eq!(r.members(&["x_custom", "model"]).len(), 2);
     }
 
     #[test]

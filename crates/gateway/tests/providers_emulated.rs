@@ -57,16 +57,8 @@ fn request(body: Value, stream: bool) -> ChatRequest {
     if stream {
         body.insert("stream".into(), Value::Bool(true));
     }
-    let max_tokens = body.get("max_tokens").and_then(Value::as_u64);
-    ChatRequest {
-        requested_model: body.get("model").and_then(Value::as_str).unwrap_or("alias").to_string(),
-        // As a client sent it: the OpenAI adapter forwards these bytes.
-        raw: serde_json::to_vec(&body).unwrap_or_default().into(),
-        body,
-        stream,
-        include_usage: stream,
-        max_tokens,
-    }
+    // As a client sent it: the OpenAI adapter forwards these bytes.
+    sheepdog_gateway::request::parse_chat(serde_json::to_vec(&body).unwrap().into()).unwrap()
 }
 
 /// A system prompt (3 words) and a user message (3 words + the marker).
@@ -341,8 +333,10 @@ async fn first_byte_timeout(wire: Wire) {
     s.first_byte_timeout_ms = 100;
     let provider = Provider::new(&s, http_client());
     let target = RouteTarget { upstream_model: model_of(wire).to_string() };
+    // Built first: validating it loads the tokenizer's tables once.
+    let stalled = request(simple("[emu:stall_ms=2000]"), false);
     let started = std::time::Instant::now();
-    let err = provider.complete(&request(simple("[emu:stall_ms=2000]"), false), &target).await.unwrap_err();
+    let err = provider.complete(&stalled, &target).await.unwrap_err();
     assert_eq!(err.kind, UpstreamErrorKind::Timeout, "{err:?}");
     assert!(started.elapsed() < Duration::from_millis(1500));
     // A short stall within the timeout is fine.

@@ -1,6 +1,14 @@
 //! Per-tenant rate limits: requests per minute, tokens per minute (estimate
-//! first, settled to the actual usage after) and requests in flight, checked
-//! and taken together, atomically. Exact sliding windows (see `window.rs`).
+//! first, settled to the actual usage after) and requests in flight. Exact
+//! sliding windows (see `window.rs`).
+//!
+//! Taken in two steps: the cheap limits (a request and a slot in flight,
+//! [`Limiter::take_request`]) before the body is read or parsed, then the
+//! tokens ([`Limiter::take_tokens`]) once the prompt is estimated. A request
+//! refused after the first step gives its request back
+//! ([`Limiter::give_back`]): the window then holds only requests that were
+//! admitted, so no 60-second window ever admits more than the limit, and a
+//! refused request costs the tenant nothing.
 //!
 //! [`Limiter`] is the interface the request path uses; today it has one
 //! in-memory implementation for a single process. A shared (Redis) variant
@@ -49,6 +57,7 @@ pub struct LimitRefusal {
 pub struct Grant {
     /// The tenant's state itself: settling and releasing need no lookup.
     state: Arc<Mutex<TenantState>>,
+    request: Added,
     tokens: Added,
     counted_concurrency: bool,
 }
@@ -132,10 +141,28 @@ impl Limiter {
         tokens: u64,
         now: Instant,
     ) -> Result<(Grant, RateInfo), (LimitRefusal, RateInfo)> {
+        let (mut grant, _) = self.take_request(tenant, limits, now).await.map_err(|(mut r, info)| {
+            r.needed_tokens = tokens;
+            (r, info)
+        })?;
+        match self.take_tokens(&mut grant, limits, tokens, now) {
+            Ok(info) => Ok((grant, info)),
+            Err(refused) => Err(refused),
+        }
+    }
+
+    /// The cheap limits: a slot in flight and one request of the minute, or
+    /// nothing (taken before the body is read).
+    pub async fn take_request(
+        &self,
+        tenant: &str,
+        limits: &Limits,
+        now: Instant,
+    ) -> Result<(Grant, RateInfo), (LimitRefusal, RateInfo)> {
         match self {
             Limiter::Memory(m) => m.with(tenant, |s, state| {
                 let refuse = |kind, retry_after, s: &mut TenantState| {
-                    Err((LimitRefusal { kind, retry_after, needed_tokens: tokens }, s.info(limits, now)))
+                    Err((LimitRefusal { kind, retry_after, needed_tokens: 0 }, s.info(limits, now)))
                 };
                 if let Some(max) = limits.max_concurrency {
                     if s.in_flight >= max {
@@ -149,25 +176,76 @@ impl Limiter {
                     };
                     return refuse(LimitKind::Requests, wait, s);
                 }
-                match s.tokens.check(now, tokens, limits.tokens_per_minute) {
-                    Ok(()) => {}
-                    Err(Refusal::RetryAfter(d)) => return refuse(LimitKind::Tokens, d, s),
-                    Err(Refusal::TooLarge) => return refuse(LimitKind::TooLarge, WINDOW, s),
-                }
-                s.requests.add(now, 1);
-                let added = s.tokens.add(now, tokens);
+                let request = s.requests.add(now, 1);
                 let counted_concurrency = limits.max_concurrency.is_some();
                 if counted_concurrency {
                     s.in_flight += 1;
                 }
                 let info = s.info(limits, now);
-                Ok((Grant { state: state.clone(), tokens: added, counted_concurrency }, info))
+                Ok((Grant { state: state.clone(), request, tokens: Added::default(), counted_concurrency }, info))
             }),
+        }
+    }
+
+    /// The tokens of a request that holds a [`Grant`] from
+    /// [`Limiter::take_request`]. A refusal gives the request back (the
+    /// grant then holds nothing); the header values are those after the
+    /// decision.
+    pub fn take_tokens(
+        &self,
+        grant: &mut Grant,
+        limits: &Limits,
+        tokens: u64,
+        now: Instant,
+    ) -> Result<RateInfo, (LimitRefusal, RateInfo)> {
+        match self {
+            Limiter::Memory(_) => {
+                let refusal = {
+                    let mut s = lock(&grant.state);
+                    match s.tokens.check(now, tokens, limits.tokens_per_minute) {
+                        Ok(()) => {
+                            grant.tokens = s.tokens.add(now, tokens);
+                            return Ok(s.info(limits, now));
+                        }
+                        Err(Refusal::RetryAfter(d)) => {
+                            LimitRefusal { kind: LimitKind::Tokens, retry_after: d, needed_tokens: tokens }
+                        }
+                        Err(Refusal::TooLarge) => {
+                            LimitRefusal { kind: LimitKind::TooLarge, retry_after: WINDOW, needed_tokens: tokens }
+                        }
+                    }
+                };
+                self.give_back(grant);
+                Err((refusal, lock(&grant.state).info(limits, now)))
+            }
+        }
+    }
+
+    /// Gives a refused request's request and slot in flight back (its
+    /// tokens too, if it took any). Idempotent.
+    pub fn give_back(&self, grant: &mut Grant) {
+        match self {
+            Limiter::Memory(_) => {
+                let mut s = lock(&grant.state);
+                s.requests.adjust(grant.request, 0);
+                s.tokens.adjust(grant.tokens, 0);
+                grant.request = Added::default();
+                grant.tokens = Added::default();
+                if grant.counted_concurrency {
+                    grant.counted_concurrency = false;
+                    s.in_flight = s.in_flight.saturating_sub(1);
+                }
+            }
         }
     }
 
     /// Header values without taking anything (for refused requests).
     pub async fn peek(&self, tenant: &str, limits: &Limits, now: Instant) -> RateInfo {
+        self.info(tenant, limits, now)
+    }
+
+    /// [`Limiter::peek`], for callers that cannot wait.
+    pub fn info(&self, tenant: &str, limits: &Limits, now: Instant) -> RateInfo {
         match self {
             Limiter::Memory(m) => m.with(tenant, |s, _| s.info(limits, now)),
         }
@@ -180,11 +258,12 @@ impl Limiter {
         }
     }
 
-    /// Frees the concurrency slot (the request ended).
-    pub fn release(&self, grant: &Grant) {
+    /// Frees the concurrency slot (the request ended). Idempotent.
+    pub fn release(&self, grant: &mut Grant) {
         if !grant.counted_concurrency {
             return;
         }
+        grant.counted_concurrency = false;
         match self {
             Limiter::Memory(_) => {
                 let mut s = lock(&grant.state);
@@ -207,10 +286,10 @@ mod tests {
         let l = Limiter::default();
         let lim = limits(3, 1_000_000, None);
         for i in 0..3 {
-            let (g, info) = l.acquire("t", &lim, 10, Instant::now()).await.unwrap();
+            let (mut g, info) = l.acquire("t", &lim, 10, Instant::now()).await.unwrap();
             assert_eq!(info.remaining_requests, 2 - i);
             assert_eq!(info.limit_requests, 3);
-            l.release(&g);
+            l.release(&mut g);
             tokio::time::advance(Duration::from_secs(10)).await;
         }
         let (refusal, info) = l.acquire("t", &lim, 10, Instant::now()).await.unwrap_err();
@@ -243,11 +322,12 @@ mod tests {
     async fn concurrency_is_released() {
         let l = Limiter::default();
         let lim = limits(1000, 1_000_000, Some(2));
-        let (a, _) = l.acquire("t", &lim, 1, Instant::now()).await.unwrap();
+        let (mut a, _) = l.acquire("t", &lim, 1, Instant::now()).await.unwrap();
         let (_b, _) = l.acquire("t", &lim, 1, Instant::now()).await.unwrap();
         let (r, _) = l.acquire("t", &lim, 1, Instant::now()).await.unwrap_err();
         assert_eq!(r.kind, LimitKind::Concurrency);
-        l.release(&a);
+        l.release(&mut a);
+        l.release(&mut a); // idempotent: frees one slot, not two
         assert!(l.acquire("t", &lim, 1, Instant::now()).await.is_ok());
     }
 
@@ -259,5 +339,44 @@ mod tests {
         l.acquire("t", &lim, 50, Instant::now()).await.unwrap_err();
         let info = l.peek("t", &lim, Instant::now()).await;
         assert_eq!((info.remaining_requests, info.remaining_tokens), (1, 40));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cheap_limits_first_then_tokens_and_a_refusal_gives_everything_back() {
+        let l = Limiter::default();
+        let lim = limits(2, 100, Some(1));
+        // The request and the slot are taken before the tokens are known.
+        let (mut g, info) = l.take_request("t", &lim, Instant::now()).await.unwrap();
+        assert_eq!((info.remaining_requests, info.remaining_tokens), (1, 100));
+        let (r, _) = l.take_request("t", &lim, Instant::now()).await.unwrap_err();
+        assert_eq!(r.kind, LimitKind::Concurrency);
+        // Too many tokens: refused, and the request and slot come back.
+        let (r, info) = l.take_tokens(&mut g, &lim, 500, Instant::now()).unwrap_err();
+        assert_eq!(r.kind, LimitKind::TooLarge);
+        assert_eq!((info.remaining_requests, info.remaining_tokens), (2, 100));
+        l.give_back(&mut g); // idempotent
+        l.release(&mut g);
+        let info = l.peek("t", &lim, Instant::now()).await;
+        assert_eq!((info.remaining_requests, info.remaining_tokens), (2, 100));
+        // Refused for another reason (bad input) after the cheap limits:
+        // given back too.
+        let (mut g, _) = l.take_request("t", &lim, Instant::now()).await.unwrap();
+        l.give_back(&mut g);
+        let (mut g, _) = l.take_request("t", &lim, Instant::now()).await.unwrap();
+        let info = l.take_tokens(&mut g, &lim, 60, Instant::now()).unwrap();
+        assert_eq!((info.remaining_requests, info.remaining_tokens), (1, 40));
+        l.release(&mut g);
+        let (mut g2, _) = l.take_request("t", &lim, Instant::now()).await.unwrap();
+        // 60 of 100 tokens taken: 50 more wait; the request comes back.
+        let (r, info) = l.take_tokens(&mut g2, &lim, 50, Instant::now()).unwrap_err();
+        assert_eq!(r.kind, LimitKind::Tokens);
+        assert_eq!((info.remaining_requests, info.remaining_tokens), (1, 40));
+        // Exact: two admitted in this minute, no more.
+        l.release(&mut g2);
+        let (mut g3, _) = l.take_request("t", &lim, Instant::now()).await.unwrap();
+        l.take_tokens(&mut g3, &lim, 10, Instant::now()).unwrap();
+        l.release(&mut g3);
+        let (r, _) = l.take_request("t", &lim, Instant::now()).await.unwrap_err();
+        assert_eq!(r.kind, LimitKind::Requests);
     }
 }

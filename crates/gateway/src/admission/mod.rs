@@ -1,17 +1,23 @@
 //! Admission: whether a request may go upstream now, for this tenant.
 //!
 //! In order, all or nothing:
-//! 1. the tenant's rate limits — requests/min, tokens/min (prompt estimated
-//!    with a real tokenizer plus `max_tokens`, settled to the actual usage),
-//!    requests in flight ([`limiter`]);
+//! 1. the tenant's rate limits ([`limiter`]) — first the cheap ones, before
+//!    the body is read or parsed ([`Admission::take_request`]: requests in
+//!    flight and requests/min), then once the body is validated tokens/min
+//!    (prompt estimated with a real tokenizer up to a bounded amount of text,
+//!    see [`tokens`], plus `max_tokens`; settled to the actual usage);
 //! 2. its monthly budget — the worst-case cost is reserved, a hard budget
 //!    refuses what could overspend it ([`spend`]);
 //! 3. its credit pool, for the `pooled` tier ([`spend`]);
 //! 4. a fair share of the upstream's capacity, waited for after 1–3
 //!    ([`capacity`]).
 //!
-//! The [`Permit`] holds every reservation; `settle` replaces estimates by the
-//! actual usage and cost, and dropping it releases whatever is left.
+//! A [`Ticket`] holds the cheap limits until the request is admitted or
+//! refused; dropped (any refusal: bad input, unknown model, a later limit),
+//! it gives them back, so only admitted requests count against a tenant's
+//! requests/min. The [`Permit`] holds every reservation; `settle` replaces
+//! estimates by the actual usage and cost, and dropping it releases whatever
+//! is left. Every sum of tokens or nano-USD here saturates.
 
 pub mod capacity;
 pub mod limiter;
@@ -38,8 +44,30 @@ use limiter::{Grant, LimitKind, Limiter, RateInfo};
 use spend::SpendBook;
 
 /// Completion tokens assumed for the worst case when neither the request
-/// (`max_tokens`) nor the model (`max_output_tokens`) bounds them.
+/// (`max_tokens`) nor the model (`max_output_tokens`) bounds them; also the
+/// largest `max_tokens` accepted for a model without `max_output_tokens`.
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 32_768;
+
+/// The most completion tokens a request may ask of `model`.
+pub fn max_output_tokens(model: &crate::config::ModelSettings) -> u64 {
+    model.max_output_tokens.unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS)
+}
+
+/// Refuses a `max_tokens` (or `max_completion_tokens`) above the model's
+/// maximum output: `400 invalid_request_error` naming the maximum.
+pub fn check_max_tokens(chat: &ChatRequest, model: &crate::config::ModelSettings) -> Result<(), GatewayError> {
+    let max = max_output_tokens(model);
+    match chat.max_tokens {
+        Some(n) if n > max => {
+            let param = chat.max_tokens_param;
+            Err(GatewayError::invalid(
+                format!("`{param}` is too large: {n}. Model {} allows at most {max} completion tokens.", model.name),
+                Some(param),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Shared admission state (cheap to clone).
 #[derive(Debug, Clone)]
@@ -80,6 +108,22 @@ struct Reservation {
     key: String,
     period: i64,
     amount: i64,
+}
+
+/// The cheap limits one request holds before it is admitted (a request of
+/// the minute, a slot in flight); dropped unused, it gives them back.
+#[derive(Debug)]
+pub struct Ticket {
+    admission: Admission,
+    grant: Option<Grant>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(mut grant) = self.grant.take() {
+            self.admission.0.limiter.give_back(&mut grant);
+        }
+    }
 }
 
 /// Everything one admitted request holds.
@@ -130,7 +174,7 @@ impl Admission {
     /// A pool's balance now: credits − debits − reservations in flight.
     pub fn pool_available(&self, pool: &str) -> i64 {
         let a = self.0.spend.get(&pool_key(pool), 0);
-        a.credited - a.settled - a.reserved
+        a.credited.saturating_sub(a.settled).saturating_sub(a.reserved)
     }
 
     /// This month's settled spend of a tenant.
@@ -147,47 +191,48 @@ impl Admission {
         self.0.limiter.peek(&tenant.id, &tenant.limits, Instant::now()).await
     }
 
-    /// Checks and takes the tenant's limits, budget and pool for this request.
+    /// Takes the cheap limits — a slot in flight and a request of the
+    /// minute — before the body is read.
+    pub async fn take_request(&self, tenant: &TenantEntry) -> Result<(Ticket, RateInfo), Refused> {
+        match self.0.limiter.take_request(&tenant.id, &tenant.limits, Instant::now()).await {
+            Ok((grant, info)) => Ok((Ticket { admission: self.clone(), grant: Some(grant) }, info)),
+            Err((refusal, info)) => Err(limit_refused(tenant, refusal, info)),
+        }
+    }
+
+    /// Checks and takes the tenant's limits, budget and pool for this
+    /// request, all at once (tests and callers without a [`Ticket`]).
     pub async fn admit(
         &self,
         tenant: &TenantEntry,
         routes: &[std::sync::Arc<ModelRoute>],
         chat: &ChatRequest,
     ) -> Result<(Permit, RateInfo), Refused> {
-        let estimate = tokens::estimate_prompt_tokens(&chat.body);
-        let limit_tokens = estimate + chat.max_tokens.unwrap_or(0);
-        let now = Instant::now();
-        let (grant, info) = match self.0.limiter.acquire(&tenant.id, &tenant.limits, limit_tokens, now).await {
-            Ok(ok) => ok,
-            Err((refusal, info)) => {
-                let message = match refusal.kind {
-                    LimitKind::Requests => format!(
-                        "Rate limit reached: {} requests per minute for this tenant. Retry after {}.",
-                        tenant.limits.requests_per_minute,
-                        format_duration(refusal.retry_after)
-                    ),
-                    LimitKind::Tokens => format!(
-                        "Rate limit reached: {} tokens per minute for this tenant ({} requested). Retry after {}.",
-                        tenant.limits.tokens_per_minute,
-                        refusal.needed_tokens,
-                        format_duration(refusal.retry_after)
-                    ),
-                    LimitKind::Concurrency => format!(
-                        "Too many requests in flight: at most {} at once for this tenant.",
-                        tenant.limits.max_concurrency.unwrap_or(0)
-                    ),
-                    LimitKind::TooLarge => format!(
-                        "Request too large: it needs about {} tokens, more than this tenant's limit of {} tokens per minute.",
-                        refusal.needed_tokens, tenant.limits.tokens_per_minute
-                    ),
-                };
-                return Err(Refused {
-                    error: GatewayError::RateLimited { message, retry_after: refusal.retry_after },
-                    info: Some(info),
-                    rate_limited: true,
-                });
-            }
+        let (ticket, _) = self.take_request(tenant).await?;
+        self.admit_with(ticket, tenant, routes, chat)
+    }
+
+    /// Admits a request that holds the cheap limits: its tokens/min, budget
+    /// and pool. A refusal gives everything back (the ticket included).
+    // A refusal (rare, and answered at once) carries its header values.
+    #[allow(clippy::result_large_err)]
+    pub fn admit_with(
+        &self,
+        mut ticket: Ticket,
+        tenant: &TenantEntry,
+        routes: &[std::sync::Arc<ModelRoute>],
+        chat: &ChatRequest,
+    ) -> Result<(Permit, RateInfo), Refused> {
+        let estimate = chat.prompt_tokens;
+        let limit_tokens = estimate.saturating_add(chat.max_tokens.unwrap_or(0));
+        let Some(mut grant) = ticket.grant.take() else {
+            return Err(Refused { error: GatewayError::Internal, info: None, rate_limited: false });
         };
+        let info = match self.0.limiter.take_tokens(&mut grant, &tenant.limits, limit_tokens, Instant::now()) {
+            Ok(info) => info,
+            Err((refusal, info)) => return Err(limit_refused(tenant, refusal, info)),
+        };
+        // From here on, dropping the permit gives back what it holds.
         let mut permit = Permit {
             admission: self.clone(),
             grant: Some(grant),
@@ -216,6 +261,7 @@ impl Admission {
         let key = budget_key(&tenant.id);
         let hard_limit = tenant.budget_monthly_nanos.filter(|_| tenant.budget_hard);
         if let Err(short) = self.0.spend.reserve(&key, period, hard_limit, worst) {
+            let info = permit.give_back(tenant);
             return Err(Refused {
                 error: GatewayError::InsufficientQuota(format!(
                     "Monthly budget exhausted: this request could cost up to ${}, ${} of the budget is left.",
@@ -236,6 +282,7 @@ impl Admission {
             let a = self.0.spend.get(&key, 0);
             let limit = tenant.pool_hard.then_some(a.credited);
             if let Err(short) = self.0.spend.reserve(&key, 0, limit, worst) {
+                let info = permit.give_back(tenant);
                 return Err(Refused {
                     error: GatewayError::InsufficientQuota(format!(
                         "Credit exhausted: this request could cost up to ${}, the pool has ${} available.",
@@ -252,7 +299,52 @@ impl Admission {
     }
 }
 
+/// The refusal of a rate limit, with its message.
+fn limit_refused(tenant: &TenantEntry, refusal: limiter::LimitRefusal, info: RateInfo) -> Refused {
+    let message = match refusal.kind {
+        LimitKind::Requests => format!(
+            "Rate limit reached: {} requests per minute for this tenant. Retry after {}.",
+            tenant.limits.requests_per_minute,
+            format_duration(refusal.retry_after)
+        ),
+        LimitKind::Tokens => format!(
+            "Rate limit reached: {} tokens per minute for this tenant ({} requested). Retry after {}.",
+            tenant.limits.tokens_per_minute,
+            refusal.needed_tokens,
+            format_duration(refusal.retry_after)
+        ),
+        LimitKind::Concurrency => format!(
+            "Too many requests in flight: at most {} at once for this tenant.",
+            tenant.limits.max_concurrency.unwrap_or(0)
+        ),
+        LimitKind::TooLarge => format!(
+            "Request too large: it needs about {} tokens, more than this tenant's limit of {} tokens per minute.",
+            refusal.needed_tokens, tenant.limits.tokens_per_minute
+        ),
+    };
+    Refused {
+        error: GatewayError::RateLimited { message, retry_after: refusal.retry_after },
+        info: Some(info),
+        rate_limited: true,
+    }
+}
+
 impl Permit {
+    /// Gives back everything taken so far (a refusal by the budget or the
+    /// pool); returns the header values after it.
+    fn give_back(&mut self, tenant: &TenantEntry) -> RateInfo {
+        let inner = &self.admission.0;
+        if let Some(mut grant) = self.grant.take() {
+            inner.limiter.give_back(&mut grant);
+        }
+        for r in self.reservations.drain(..) {
+            inner.spend.settle(&r.key, r.period, r.amount, 0);
+        }
+        self.soft_budget = None;
+        self.settled = true;
+        inner.limiter.info(&tenant.id, &tenant.limits, Instant::now())
+    }
+
     /// Waits for a fair share of the route's upstream capacity.
     pub async fn wait_for_capacity(
         &mut self,
@@ -270,7 +362,7 @@ impl Permit {
         } else {
             0
         };
-        let tokens = self.estimated_prompt_tokens + max_tokens.unwrap_or(0);
+        let tokens = self.estimated_prompt_tokens.saturating_add(max_tokens.unwrap_or(0));
         match upstream.acquire(&tenant.id, reserved, tokens).await {
             Ok(slot) => {
                 self.slot = Some(slot);
@@ -301,10 +393,10 @@ impl Permit {
         }
         self.settled = true;
         let inner = &self.admission.0;
-        let tokens = usage.input_tokens + usage.output_tokens;
-        if let Some(grant) = self.grant.take() {
+        let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
+        if let Some(mut grant) = self.grant.take() {
             inner.limiter.settle(&grant, tokens);
-            inner.limiter.release(&grant);
+            inner.limiter.release(&mut grant);
         }
         if let Some(slot) = self.slot.take() {
             slot.settle(tokens);
@@ -458,6 +550,54 @@ mod tests {
             ("x-ratelimit-reset-tokens", "6m0s"),
         ];
         assert_eq!(got, want.map(|(n, v)| (n.to_string(), v.to_string())));
+    }
+
+    fn model(max: Option<u64>) -> crate::config::ModelSettings {
+        crate::config::ModelSettings {
+            name: "m".into(),
+            provider: "p".into(),
+            upstream_model: "m".into(),
+            input_nanos_per_token: 1,
+            output_nanos_per_token: 1,
+            cached_input_nanos_per_token: 1,
+            fallbacks: Vec::new(),
+            max_output_tokens: max,
+        }
+    }
+
+    fn chat(extra: &str) -> ChatRequest {
+        let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}]{extra}}}"#);
+        crate::request::parse_chat(bytes::Bytes::from(body)).unwrap()
+    }
+
+    #[test]
+    fn max_tokens_above_the_models_maximum_output_is_refused() {
+        let refused = |c: &ChatRequest, m| match check_max_tokens(c, &model(m)) {
+            Err(e) => (e.status().as_u16(), e.code().to_string(), e.message(), e.body().error.param),
+            Ok(()) => (200, String::new(), String::new(), None),
+        };
+        // The model's own maximum.
+        assert!(check_max_tokens(&chat(r#","max_tokens":4096"#), &model(Some(4096))).is_ok());
+        let (status, code, message, param) = refused(&chat(r#","max_tokens":4097"#), Some(4096));
+        assert_eq!((status, code.as_str(), param.as_deref()), (400, "invalid_request_error", Some("max_tokens")));
+        assert!(message.contains("4096") && message.contains("4097"), "{message}");
+        // Without one, the documented default.
+        assert!(check_max_tokens(&chat(r#","max_tokens":32768"#), &model(None)).is_ok());
+        let (status, _, message, _) = refused(&chat(r#","max_tokens":32769"#), None);
+        assert_eq!(status, 400);
+        assert!(message.contains(&DEFAULT_MAX_OUTPUT_TOKENS.to_string()), "{message}");
+        // 2^64 − 1 is refused, under either name.
+        let (status, _, _, param) = refused(&chat(r#","max_tokens":18446744073709551615"#), Some(u64::MAX - 1));
+        assert_eq!((status, param.as_deref()), (400, Some("max_tokens")));
+        let (status, _, _, param) = refused(&chat(r#","max_completion_tokens":18446744073709551615"#), None);
+        assert_eq!((status, param.as_deref()), (400, Some("max_completion_tokens")));
+        // Beyond u64: not an integer at all.
+        let e = crate::request::parse_chat(bytes::Bytes::from_static(
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":18446744073709551616}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(e.status().as_u16(), 400);
+        assert!(check_max_tokens(&chat(""), &model(Some(1))).is_ok());
     }
 
     #[test]

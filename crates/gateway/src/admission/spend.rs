@@ -63,12 +63,12 @@ impl SpendBook {
     pub fn reserve(&self, key: &str, period: i64, limit: Option<i64>, amount: i64) -> Result<(), Shortfall> {
         self.with(key, period, |a| {
             if let Some(limit) = limit {
-                let available = limit - a.settled - a.reserved;
+                let available = limit.saturating_sub(a.settled).saturating_sub(a.reserved);
                 if amount > available {
                     return Err(Shortfall { available: available.max(0), needed: amount });
                 }
             }
-            a.reserved += amount;
+            a.reserved = a.reserved.saturating_add(amount);
             Ok(())
         })
     }
@@ -76,7 +76,7 @@ impl SpendBook {
     /// Replaces a reservation by the actual cost (0 to release).
     pub fn settle(&self, key: &str, period: i64, reserved: i64, actual: i64) {
         self.with(key, period, |a| {
-            a.reserved = (a.reserved - reserved).max(0);
+            a.reserved = a.reserved.saturating_sub(reserved).max(0);
             a.settled = a.settled.saturating_add(actual);
         })
     }
@@ -114,5 +114,21 @@ mod tests {
             .collect();
         let ok = handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count();
         assert_eq!(ok, 10);
+    }
+
+    #[test]
+    fn sums_saturate_instead_of_overflowing() {
+        let book = SpendBook::default();
+        book.reserve("k", 0, None, i64::MAX).unwrap();
+        book.reserve("k", 0, None, i64::MAX).unwrap();
+        assert_eq!(book.get("k", 0).reserved, i64::MAX);
+        // A hard limit still refuses: nothing is available.
+        let short = book.reserve("k", 0, Some(i64::MAX), 1).unwrap_err();
+        assert_eq!(short.available, 0);
+        book.settle("k", 0, i64::MAX, i64::MAX);
+        book.settle("k", 0, i64::MAX, i64::MAX);
+        let a = book.get("k", 0);
+        assert_eq!((a.reserved, a.settled), (0, i64::MAX));
+        assert!(book.reserve("k", 0, Some(i64::MIN), 1).is_err());
     }
 }

@@ -66,7 +66,7 @@ impl SlidingWindow {
     fn prune(&mut self, now: Instant) {
         while let Some(front) = self.entries.front() {
             if front.at + self.window <= now {
-                self.sum -= front.amount;
+                self.sum = self.sum.saturating_sub(front.amount);
                 self.expired_below = front.last_seq + 1;
                 self.entries.pop_front();
             } else {
@@ -87,14 +87,15 @@ impl SlidingWindow {
         if amount > limit {
             return Err(Refusal::TooLarge);
         }
-        if self.sum + amount <= limit {
+        // Checked: a sum beyond `u64` never fits.
+        if self.sum.checked_add(amount).is_some_and(|total| total <= limit) {
             return Ok(());
         }
         // Walk the oldest entries until enough would have expired.
         let mut freed = 0u64;
         for e in &self.entries {
-            freed += e.amount;
-            if self.sum - freed + amount <= limit {
+            freed = freed.saturating_add(e.amount);
+            if self.sum.saturating_sub(freed).checked_add(amount).is_some_and(|total| total <= limit) {
                 let at = e.at + self.window;
                 return Err(Refusal::RetryAfter(at.saturating_duration_since(now)));
             }
@@ -106,7 +107,7 @@ impl SlidingWindow {
     pub fn add(&mut self, now: Instant, amount: u64) -> Added {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.sum += amount;
+        self.sum = self.sum.saturating_add(amount);
         match self.entries.back_mut() {
             // `now` may be a little before the entry's own times (callers on
             // other threads read the clock before taking the lock): the entry
@@ -114,7 +115,7 @@ impl SlidingWindow {
             Some(back) if now.saturating_duration_since(back.opened) < GRANULE => {
                 back.last_seq = seq;
                 back.at = back.at.max(now);
-                back.amount += amount;
+                back.amount = back.amount.saturating_add(amount);
             }
             _ => self.entries.push_back(Entry { last_seq: seq, opened: now, at: now, amount }),
         }
@@ -131,8 +132,8 @@ impl SlidingWindow {
         if let Some(e) = self.entries.get_mut(i) {
             // The entry holds `added.amount` among others: swap it for `amount`.
             let rest = e.amount.saturating_sub(added.amount);
-            self.sum = self.sum - e.amount + rest + amount;
-            e.amount = rest + amount;
+            self.sum = self.sum.saturating_sub(e.amount).saturating_add(rest).saturating_add(amount);
+            e.amount = rest.saturating_add(amount);
         }
     }
 
@@ -154,6 +155,22 @@ mod tests {
     use super::*;
 
     const MIN: Duration = Duration::from_secs(60);
+
+    #[tokio::test(start_paused = true)]
+    async fn huge_amounts_saturate_instead_of_overflowing() {
+        let mut w = SlidingWindow::new(MIN);
+        let now = Instant::now();
+        assert!(w.check(now, u64::MAX, u64::MAX).is_ok());
+        let a = w.add(now, u64::MAX);
+        // Full: nothing more fits, whatever the limit.
+        assert_eq!(w.check(now, 1, u64::MAX), Err(Refusal::RetryAfter(MIN)));
+        w.add(now, u64::MAX);
+        assert_eq!(w.used(now), u64::MAX);
+        w.adjust(a, 5);
+        assert!(w.used(now) >= 5);
+        tokio::time::advance(MIN).await;
+        assert_eq!(w.used(Instant::now()), 0);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn never_more_than_the_limit_in_any_window() {

@@ -54,11 +54,8 @@ impl Anthropic {
         }
     }
 
-    fn request(&self, body: &Value) -> http::Post {
-        let post = self
-            .http
-            .post(self.target.clone(), serde_json::to_vec(body).unwrap_or_default())
-            .header("anthropic-version", &self.api_version);
+    fn request(&self, body: Vec<u8>) -> http::Post {
+        let post = self.http.post(self.target.clone(), body).header("anthropic-version", &self.api_version);
         match &self.api_key {
             Some(key) => post.secret_header("x-api-key", key.expose()),
             None => post,
@@ -66,16 +63,18 @@ impl Anthropic {
     }
 
     pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
-        let body = to_anthropic(&req.body, &target.upstream_model, false);
-        let (response, deadline) = http::send(&self.name, self.request(&body), self.timeouts).await?;
+        let model = target.upstream_model.clone();
+        let body = super::translate_body(req, move |client| to_anthropic(client, &model, false)).await;
+        let (response, deadline) = http::send(&self.name, self.request(body), self.timeouts).await?;
         let bytes = http::read_body_until(&self.name, response, deadline, MAX_RESPONSE_BYTES).await?;
         let (body, usage) = from_anthropic(&self.name, &bytes, &target.upstream_model)?;
         Ok(Completion { body: Bytes::from(body.to_string()), usage: Some(usage) })
     }
 
     pub async fn stream(&self, req: &ChatRequest, target: &RouteTarget) -> Result<EventStream, UpstreamError> {
-        let body = to_anthropic(&req.body, &target.upstream_model, true);
-        let (response, deadline) = http::send(&self.name, self.request(&body), self.timeouts).await?;
+        let model = target.upstream_model.clone();
+        let body = super::translate_body(req, move |client| to_anthropic(client, &model, true)).await;
+        let (response, deadline) = http::send(&self.name, self.request(body), self.timeouts).await?;
         let events = http::sse_events(&self.name, response, self.timeouts, deadline);
         Ok(http::translate(events, StreamTranslator::new(&self.name, &target.upstream_model)))
     }

@@ -47,8 +47,8 @@ impl Gemini {
         }
     }
 
-    fn request(&self, url: String, body: &Value) -> http::Post {
-        let post = self.http.post_url(&url, serde_json::to_vec(body).unwrap_or_default());
+    fn request(&self, url: String, body: Vec<u8>) -> http::Post {
+        let post = self.http.post_url(&url, body);
         match &self.api_key {
             Some(key) => post.secret_header("x-goog-api-key", key.expose()),
             None => post,
@@ -56,18 +56,18 @@ impl Gemini {
     }
 
     pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
-        let body = to_gemini(&req.body);
+        let body = super::translate_body(req, to_gemini).await;
         let url = model_url(&self.base, &target.upstream_model, "generateContent");
-        let (response, deadline) = http::send(&self.name, self.request(url, &body), self.timeouts).await?;
+        let (response, deadline) = http::send(&self.name, self.request(url, body), self.timeouts).await?;
         let bytes = http::read_body_until(&self.name, response, deadline, MAX_RESPONSE_BYTES).await?;
         let (body, usage) = from_gemini(&self.name, &bytes, &target.upstream_model)?;
         Ok(Completion { body: Bytes::from(body.to_string()), usage })
     }
 
     pub async fn stream(&self, req: &ChatRequest, target: &RouteTarget) -> Result<EventStream, UpstreamError> {
-        let body = to_gemini(&req.body);
+        let body = super::translate_body(req, to_gemini).await;
         let url = model_url(&self.base, &target.upstream_model, "streamGenerateContent?alt=sse");
-        let (response, deadline) = http::send(&self.name, self.request(url, &body), self.timeouts).await?;
+        let (response, deadline) = http::send(&self.name, self.request(url, body), self.timeouts).await?;
         let events = http::sse_events(&self.name, response, self.timeouts, deadline);
         Ok(http::translate(events, StreamTranslator::new(&self.name, &target.upstream_model)))
     }

@@ -22,15 +22,17 @@ use serde_json::{Map, Value};
 
 use crate::config::{ProviderKind, ProviderSettings};
 
-/// The client's request as the adapters see it.
+/// The client's request as the adapters see it: its bytes and the few
+/// fields the gateway itself needs, read while validating. No JSON tree of
+/// the body is built: the OpenAI adapter forwards [`ChatRequest::raw`] with
+/// `model` replaced; the translating adapters parse the members they
+/// translate ([`ChatRequest::members`]) after admission, and unknown
+/// top-level members never become a `Value`.
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
-    /// The client's OpenAI Chat Completions body, validated (object with a
-    /// string `model` and a non-empty `messages` array of objects with a `role`).
-    pub body: Map<String, Value>,
-    /// The body's bytes as the client sent them (empty for a request built
-    /// in code): the OpenAI adapter forwards them with `model` replaced
-    /// instead of serializing `body` again.
+    /// The body's bytes as the client sent them: a JSON object, validated
+    /// (a string `model`, a non-empty `messages` array of objects with a
+    /// `role`; see `request::parse_chat`).
     pub raw: Bytes,
     /// `model` as the client sent it.
     pub requested_model: String,
@@ -39,6 +41,83 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// `max_completion_tokens` or `max_tokens` when given.
     pub max_tokens: Option<u64>,
+    /// Which of the two named `max_tokens` (for errors about it).
+    pub max_tokens_param: &'static str,
+    /// The request's `user`, when a non-empty string.
+    pub user: Option<String>,
+    /// Prompt tokens estimated while validating (`admission::tokens`).
+    pub prompt_tokens: u64,
+}
+
+/// The top-level members the translating adapters (Anthropic, Gemini, the
+/// simulator) read.
+pub const TRANSLATED_MEMBERS: [&str; 17] = [
+    "messages",
+    "max_completion_tokens",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+    "n",
+    "seed",
+    "user",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "stream",
+    "stream_options",
+];
+
+impl ChatRequest {
+    /// The top-level members named in `names`, parsed; every other member
+    /// is skipped without being built (the last of duplicate members wins).
+    pub fn members(&self, names: &[&str]) -> Map<String, Value> {
+        let raw = &self.raw[..];
+        let mut out = Map::new();
+        let _ = crate::jsonscan::members(raw, |m| {
+            let key: std::borrow::Cow<'_, str> = if m.key_escaped() {
+                let quoted = &raw[m.span.start..m.span.start + m.key.len() + 2];
+                match serde_json::from_slice::<String>(quoted) {
+                    Ok(k) => k.into(),
+                    Err(_) => return,
+                }
+            } else {
+                match std::str::from_utf8(m.key) {
+                    Ok(k) => k.into(),
+                    Err(_) => return,
+                }
+            };
+            if !names.contains(&key.as_ref()) {
+                return;
+            }
+            if let Ok(v) = serde_json::from_slice::<Value>(&raw[m.value]) {
+                out.insert(key.into_owned(), v);
+            }
+        });
+        out
+    }
+
+    /// [`ChatRequest::members`] for the translating adapters.
+    pub fn translated(&self) -> Map<String, Value> {
+        self.members(&TRANSLATED_MEMBERS)
+    }
+}
+
+/// An upstream body's bytes, translated by `f` from the members of the
+/// client's body that the adapters read: inline for a small body, on the
+/// bounded blocking pool for a large one (see `request::bounded`), so a
+/// large prompt never holds an event loop.
+pub async fn translate_body(
+    req: &ChatRequest,
+    f: impl FnOnce(&Map<String, Value>) -> Value + Send + 'static,
+) -> Vec<u8> {
+    let req = req.clone();
+    crate::request::bounded(req.raw.len(), move || serde_json::to_vec(&f(&req.translated())).unwrap_or_default())
+        .await
+        .unwrap_or_default()
 }
 
 /// Where a request goes: the upstream model name on the chosen provider.

@@ -59,113 +59,77 @@ impl OpenAi {
 
 /// The upstream body: the client's fields with `model` replaced and, for
 /// streams, `stream_options.include_usage` forced on. The client's bytes are
-/// copied member by member with only `model` rewritten (and
-/// `stream_options` appended when absent); a body that needs more (usage
-/// options to merge, escaped keys) is serialized again from the client's
-/// map, without a copy of the messages.
+/// copied member by member with only `model` rewritten (`stream_options`
+/// merged with `include_usage: true` or appended when needed); no member is
+/// parsed but `stream_options` when it must be merged, so a body costs one
+/// copy of itself whatever it holds.
 pub fn upstream_body(req: &ChatRequest, upstream_model: &str, stream: bool) -> Vec<u8> {
-    spliced_body(&req.raw, &req.body, upstream_model, stream).unwrap_or_else(|| {
-        serde_json::to_vec(&UpstreamBody { client: &req.body, upstream_model, stream }).unwrap_or_default()
-    })
-}
-
-/// [`upstream_body`] by copying the client's bytes; `None` when that is not
-/// enough (see there).
-fn spliced_body(raw: &[u8], client: &Map<String, Value>, upstream_model: &str, stream: bool) -> Option<Vec<u8>> {
-    if raw.is_empty() {
-        return None;
-    }
-    let usage_on = |v: &Value| v.get("include_usage") == Some(&Value::Bool(true));
-    let add_stream_options = match client.get("stream_options") {
-        _ if !stream => false,
-        None => true,
-        Some(v) if usage_on(v) => false,
-        Some(_) => return None,
-    };
-    if stream && client.get("stream") != Some(&Value::Bool(true)) {
-        return None;
-    }
+    let raw = &req.raw[..];
     let mut out = Vec::with_capacity(raw.len() + upstream_model.len() + 48);
     out.push(b'{');
-    let mut simple = true;
-    let mut model_seen = false;
-    jsonscan::members(raw, |m| {
-        if m.key_escaped() {
-            simple = false;
-        }
+    let (mut model_seen, mut stream_seen, mut options_seen) = (false, false, false);
+    let result = jsonscan::members(raw, |m| {
+        let escaped;
+        let key: &[u8] = if m.key_escaped() {
+            let quoted = &raw[m.span.start..m.span.start + m.key.len() + 2];
+            escaped = serde_json::from_slice::<String>(quoted).unwrap_or_default();
+            escaped.as_bytes()
+        } else {
+            m.key
+        };
         if out.len() > 1 {
             out.push(b',');
         }
-        if m.key == b"model" {
-            model_seen = true;
-            out.extend_from_slice(b"\"model\":");
-            // A JSON string always serializes.
-            let _ = serde_json::to_writer(&mut out, upstream_model);
-        } else {
-            out.extend_from_slice(&raw[m.span]);
+        match key {
+            b"model" if !model_seen => {
+                model_seen = true;
+                out.extend_from_slice(b"\"model\":");
+                // A JSON string always serializes.
+                let _ = serde_json::to_writer(&mut out, upstream_model);
+            }
+            b"stream" if stream => {
+                stream_seen = true;
+                out.extend_from_slice(b"\"stream\":true");
+            }
+            b"stream_options" if stream => {
+                options_seen = true;
+                let mut options =
+                    serde_json::from_slice::<Map<String, Value>>(&raw[m.value.clone()]).unwrap_or_default();
+                if options.get("include_usage") == Some(&Value::Bool(true)) {
+                    out.extend_from_slice(&raw[m.span]);
+                } else {
+                    options.insert("include_usage".into(), Value::Bool(true));
+                    out.extend_from_slice(b"\"stream_options\":");
+                    let _ = serde_json::to_writer(&mut out, &options);
+                }
+            }
+            _ => out.extend_from_slice(&raw[m.span]),
         }
-    })
-    .ok()?;
-    if !simple || !model_seen {
-        return None;
+    });
+    if result.is_err() {
+        // Not a JSON object (a request built in code without a body).
+        out.truncate(1);
+        (model_seen, stream_seen, options_seen) = (false, false, false);
     }
-    if add_stream_options {
-        out.extend_from_slice(b",\"stream_options\":{\"include_usage\":true}");
+    let mut add = |member: &[u8]| {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(member);
+    };
+    if !model_seen {
+        let mut m = b"\"model\":".to_vec();
+        let _ = serde_json::to_writer(&mut m, upstream_model);
+        add(&m);
+    }
+    if stream && !stream_seen {
+        add(b"\"stream\":true");
+    }
+    if stream && !options_seen {
+        add(b"\"stream_options\":{\"include_usage\":true}");
     }
     out.push(b'}');
-    Some(out)
-}
-
-struct UpstreamBody<'a> {
-    client: &'a Map<String, Value>,
-    upstream_model: &'a str,
-    stream: bool,
-}
-
-/// `stream_options` with `include_usage: true` added to whatever the client sent.
-struct StreamOptions<'a>(Option<&'a Map<String, Value>>);
-
-impl serde::Serialize for StreamOptions<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(None)?;
-        for (k, v) in self.0.into_iter().flatten() {
-            if k != "include_usage" {
-                m.serialize_entry(k, v)?;
-            }
-        }
-        m.serialize_entry("include_usage", &true)?;
-        m.end()
-    }
-}
-
-impl serde::Serialize for UpstreamBody<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(None)?;
-        for (k, v) in self.client {
-            match k.as_str() {
-                "model" => m.serialize_entry("model", self.upstream_model)?,
-                "stream" if self.stream => m.serialize_entry("stream", &true)?,
-                "stream_options" if self.stream => {
-                    m.serialize_entry("stream_options", &StreamOptions(v.as_object()))?
-                }
-                _ => m.serialize_entry(k, v)?,
-            }
-        }
-        if !self.client.contains_key("model") {
-            m.serialize_entry("model", self.upstream_model)?;
-        }
-        if self.stream {
-            if !self.client.contains_key("stream") {
-                m.serialize_entry("stream", &true)?;
-            }
-            if !self.client.contains_key("stream_options") {
-                m.serialize_entry("stream_options", &StreamOptions(None))?;
-            }
-        }
-        m.end()
-    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -331,11 +295,13 @@ mod tests {
         let body: Map<String, Value> = serde_json::from_str(raw).unwrap();
         ChatRequest {
             stream: body.get("stream") == Some(&Value::Bool(true)),
-            body,
             raw: Bytes::copy_from_slice(raw.as_bytes()),
             requested_model: "alias".into(),
             include_usage: false,
             max_tokens: None,
+            max_tokens_param: "max_tokens",
+            user: None,
+            prompt_tokens: 0,
         }
     }
 
@@ -352,11 +318,14 @@ mod tests {
         assert_eq!(body["logit_bias"]["1"], 2);
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["stream_options"]["foo"], 1);
-        // Built in code (no client bytes): serialized from the map.
+        // Built in code (no client bytes): the model and the stream options.
         let mut req = chat(raw);
         req.raw = Bytes::new();
         let again: Value = serde_json::from_slice(&upstream_body(&req, "gpt-4.1", true)).unwrap();
-        assert_eq!(again, body);
+        assert_eq!(
+            again,
+            serde_json::json!({"model": "gpt-4.1", "stream": true, "stream_options": {"include_usage": true}})
+        );
     }
 
     #[test]
@@ -383,11 +352,18 @@ mod tests {
     }
 
     #[test]
-    fn escaped_keys_fall_back_to_the_parsed_body() {
+    fn escaped_keys_are_decoded() {
         // `mod\u0065l` is `model` once decoded: it must be replaced, not forwarded.
-        let raw = r#"{"mod\u0065l":"alias","messages":[]}"#;
+        let raw = r#"{"mod\u0065l":"alias","messages":[],"x\u0079":1}"#;
         let body: Value = serde_json::from_str(&sent(raw, false)).unwrap();
-        assert_eq!(body, serde_json::json!({"model": "gpt-4.1", "messages": []}));
+        assert_eq!(body, serde_json::json!({"model": "gpt-4.1", "messages": [], "xy": 1}));
+        let raw =
+            r#"{"model":"alias","messages":[],"stre\u0061m":true,"stream_options":{"include_usage":false,"a":1}}"#;
+        let body: Value = serde_json::from_str(&sent(raw, true)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"model": "gpt-4.1", "messages": [], "stream": true, "stream_options": {"include_usage": true, "a": 1}})
+        );
     }
 
     #[test]

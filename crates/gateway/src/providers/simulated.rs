@@ -87,7 +87,7 @@ impl Simulated {
     }
 
     pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
-        let p = plan(req);
+        let p = plan_bounded(req).await;
         if p.refused.is_none() && !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
@@ -116,7 +116,7 @@ impl Simulated {
     }
 
     pub async fn stream(&self, req: &ChatRequest, target: &RouteTarget) -> Result<EventStream, UpstreamError> {
-        let p = plan(req);
+        let p = plan_bounded(req).await;
         if let Some(e) = self.injected_error(&p) {
             return Err(e);
         }
@@ -230,9 +230,19 @@ fn marker<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     Some(rest[..end].trim_start_matches('='))
 }
 
+/// [`plan`] without holding the event loop for a large body.
+async fn plan_bounded(req: &ChatRequest) -> Plan {
+    let r = req.clone();
+    match crate::request::bounded(req.raw.len(), move || plan(&r)).await {
+        Some(p) => p,
+        None => plan(req),
+    }
+}
+
 /// Decides the answer for a request.
 pub fn plan(req: &ChatRequest) -> Plan {
-    let last_user = match req.body.get("messages") {
+    let body = req.translated();
+    let last_user = match body.get("messages") {
         Some(Value::Array(msgs)) => msgs
             .iter()
             .rev()
@@ -241,7 +251,7 @@ pub fn plan(req: &ChatRequest) -> Plan {
             .unwrap_or_default(),
         _ => String::new(),
     };
-    let seed = fnv(req.body.get("messages").map(|m| m.to_string()).unwrap_or_default().as_bytes());
+    let seed = fnv(body.get("messages").map(|m| m.to_string()).unwrap_or_default().as_bytes());
     let mut refused = None;
     let wanted = match marker(&last_user, "tokens") {
         None => None,
@@ -290,8 +300,7 @@ pub fn plan(req: &ChatRequest) -> Plan {
         }
     }
     let tool_call = if last_user.contains("[sim:tool]") {
-        req.body
-            .get("tools")
+        body.get("tools")
             .and_then(Value::as_array)
             .and_then(|t| t.first())
             .and_then(|t| t.pointer("/function/name"))
@@ -308,7 +317,7 @@ pub fn plan(req: &ChatRequest) -> Plan {
         words,
         finish_reason,
         tool_call,
-        usage: Usage { input_tokens: estimate_prompt_tokens(&req.body), output_tokens, cached_tokens: 0 },
+        usage: Usage { input_tokens: estimate_prompt_tokens(&body), output_tokens, cached_tokens: 0 },
         error_status,
         break_stream: last_user.contains("[sim:break]"),
         refused,
@@ -334,20 +343,15 @@ mod tests {
     use futures::StreamExt;
 
     fn req(text: &str, max_tokens: Option<u64>) -> ChatRequest {
-        let body: Map<String, Value> = serde_json::from_value(json!({
+        let mut body = json!({
             "model": "gpt-4.1",
             "messages": [{"role": "user", "content": text}],
             "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
-        }))
-        .unwrap();
-        ChatRequest {
-            body,
-            raw: bytes::Bytes::new(),
-            requested_model: "gpt-4.1".into(),
-            stream: false,
-            include_usage: false,
-            max_tokens,
+        });
+        if let Some(n) = max_tokens {
+            body["max_tokens"] = json!(n);
         }
+        crate::request::parse_chat(bytes::Bytes::from(body.to_string())).unwrap()
     }
 
     fn sim() -> Simulated {

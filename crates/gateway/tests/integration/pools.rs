@@ -63,8 +63,8 @@ fn hundred_tokens(i: usize) -> Value {
 
 /// What admission reserves for `body`: the worst-case cost.
 fn worst_case(body: &Value) -> i64 {
-    let map = body.as_object().unwrap();
-    let input = tokens::reserve_prompt_tokens(tokens::estimate_prompt_tokens(map)) as i64;
+    let chat = sheepdog_gateway::request::parse_chat(body.to_string().into()).unwrap();
+    let input = tokens::reserve_prompt_tokens(chat.prompt_tokens) as i64;
     input * IN_NANOS + 100 * OUT_NANOS
 }
 
