@@ -44,13 +44,17 @@ use limiter::{Grant, LimitKind, Limiter, RateInfo};
 use spend::SpendBook;
 
 /// Completion tokens assumed for the worst case when neither the request
-/// (`max_tokens`) nor the model (`max_output_tokens`) bounds them; also the
-/// largest `max_tokens` accepted for a model without `max_output_tokens`.
+/// (`max_tokens`) nor the model (`max_output_tokens`) bounds them.
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 32_768;
+
+/// The largest `max_tokens` accepted for a model without `max_output_tokens`:
+/// above the output limit of every current model (the upstream refuses what
+/// its model cannot do), far below anything that could overflow a sum.
+pub const UNCONFIGURED_MAX_OUTPUT_TOKENS: u64 = 131_072;
 
 /// The most completion tokens a request may ask of `model`.
 pub fn max_output_tokens(model: &crate::config::ModelSettings) -> u64 {
-    model.max_output_tokens.unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS)
+    model.max_output_tokens.unwrap_or(UNCONFIGURED_MAX_OUTPUT_TOKENS)
 }
 
 /// Refuses a `max_tokens` (or `max_completion_tokens`) above the model's
@@ -582,10 +586,10 @@ mod tests {
         assert_eq!((status, code.as_str(), param.as_deref()), (400, "invalid_request_error", Some("max_tokens")));
         assert!(message.contains("4096") && message.contains("4097"), "{message}");
         // Without one, the documented default.
-        assert!(check_max_tokens(&chat(r#","max_tokens":32768"#), &model(None)).is_ok());
-        let (status, _, message, _) = refused(&chat(r#","max_tokens":32769"#), None);
+        assert!(check_max_tokens(&chat(r#","max_tokens":131072"#), &model(None)).is_ok());
+        let (status, _, message, _) = refused(&chat(r#","max_tokens":131073"#), None);
         assert_eq!(status, 400);
-        assert!(message.contains(&DEFAULT_MAX_OUTPUT_TOKENS.to_string()), "{message}");
+        assert!(message.contains(&UNCONFIGURED_MAX_OUTPUT_TOKENS.to_string()), "{message}");
         // 2^64 − 1 is refused, under either name.
         let (status, _, _, param) = refused(&chat(r#","max_tokens":18446744073709551615"#), Some(u64::MAX - 1));
         assert_eq!((status, param.as_deref()), (400, Some("max_tokens")));
