@@ -228,7 +228,9 @@ impl Gateway {
         let phases = Phases::start(signal, limits.shutdown_grace, self.state.shutdown_stage().clone());
         let _close_on_drop = phases.close_on_drop();
         let served = crate::workers::serve(listener, app, count, limits, phases).await;
+        tracing::info!("gateway listener closed; draining accounting");
         self.stop().await;
+        tracing::info!("accounting drained");
         served?.finish().await;
         Ok(())
     }

@@ -380,46 +380,43 @@ async fn stream_response(attempts: Attempts<'_>, mut pending: Pending) -> Respon
     if pending.shadow.is_some() {
         pending.output = Some(compare::Output::default());
     }
-    let sse = futures::stream::unfold((events, Some(pending)), move |(mut events, pending)| {
-        let stage = stage.clone();
-        async move {
-            let mut pending = pending?;
-            loop {
-                let Some(next) = next_or_closing(&mut events, &stage).await else {
-                    // The shutdown grace is over: billed for what was streamed.
-                    let body = serde_json::to_vec(&shut_down(&mut pending).await.body()).unwrap_or_default();
-                    return Some((Ok(sse_data(&body)), (events, None)));
-                };
-                match next {
-                    Some(Ok(StreamEvent::Chunk(chunk))) => {
-                        pending.saw_chunk(&chunk);
-                        return Some((Ok::<Bytes, Infallible>(sse_data(&chunk)), (events, Some(pending))));
+    let sse = futures::stream::unfold((events, Some(pending), stage), move |(mut events, pending, stage)| async move {
+        let mut pending = pending?;
+        loop {
+            let Some(next) = next_or_closing(&mut events, &stage).await else {
+                // The shutdown grace is over: billed for what was streamed.
+                let body = serde_json::to_vec(&shut_down(&mut pending).await.body()).unwrap_or_default();
+                return Some((Ok(sse_data(&body)), (events, None, stage)));
+            };
+            match next {
+                Some(Ok(StreamEvent::Chunk(chunk))) => {
+                    pending.saw_chunk(&chunk);
+                    return Some((Ok::<Bytes, Infallible>(sse_data(&chunk)), (events, Some(pending), stage)));
+                }
+                Some(Ok(StreamEvent::Usage { usage, chunk })) => {
+                    pending.usage = Some(usage);
+                    if include_usage {
+                        return Some((Ok(sse_data(&chunk)), (events, Some(pending), stage)));
                     }
-                    Some(Ok(StreamEvent::Usage { usage, chunk })) => {
-                        pending.usage = Some(usage);
-                        if include_usage {
-                            return Some((Ok(sse_data(&chunk)), (events, Some(pending))));
+                }
+                Some(Err(e)) => {
+                    let err = GatewayError::Upstream(e.clone());
+                    if let Some(route) = pending.served.clone() {
+                        log_upstream_failure(&route, &e, &pending.request_id);
+                        pending.state.metrics().upstream_error(&route.provider.name, kind_label(&e));
+                        if is_upstream_fault(&e) {
+                            route.provider.breaker.record(tokio::time::Instant::now(), false);
                         }
                     }
-                    Some(Err(e)) => {
-                        let err = GatewayError::Upstream(e.clone());
-                        if let Some(route) = pending.served.clone() {
-                            log_upstream_failure(&route, &e, &pending.request_id);
-                            pending.state.metrics().upstream_error(&route.provider.name, kind_label(&e));
-                            if is_upstream_fault(&e) {
-                                route.provider.breaker.record(tokio::time::Instant::now(), false);
-                            }
-                        }
-                        pending.finish(Outcome::UpstreamError, err.status().as_u16(), Some(err.code()));
-                        pending.queue().await;
-                        let body = serde_json::to_vec(&err.body()).unwrap_or_default();
-                        return Some((Ok(sse_data(&body)), (events, None)));
-                    }
-                    None => {
-                        pending.finish(Outcome::Ok, 200, None);
-                        pending.queue().await;
-                        return Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), (events, None)));
-                    }
+                    pending.finish(Outcome::UpstreamError, err.status().as_u16(), Some(err.code()));
+                    pending.queue().await;
+                    let body = serde_json::to_vec(&err.body()).unwrap_or_default();
+                    return Some((Ok(sse_data(&body)), (events, None, stage)));
+                }
+                None => {
+                    pending.finish(Outcome::Ok, 200, None);
+                    pending.queue().await;
+                    return Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), (events, None, stage)));
                 }
             }
         }
