@@ -9,7 +9,6 @@
 //! [`Settings`], not read from `Cargo.toml` or `LEPTOS_*` variables.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,7 +21,8 @@ use axum::response::Response;
 use leptos::config::{Env, LeptosOptions};
 use leptos::prelude::provide_context;
 use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
-use sheepdog_gateway::config::Settings;
+use sheepdog_gateway::config::{ListenerLimits, Settings};
+use sheepdog_gateway::listener::{self, Phases, ShutdownSignal, Stage};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
@@ -37,6 +37,7 @@ const SESSION_SWEEP: Duration = Duration::from_secs(15 * 60);
 
 pub struct Console {
     router: axum::Router,
+    limits: ListenerLimits,
 }
 
 impl Console {
@@ -106,7 +107,7 @@ impl Console {
         let router = with_sessions(router, &settings.database.url, &policy, secure).await?;
 
         tracing::debug!(site_root, gateway_url = %settings.console.gateway_url, secure_cookie = secure, "console ready");
-        Ok(Console { router })
+        Ok(Console { router, limits: settings.console.limits() })
     }
 
     /// The console's router (tests serve it themselves).
@@ -114,14 +115,23 @@ impl Console {
         self.router.clone()
     }
 
+    /// Serves until `shutdown` resolves, then stops as [`Console::serve_until`] does.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        self.serve_until(listener, ShutdownSignal::from_future(shutdown)).await
+    }
+
+    /// Serves under the `[console]` connection limits (header and idle
+    /// timeouts, `max_connections`) until `signal` asks for a stop; requests
+    /// in flight then get `console.shutdown_grace_secs` (a second signal
+    /// skips it) before their connections close.
+    pub async fn serve_until(self, listener: tokio::net::TcpListener, signal: ShutdownSignal) -> anyhow::Result<()> {
+        let phases = Phases::start(signal, self.limits.shutdown_grace, Stage::default());
+        let _close_on_drop = phases.close_on_drop();
+        listener::serve_router(listener, self.router, self.limits, phases).await?;
         Ok(())
     }
 }

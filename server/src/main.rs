@@ -15,7 +15,7 @@ use sheepdog::console;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use sheepdog_gateway::config::Settings;
-use tokio_util::sync::CancellationToken;
+use sheepdog_gateway::listener::ShutdownSignal;
 
 /// Sheepdog: a self-hosted, multi-tenant LLM gateway with an operations console.
 #[derive(Parser)]
@@ -167,8 +167,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on console.listen {}", settings.console.listen))?;
             tracing::info!(gateway = %settings.gateway.listen, console = %settings.console.listen, "sheepdog serving");
-            let gw = gateway.serve(gw_listener, shutdown.clone().cancelled_owned());
-            let cs = console.serve(console_listener, shutdown.clone().cancelled_owned());
+            let gw = gateway.serve_until(gw_listener, shutdown.clone());
+            let cs = console.serve_until(console_listener, shutdown);
             let (a, b) = tokio::join!(gw, cs);
             a.and(b)
         }
@@ -181,7 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on gateway.listen {}", settings.gateway.listen))?;
             tracing::info!(gateway = %settings.gateway.listen, "sheepdog gateway serving");
-            gateway.serve(listener, shutdown.cancelled_owned()).await
+            gateway.serve_until(listener, shutdown).await
         }
         Command::Console(c) => {
             let settings = load(&c)?;
@@ -191,7 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on console.listen {}", settings.console.listen))?;
             tracing::info!(console = %settings.console.listen, gateway_url = %settings.console.gateway_url, "sheepdog console serving");
-            console.serve(listener, shutdown.cancelled_owned()).await
+            console.serve_until(listener, shutdown).await
         }
         Command::Migrate(c) => {
             let settings = load(&c)?;
@@ -281,31 +281,47 @@ fn print_bootstrap(gateway: &sheepdog_gateway::Gateway) {
     }
 }
 
-/// Cancelled on Ctrl-C or SIGTERM.
-fn shutdown_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
+/// The first Ctrl-C or SIGTERM starts a graceful stop (requests in flight
+/// get `shutdown_grace_secs`); a second one skips the grace. Accounting
+/// drains either way.
+fn shutdown_signal() -> ShutdownSignal {
+    let signal = ShutdownSignal::new();
+    let s = signal.clone();
     tokio::spawn(async move {
-        let ctrl_c = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
         #[cfg(unix)]
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            let ctrl_c = async {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
                 }
-                Err(_) => std::future::pending::<()>().await,
+            };
+            #[cfg(unix)]
+            let sigterm = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let sigterm = std::future::pending::<()>();
+            tokio::select! {
+                () = ctrl_c => {},
+                () = sigterm => {},
             }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term => {},
+            if s.is_requested() {
+                // Later signals change nothing: the accounting drain is never skipped.
+                tracing::warn!("another shutdown request: skipping the grace (accounting still drains)");
+                s.request_immediate();
+            } else {
+                tracing::info!(
+                    "shutdown requested: finishing the requests in flight (a second signal skips the grace)"
+                );
+                s.request();
+            }
         }
-        tracing::info!("shutdown requested");
-        t.cancel();
     });
-    token
+    signal
 }

@@ -62,6 +62,16 @@ pub struct GatewayConfig {
     /// When set, `/metrics` is served only on this address (the gateway port
     /// answers 404 for it).
     pub metrics_listen: Option<SocketAddr>,
+    /// A connection that has not sent a whole request head this long after
+    /// it opened (or after the first byte of its next request) is closed.
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection idle this long between requests is closed.
+    pub idle_timeout_ms: u64,
+    /// Open client connections at most; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// After SIGTERM, requests in flight get this long before streams are
+    /// ended with an error event and connections close.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -74,8 +84,68 @@ impl Default for GatewayConfig {
             workers: 0,
             metrics_token_env: None,
             metrics_listen: None,
+            header_read_timeout_ms: D_HEADER_READ_TIMEOUT_MS,
+            idle_timeout_ms: D_IDLE_TIMEOUT_MS,
+            max_connections: D_MAX_CONNECTIONS,
+            shutdown_grace_secs: D_SHUTDOWN_GRACE_SECS,
         }
     }
+}
+
+/// Connection limits of both listeners (SPEC §10): defaults.
+const D_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+const D_IDLE_TIMEOUT_MS: u64 = 120_000;
+const D_MAX_CONNECTIONS: usize = 10_000;
+const D_SHUTDOWN_GRACE_SECS: u64 = 30;
+
+/// A listener's connection limits (`[gateway]` or `[console]`), validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    pub header_read_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: std::time::Duration,
+}
+
+impl GatewayConfig {
+    pub fn limits(&self) -> ListenerLimits {
+        limits(self.header_read_timeout_ms, self.idle_timeout_ms, self.max_connections, self.shutdown_grace_secs)
+    }
+}
+
+impl ConsoleConfig {
+    pub fn limits(&self) -> ListenerLimits {
+        limits(self.header_read_timeout_ms, self.idle_timeout_ms, self.max_connections, self.shutdown_grace_secs)
+    }
+}
+
+fn limits(header_ms: u64, idle_ms: u64, max_connections: usize, grace_secs: u64) -> ListenerLimits {
+    ListenerLimits {
+        header_read_timeout: std::time::Duration::from_millis(header_ms),
+        idle_timeout: std::time::Duration::from_millis(idle_ms),
+        max_connections,
+        shutdown_grace: std::time::Duration::from_secs(grace_secs),
+    }
+}
+
+/// Connection limits that make no sense: 0 timeouts or connections, or
+/// values beyond a day / a million (a typo, and timers that far out).
+fn check_limits(section: &str, l: &ListenerLimits) -> Result<(), (String, String)> {
+    const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+    let key = |k: &str| format!("{section}.{k}");
+    if l.header_read_timeout.is_zero() || l.header_read_timeout > DAY {
+        return Err((key("header_read_timeout_ms"), "must be between 1 and 86400000 (a day)".into()));
+    }
+    if l.idle_timeout.is_zero() || l.idle_timeout > DAY {
+        return Err((key("idle_timeout_ms"), "must be between 1 and 86400000 (a day)".into()));
+    }
+    if l.max_connections == 0 || l.max_connections > 1_000_000 {
+        return Err((key("max_connections"), "must be between 1 and 1000000".into()));
+    }
+    if l.shutdown_grace > DAY {
+        return Err((key("shutdown_grace_secs"), "must be at most 86400 (a day)".into()));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +164,11 @@ pub struct ConsoleConfig {
     pub session_idle_timeout_secs: u64,
     /// A console session ends this long after sign-in, used or not (seconds).
     pub session_absolute_timeout_secs: u64,
+    /// The console listener's connection limits (as in `[gateway]`).
+    pub header_read_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub max_connections: usize,
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ConsoleConfig {
@@ -105,6 +180,10 @@ impl Default for ConsoleConfig {
             public_url: None,
             session_idle_timeout_secs: 30 * 60,
             session_absolute_timeout_secs: 12 * 3600,
+            header_read_timeout_ms: D_HEADER_READ_TIMEOUT_MS,
+            idle_timeout_ms: D_IDLE_TIMEOUT_MS,
+            max_connections: D_MAX_CONNECTIONS,
+            shutdown_grace_secs: D_SHUTDOWN_GRACE_SECS,
         }
     }
 }
@@ -532,6 +611,9 @@ impl Settings {
                 "timeouts must be positive and the absolute timeout at least the idle one".into(),
             ));
         }
+        for (section, l) in [("gateway", config.gateway.limits()), ("console", config.console.limits())] {
+            check_limits(section, &l).map_err(|(key, msg)| err(&key, msg))?;
+        }
         let admin_token = env(&config.gateway.admin_token_env).filter(|s| !s.is_empty()).map(Secret::new);
         let metrics_token = match config.gateway.metrics_token_env.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -867,6 +949,33 @@ mod tests {
         // A variable that is unset (or empty) leaves /metrics public.
         let s = from_toml("[gateway]\nmetrics_token_env = \"UNSET_VARIABLE\"").unwrap();
         assert!(s.metrics_token.is_none());
+    }
+
+    #[test]
+    fn connection_limits_default_per_spec_and_refuse_zero() {
+        let s = from_toml("[console]\nidle_timeout_ms = 5000").unwrap();
+        for l in [s.gateway.limits(), s.console.limits()] {
+            assert_eq!(l.header_read_timeout, std::time::Duration::from_secs(10));
+            assert_eq!(l.max_connections, 10_000);
+            assert_eq!(l.shutdown_grace, std::time::Duration::from_secs(30));
+        }
+        assert_eq!(s.gateway.limits().idle_timeout, std::time::Duration::from_secs(120));
+        assert_eq!(s.console.limits().idle_timeout, std::time::Duration::from_secs(5));
+        // A zero grace is allowed (stop at once, still draining accounting).
+        assert!(from_toml("[gateway]\nshutdown_grace_secs = 0").is_ok());
+        for (section, key) in [
+            ("gateway", "header_read_timeout_ms"),
+            ("gateway", "idle_timeout_ms"),
+            ("gateway", "max_connections"),
+            ("console", "header_read_timeout_ms"),
+            ("console", "idle_timeout_ms"),
+            ("console", "max_connections"),
+        ] {
+            let e = from_toml(&format!("[{section}]\n{key} = 0")).unwrap_err().to_string();
+            assert!(e.contains(&format!("{section}.{key}")) && e.contains("test.toml"), "{e}");
+        }
+        let e = from_toml("[console]\nshutdown_grace_secs = 100000").unwrap_err().to_string();
+        assert!(e.contains("console.shutdown_grace_secs"), "{e}");
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum GatewayError {
     MethodNotAllowed(String),
     #[error("internal error")]
     Internal,
+    /// The shutdown grace ended while the request was in flight.
+    #[error("server shutting down")]
+    ShuttingDown,
 }
 
 impl GatewayError {
@@ -60,6 +63,7 @@ impl GatewayError {
             GatewayError::RateLimited { .. } | GatewayError::InsufficientQuota(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Upstream(e) => upstream_status(e),
             GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -84,6 +88,7 @@ impl GatewayError {
             GatewayError::NotFound(_) => "not_found",
             GatewayError::MethodNotAllowed(_) => "method_not_allowed",
             GatewayError::Internal => "internal_error",
+            GatewayError::ShuttingDown => "server_shutting_down",
         }
     }
 
@@ -98,6 +103,7 @@ impl GatewayError {
             GatewayError::Upstream(e) if upstream_status(e) == StatusCode::BAD_REQUEST => "invalid_request_error",
             GatewayError::Upstream(_) => "upstream_error",
             GatewayError::Internal => "server_error",
+            GatewayError::ShuttingDown => "service_unavailable",
             _ => "invalid_request_error",
         }
     }
@@ -124,6 +130,9 @@ impl GatewayError {
             GatewayError::NotFound(path) => format!("Unknown request URL: {path}."),
             GatewayError::MethodNotAllowed(what) => format!("Method not allowed: {what}."),
             GatewayError::Internal => "The gateway had an internal error; it has been logged.".into(),
+            GatewayError::ShuttingDown => {
+                "The gateway is shutting down and ended this request; retry it (another replica, or after the restart).".into()
+            }
         }
     }
 
@@ -206,6 +215,7 @@ mod tests {
             (GatewayError::Upstream(UpstreamError::from_status("p", 429, b"", None)), 502, "upstream_error"),
             (GatewayError::Upstream(UpstreamError::from_status("p", 400, b"", None)), 400, "invalid_request_error"),
             (GatewayError::Upstream(UpstreamError::new(UpstreamErrorKind::Timeout, "t")), 504, "upstream_timeout"),
+            (GatewayError::ShuttingDown, 503, "server_shutting_down"),
         ];
         for (err, status, code) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

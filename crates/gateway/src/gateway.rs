@@ -17,6 +17,7 @@ use crate::admission::Admission;
 use crate::catalog::CatalogHandle;
 use crate::config::{Secret, Settings};
 use crate::error::GatewayError;
+use crate::listener::{Phases, ShutdownSignal, Stage};
 use crate::metrics::Metrics;
 use crate::rollout::Rollouts;
 use crate::routing::Models;
@@ -39,6 +40,8 @@ struct Inner {
     rollouts: Rollouts,
     metrics: Metrics,
     admin_token_hashes: Vec<[u8; 32]>,
+    /// How far the gateway listener's shutdown has gone.
+    shutdown: Stage,
 }
 
 impl AppState {
@@ -65,6 +68,10 @@ impl AppState {
     }
     pub fn rollouts(&self) -> &Rollouts {
         &self.0.rollouts
+    }
+    /// The shutdown stage: [`Stage::closing`] once the grace is over.
+    pub fn shutdown_stage(&self) -> &Stage {
+        &self.0.shutdown
     }
     /// Whether `token` is an admin token (constant-time comparison of hashes).
     pub fn is_admin_token(&self, token: &str) -> bool {
@@ -198,6 +205,7 @@ impl Gateway {
             rollouts,
             metrics: Metrics::default(),
             admin_token_hashes,
+            shutdown: Stage::default(),
         }));
         let bootstrap = (boot.admin_token.is_some() || boot.admin_user.is_some()).then_some(boot);
         let schedule = crate::admin::rollouts::spawn_schedule(state.clone(), stop);
@@ -219,29 +227,45 @@ impl Gateway {
         self.bootstrap.as_ref()
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests and
-    /// writes every queued usage record before returning. Connections are
-    /// served by `gateway.workers` thread-per-core event loops (see
-    /// [`crate::workers`]); dropping the returned future stops them too.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests
+    /// (within `gateway.shutdown_grace_secs`) and writes every queued usage
+    /// record before returning. See [`Gateway::serve_until`].
     pub async fn serve(
-        mut self,
+        self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        self.serve_until(listener, ShutdownSignal::from_future(shutdown)).await
+    }
+
+    /// Serves until `signal` asks for a stop: then accepts nothing more,
+    /// lets requests in flight run for the grace (a second request skips
+    /// it), ends the streams still running with an error event (billed for
+    /// what was streamed), closes every connection, and drains accounting —
+    /// always, however the stop came. Connections are served by
+    /// `gateway.workers` thread-per-core event loops (see [`crate::workers`])
+    /// under the listener limits of [`crate::listener`]; dropping the
+    /// returned future stops them too.
+    pub async fn serve_until(mut self, listener: tokio::net::TcpListener, signal: ShutdownSignal) -> anyhow::Result<()> {
         let app = GatewayService::new(self.state.clone());
+        let limits = self.state.settings().gateway.limits();
         let count = crate::workers::auto_count(self.state.settings().gateway.workers);
-        let stop = tokio_util::sync::CancellationToken::new();
-        let _stop_on_drop = stop.clone().drop_guard();
-        crate::workers::forward(shutdown, stop.clone());
+        let phases = Phases::start(signal, limits.shutdown_grace, self.state.shutdown_stage().clone());
+        let _close_on_drop = phases.close_on_drop();
+        let metrics_stop = tokio_util::sync::CancellationToken::new();
+        let _metrics_stop_on_drop = metrics_stop.clone().drop_guard();
         let metrics_task = self
             .metrics_listener
             .take()
-            .map(|l| tokio::spawn(serve_metrics(l, metrics_router(self.state.clone()), stop.clone())));
-        let served = crate::workers::serve(listener, app, count, stop).await;
+            .map(|l| tokio::spawn(serve_metrics(l, metrics_router(self.state.clone()), metrics_stop.clone())));
+        let served = crate::workers::serve(listener, app, count, limits, phases).await;
+        metrics_stop.cancel();
         if let Some(t) = metrics_task {
             t.abort();
         }
+        tracing::info!("gateway listener closed; draining accounting");
         self.stop().await;
+        tracing::info!("accounting drained");
         served?.finish().await;
         Ok(())
     }

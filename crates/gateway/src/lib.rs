@@ -18,6 +18,7 @@ pub mod fastmap;
 pub mod gateway;
 pub mod ids;
 pub mod jsonscan;
+pub mod listener;
 pub mod metrics;
 pub mod providers;
 pub mod proxy;

@@ -21,6 +21,7 @@ use crate::auth::{self, Caller};
 use crate::catalog::TenantEntry;
 use crate::error::GatewayError;
 use crate::gateway::AppState;
+use crate::listener::Stage;
 use crate::providers::EventStream;
 use crate::providers::{ChatRequest, StreamEvent, UpstreamError, UpstreamErrorKind, Usage};
 use crate::request;
@@ -358,12 +359,17 @@ async fn failure_response(failed: Failed, pending: &mut Pending) -> Response {
 
 async fn complete_response(attempts: Attempts<'_>, mut pending: Pending) -> Response {
     let chat = attempts.chat;
-    let result = attempts
-        .run(
-            &mut pending,
-            |route: Arc<ModelRoute>| async move { route.provider.client.complete(chat, &route.target).await },
-        )
-        .await;
+    let stage = attempts.state.shutdown_stage().clone();
+    let result = until_closing(
+        &stage,
+        attempts.run(&mut pending, |route: Arc<ModelRoute>| async move {
+            route.provider.client.complete(chat, &route.target).await
+        }),
+    )
+    .await;
+    let Some(result) = result else {
+        return shut_down(&mut pending).await.into_response();
+    };
     match result {
         Ok((route, c)) => {
             let usage = c.usage.unwrap_or_else(|| {
@@ -403,26 +409,34 @@ async fn open_stream(route: Arc<ModelRoute>, chat: &ChatRequest) -> Result<Event
 async fn stream_response(attempts: Attempts<'_>, mut pending: Pending) -> Response {
     let chat = attempts.chat;
     let include_usage = chat.include_usage;
-    let (route, events) = match attempts.run(&mut pending, |route: Arc<ModelRoute>| open_stream(route, chat)).await {
-        Ok(ok) => ok,
-        Err(failed) => return failure_response(failed, &mut pending).await,
+    let stage = attempts.state.shutdown_stage().clone();
+    let opened = until_closing(&stage, attempts.run(&mut pending, |route: Arc<ModelRoute>| open_stream(route, chat)));
+    let (route, events) = match opened.await {
+        Some(Ok(ok)) => ok,
+        Some(Err(failed)) => return failure_response(failed, &mut pending).await,
+        None => return shut_down(&mut pending).await.into_response(),
     };
     pending.served = Some(route.clone());
     if pending.shadow.is_some() {
         pending.output = Some(compare::Output::default());
     }
-    let sse = futures::stream::unfold((events, Some(pending)), move |(mut events, pending)| async move {
+    let sse = futures::stream::unfold((events, Some(pending), stage), move |(mut events, pending, stage)| async move {
         let mut pending = pending?;
         loop {
-            match events.next().await {
+            let Some(next) = next_or_closing(&mut events, &stage).await else {
+                // The shutdown grace is over: billed for what was streamed.
+                let body = serde_json::to_vec(&shut_down(&mut pending).await.body()).unwrap_or_default();
+                return Some((Ok(sse_data(&body)), (events, None, stage)));
+            };
+            match next {
                 Some(Ok(StreamEvent::Chunk(chunk))) => {
                     pending.saw_chunk(&chunk);
-                    return Some((Ok::<Bytes, Infallible>(sse_data(&chunk)), (events, Some(pending))));
+                    return Some((Ok::<Bytes, Infallible>(sse_data(&chunk)), (events, Some(pending), stage)));
                 }
                 Some(Ok(StreamEvent::Usage { usage, chunk })) => {
                     pending.usage = Some(usage);
                     if include_usage {
-                        return Some((Ok(sse_data(&chunk)), (events, Some(pending))));
+                        return Some((Ok(sse_data(&chunk)), (events, Some(pending), stage)));
                     }
                 }
                 Some(Err(e)) => {
@@ -437,12 +451,12 @@ async fn stream_response(attempts: Attempts<'_>, mut pending: Pending) -> Respon
                     pending.finish(Outcome::UpstreamError, err.status().as_u16(), Some(err.code()));
                     pending.queue().await;
                     let body = serde_json::to_vec(&err.body()).unwrap_or_default();
-                    return Some((Ok(sse_data(&body)), (events, None)));
+                    return Some((Ok(sse_data(&body)), (events, None, stage)));
                 }
                 None => {
                     pending.finish(Outcome::Ok, 200, None);
                     pending.queue().await;
-                    return Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), (events, None)));
+                    return Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), (events, None, stage)));
                 }
             }
         }
@@ -453,6 +467,42 @@ async fn stream_response(attempts: Attempts<'_>, mut pending: Pending) -> Respon
     h.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
     answer_headers(&mut resp, &route);
     resp
+}
+
+/// `work`, unless the shutdown grace ends first (`None`): one atomic load
+/// per poll.
+async fn until_closing<F: std::future::Future>(stage: &Stage, work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    futures::future::poll_fn(|cx| {
+        if stage.closing() {
+            return std::task::Poll::Ready(None);
+        }
+        work.as_mut().poll(cx).map(Some)
+    })
+    .await
+}
+
+/// The next upstream event, unless the shutdown grace ends first (`None`).
+async fn next_or_closing(
+    events: &mut EventStream,
+    stage: &Stage,
+) -> Option<Option<Result<StreamEvent, UpstreamError>>> {
+    futures::future::poll_fn(|cx| {
+        if stage.closing() {
+            return std::task::Poll::Ready(None);
+        }
+        events.poll_next_unpin(cx).map(Some)
+    })
+    .await
+}
+
+/// Ends a request cut by the end of the shutdown grace: finished (billed
+/// for what was streamed) and queued; returns the error it ends with.
+async fn shut_down(pending: &mut Pending) -> GatewayError {
+    let err = GatewayError::ShuttingDown;
+    pending.finish(Outcome::ServerShutdown, err.status().as_u16(), Some(err.code()));
+    pending.queue().await;
+    err
 }
 
 /// At most this many bytes of ready chunks go out in one write.
@@ -601,6 +651,8 @@ enum Outcome {
     Ok,
     UpstreamError,
     ClientCancelled,
+    /// Cut by the end of the shutdown grace.
+    ServerShutdown,
 }
 
 impl Outcome {
@@ -609,6 +661,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::UpstreamError => "upstream_error",
             Outcome::ClientCancelled => "client_cancelled",
+            Outcome::ServerShutdown => "server_shutdown",
         }
     }
 }
@@ -713,11 +766,15 @@ impl Pending {
         let usage = match (self.usage, outcome) {
             (Some(u), _) => u,
             // Cut before the upstream reported usage: bill what we can see.
-            (None, Outcome::ClientCancelled) | (None, Outcome::UpstreamError) if self.first_chunk.is_some() => Usage {
-                input_tokens: self.permit.as_ref().map(|p| p.estimated_prompt_tokens).unwrap_or(0),
-                output_tokens: self.streamed_chars.div_ceil(4),
-                cached_tokens: 0,
-            },
+            (None, Outcome::ClientCancelled | Outcome::UpstreamError | Outcome::ServerShutdown)
+                if self.first_chunk.is_some() =>
+            {
+                Usage {
+                    input_tokens: self.permit.as_ref().map(|p| p.estimated_prompt_tokens).unwrap_or(0),
+                    output_tokens: self.streamed_chars.div_ceil(4),
+                    cached_tokens: 0,
+                }
+            }
             (None, _) => Usage::default(),
         };
         // Priced at the route that answered (a fallback or rollout side may differ).
@@ -767,7 +824,8 @@ impl Pending {
             let answered_by_side = self.served.as_ref().is_some_and(|r| {
                 r.provider.name == chosen.provider.name && r.target.upstream_model == chosen.target.upstream_model
             });
-            if outcome != Outcome::ClientCancelled {
+            // Neither a client going away nor a shutdown is the side's fault.
+            if !matches!(outcome, Outcome::ClientCancelled | Outcome::ServerShutdown) {
                 let error = outcome != Outcome::Ok || !answered_by_side;
                 rollout_admin::observe(&self.state, &live, side, latency.as_millis() as u64, error, cost);
             }

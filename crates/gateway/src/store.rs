@@ -90,7 +90,7 @@ pub struct UsageRecord {
     pub latency_ms: i64,
     pub ttft_ms: Option<i64>,
     pub status_code: i64,
-    /// `ok`, `upstream_error`, `client_cancelled`, `rejected`.
+    /// `ok`, `upstream_error`, `client_cancelled`, `server_shutdown`, `rejected`.
     pub outcome: String,
     pub error_code: Option<String>,
     pub stream: bool,

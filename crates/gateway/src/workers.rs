@@ -17,9 +17,11 @@
 //! Each connection is served by hyper's HTTP/1.1 server directly (HTTP/1.1
 //! only: the OpenAI-compatible clients speak it, and hyper-util's
 //! auto-detecting server cost every request a per-request service clone, a
-//! `oneshot` wrapper and a rewind buffer on every read). Graceful shutdown:
-//! stop accepting, let each connection finish the request it is serving
-//! (idle keep-alive connections close at once), wait for all of them.
+//! `oneshot` wrapper and a rewind buffer on every read), under the limits
+//! and shutdown phases of [`crate::listener`]: header and idle timeouts, a
+//! cap on open connections shared by all workers, and a graceful stop
+//! (stop accepting, let each connection finish the request it is serving
+//! within the grace, wait for all of them).
 //!
 //! Background work (accounting writer, catalog refresh, rollout sync) stays
 //! on the runtime that called [`serve`]. Worker runtimes are kept running
@@ -27,7 +29,6 @@
 //! a worker stay usable while accounting drains), and stop when the returned
 //! future completes or is dropped.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -36,12 +37,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 use crate::gateway::GatewayService;
+use crate::listener::{ConnectionCap, ListenerLimits, Phases};
 use tokio_util::sync::CancellationToken;
 
 /// How many workers `gateway.workers = 0` means: one per available core.
@@ -84,14 +85,15 @@ impl Drop for Workers {
     }
 }
 
-/// Starts `count` workers serving `app` on `listener` until `stop` is
-/// cancelled; resolves when every worker has stopped accepting and finished
+/// Starts `count` workers serving `app` on `listener` until `phases` stop
+/// them; resolves when every worker has stopped accepting and finished
 /// its in-flight requests (graceful), returning the workers (still alive, idle).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: GatewayService,
     count: usize,
-    stop: CancellationToken,
+    limits: ListenerLimits,
+    phases: Phases,
 ) -> anyhow::Result<Workers> {
     let std_listener = listener.into_std()?;
     let addr: SocketAddr = std_listener.local_addr()?;
@@ -99,10 +101,12 @@ pub async fn serve(
     let mut workers = Workers { exit: exit.clone(), threads: Vec::with_capacity(count) };
     let mut done = Vec::with_capacity(count);
     let balance = Arc::new(Balance::new(count.max(1)));
+    // One cap for the process's gateway listener, whichever worker accepts.
+    let cap = ConnectionCap::new(limits.max_connections);
     for i in 0..count.max(1) {
         let socket = std_listener.try_clone()?;
-        let (app, worker_stop, exit) = (app.clone(), stop.clone(), exit.clone());
-        let balance = balance.clone();
+        let (app, worker_phases, exit) = (app.clone(), phases.clone(), exit.clone());
+        let (balance, cap) = (balance.clone(), cap.clone());
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
         done.push(done_rx);
         let thread = std::thread::Builder::new().name(format!("sheepdog-gw-{i}")).spawn(move || {
@@ -114,7 +118,7 @@ pub async fn serve(
                 }
             };
             runtime.block_on(async move {
-                let served = serve_one(socket, app, worker_stop, balance, i).await;
+                let served = serve_one(socket, app, Limited { limits, cap, phases: worker_phases }, balance, i).await;
                 let _ = done_tx.send(served);
                 // Stay alive (and keep driving this runtime's I/O) until the
                 // caller's shutdown is over.
@@ -124,7 +128,7 @@ pub async fn serve(
         match thread {
             Ok(t) => workers.threads.push(t),
             Err(e) => {
-                stop.cancel();
+                phases.begin_close();
                 return Err(anyhow::anyhow!("cannot start gateway worker thread {i}: {e}"));
             }
         }
@@ -135,11 +139,11 @@ pub async fn serve(
         match rx.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                stop.cancel();
+                phases.begin_close();
                 first_error.get_or_insert(e);
             }
             Err(_) => {
-                stop.cancel();
+                phases.begin_close();
                 first_error.get_or_insert(anyhow::anyhow!("a gateway worker stopped unexpectedly"));
             }
         }
@@ -150,38 +154,41 @@ pub async fn serve(
     }
 }
 
+/// A worker's share of the listener's limits.
+struct Limited {
+    limits: ListenerLimits,
+    cap: ConnectionCap,
+    phases: Phases,
+}
+
 async fn serve_one(
     socket: std::net::TcpListener,
     app: GatewayService,
-    stop: CancellationToken,
+    limited: Limited,
     balance: Arc<Balance>,
     me: usize,
 ) -> anyhow::Result<()> {
+    let Limited { limits, cap, phases } = limited;
     let mut listener = Balanced { inner: TcpListener::from_std(socket)?, balance, me };
     // Every connection task holds a receiver; all dropped = all finished.
     let (open_tx, open_rx) = tokio::sync::watch::channel(());
     loop {
+        // At the cap, stop accepting: new connections wait in the backlog.
+        let slot = tokio::select! {
+            biased;
+            () = phases.stopped() => break,
+            slot = cap.slot() => slot,
+        };
         let (io, _addr) = tokio::select! {
             biased;
-            () = stop.cancelled() => break,
+            () = phases.stopped() => break,
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
         };
         let service = app.clone();
-        let (stop, open) = (stop.clone(), open_rx.clone());
+        let (phases, open) = (phases.clone(), open_rx.clone());
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
-            let mut conn = std::pin::pin!(conn);
-            let served = tokio::select! {
-                biased;
-                served = conn.as_mut() => served,
-                () = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = served {
-                tracing::trace!(error = %e, "connection ended with an error");
-            }
+            crate::listener::serve_connection(io, service, limits, phases).await;
+            drop(slot);
             drop(open);
         });
     }
@@ -305,14 +312,6 @@ impl AsyncWrite for Counted {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
-}
-
-/// Forwards `shutdown` to `token` (on the calling runtime).
-pub fn forward(shutdown: impl Future<Output = ()> + Send + 'static, token: CancellationToken) {
-    tokio::spawn(async move {
-        shutdown.await;
-        token.cancel();
-    });
 }
 
 #[cfg(test)]

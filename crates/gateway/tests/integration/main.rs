@@ -7,6 +7,7 @@ mod admin_api;
 mod admission;
 mod analyses;
 mod bad_input;
+mod connections;
 mod faults;
 mod harness;
 mod holes;
