@@ -39,6 +39,7 @@ pub struct ConsoleState {
     api: AdminApi,
     policy: Arc<SessionPolicy>,
     max_upload_bytes: u64,
+    trusted_proxies: Arc<[sheepdog_types::net::Cidr]>,
 }
 
 /// The largest analysis upload by default (gateway.max_analysis_upload_bytes).
@@ -61,6 +62,7 @@ impl ConsoleState {
             api,
             policy: Arc::new(policy),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            trusted_proxies: Arc::new([]),
         })
     }
 
@@ -69,6 +71,16 @@ impl ConsoleState {
     pub fn with_max_upload_bytes(mut self, bytes: u64) -> ConsoleState {
         self.max_upload_bytes = bytes;
         self
+    }
+
+    /// Reverse proxies whose `X-Forwarded-For` is believed (console.trusted_proxies).
+    pub fn with_trusted_proxies(mut self, proxies: Vec<sheepdog_types::net::Cidr>) -> ConsoleState {
+        self.trusted_proxies = proxies.into();
+        self
+    }
+
+    pub fn trusted_proxies(&self) -> &[sheepdog_types::net::Cidr] {
+        &self.trusted_proxies
     }
 
     pub fn max_upload_bytes(&self) -> u64 {

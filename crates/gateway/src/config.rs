@@ -85,6 +85,10 @@ pub struct ConsoleConfig {
     pub session_idle_timeout_secs: u64,
     /// A console session ends this long after sign-in, used or not (seconds).
     pub session_absolute_timeout_secs: u64,
+    /// Reverse proxies (CIDR ranges or addresses) whose `X-Forwarded-For` the
+    /// console believes for the client address of a sign-in (throttling).
+    /// Empty: the socket peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ConsoleConfig {
@@ -96,6 +100,7 @@ impl Default for ConsoleConfig {
             public_url: None,
             session_idle_timeout_secs: 30 * 60,
             session_absolute_timeout_secs: 12 * 3600,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -504,6 +509,9 @@ impl Settings {
                 "console.session_absolute_timeout_secs",
                 "timeouts must be positive and the absolute timeout at least the idle one".into(),
             ));
+        }
+        for (i, p) in config.console.trusted_proxies.iter().enumerate() {
+            sheepdog_types::net::Cidr::parse(p).map_err(|e| err(&format!("console.trusted_proxies[{i}]"), e))?;
         }
         let admin_token = env(&config.gateway.admin_token_env).filter(|s| !s.is_empty()).map(Secret::new);
 
