@@ -270,7 +270,13 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
         return Err(ssr::with_status(ConsoleError::InvalidCredentials));
     }
     let ip = ssr::client_ip().await;
-    let user = state.api().verify(&email, &password, ip.as_deref()).await.map_err(ssr::with_status)?;
+    let Some(slot) = state.try_sign_in_slot() else {
+        tracing::warn!(client_ip = ?ip, "console sign-in refused: too many sign-ins in flight");
+        return Err(ssr::with_status(ConsoleError::TooManyAttempts(1)));
+    };
+    let verified = state.api().verify(&email, &password, ip.as_deref()).await;
+    drop(slot);
+    let user = verified.map_err(ssr::with_status)?;
     let user = SessionUser { id: user.id, email: user.email, role: user.role, tenant_id: user.tenant_id };
     let session = ssr::session().await?;
     ssr::start(&session, user.clone()).await?;

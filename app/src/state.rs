@@ -40,6 +40,13 @@ pub struct ConsoleState {
     policy: Arc<SessionPolicy>,
     max_upload_bytes: u64,
     trusted_proxies: Arc<[sheepdog_types::net::Cidr]>,
+    sign_in_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Sign-in checks one console sends to the gateway at once: 4 per core
+/// (the gateway hashes one per core at a time; several consoles may share it).
+pub fn sign_in_slots() -> usize {
+    4 * std::thread::available_parallelism().map(usize::from).unwrap_or(1)
 }
 
 /// The largest analysis upload by default (gateway.max_analysis_upload_bytes).
@@ -63,6 +70,7 @@ impl ConsoleState {
             policy: Arc::new(policy),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             trusted_proxies: Arc::new([]),
+            sign_in_slots: Arc::new(tokio::sync::Semaphore::new(sign_in_slots())),
         })
     }
 
@@ -81,6 +89,15 @@ impl ConsoleState {
 
     pub fn trusted_proxies(&self) -> &[sheepdog_types::net::Cidr] {
         &self.trusted_proxies
+    }
+
+    /// A slot for one sign-in check at the gateway, or `None` when
+    /// [`sign_in_slots`] are already waiting on it: a flood of sign-ins is
+    /// answered "try again" by the console at once instead of piling up
+    /// requests on the gateway's event loops (the gateway bounds its own
+    /// password hashes too).
+    pub fn try_sign_in_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.sign_in_slots.clone().try_acquire_owned().ok()
     }
 
     pub fn max_upload_bytes(&self) -> u64 {
