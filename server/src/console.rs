@@ -206,14 +206,30 @@ pub struct CspNonce(pub String);
 /// site's own files (`/pkg/…`), `'wasm-unsafe-eval'` to compile the wasm,
 /// and the inline scripts Leptos renders (the hydration bootstrap and the
 /// serialized server data), which carry this response's nonce. Styles: the
-/// site's stylesheet; inline `style` attributes (chart swatches, meters)
-/// are allowed by `style-src-attr`, inline `<style>` elements are not.
+/// site's stylesheet and the migration report's inline stylesheet (by hash,
+/// [`report_style_hash`]); inline `style` attributes (chart swatches,
+/// meters) are allowed by `style-src-attr`, other inline `<style>` elements
+/// are not.
 pub fn content_security_policy(nonce: &str) -> String {
+    let report = report_style_hash();
     format!(
-        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self' '{report}'; \
          style-src-attr 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
          object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
     )
+}
+
+/// `sha256-…` of the migration report's inline stylesheet: the analysis page
+/// shows the report in a sandboxed `srcdoc` frame, which inherits this
+/// policy, so its one `<style>` element is allowed by hash (nothing else inline).
+pub fn report_style_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(sheepdog_analyze::html::CSS.as_bytes());
+        format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(digest))
+    })
 }
 
 /// Security headers on every response (CSP with a fresh nonce, no framing,

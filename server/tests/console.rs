@@ -353,6 +353,14 @@ async fn every_response_carries_the_security_headers_and_scripts_carry_the_nonce
         assert!(csp.contains(part), "{part} missing from {csp}");
     }
     assert!(!csp.contains("script-src 'self' 'unsafe-inline'") && !csp.contains("'unsafe-eval'"), "{csp}");
+    // The migration report (shown in a srcdoc frame, which inherits the policy) keeps its stylesheet.
+    let report_css = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(sheepdog_analyze::html::CSS.as_bytes());
+        format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+    };
+    assert!(csp.contains(&format!("style-src 'self' {report_css}")), "{csp}");
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["referrer-policy"], "same-origin");
     assert_eq!(h["x-frame-options"], "DENY");
