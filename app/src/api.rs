@@ -56,6 +56,29 @@ pub fn enc(text: &str) -> String {
     out
 }
 
+/// Whether `id` may name a resource in an admin API path: a UUID, a key or
+/// rollout id, or a tenant alias — 1 to 64 of `[A-Za-z0-9._-]` — and never
+/// `.` or `..` (which a URL parser resolves, so `/tenants/../keys` would
+/// become `/keys`).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id != "."
+        && id != ".."
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `id` as one percent-encoded path segment; an id that cannot exist is "not found"
+/// (nothing is sent to the gateway).
+pub fn seg(id: &str) -> Result<String, ConsoleError> {
+    if valid_id(id) {
+        Ok(enc(id))
+    } else {
+        tracing::warn!(id = %id.escape_debug(), "refused an invalid id in an admin API path");
+        Err(ConsoleError::NotFound)
+    }
+}
+
 /// `?a=1&b=2` from the present pairs (empty when none).
 pub fn query(pairs: &[(&str, Option<&str>)]) -> String {
     let parts: Vec<String> =
@@ -144,7 +167,7 @@ impl AdminApi {
     }
 
     pub async fn user(&self, id: &str) -> Result<ConsoleUser, ConsoleError> {
-        self.get(&format!("/users/{}", enc(id))).await
+        self.get(&format!("/users/{}", seg(id)?)).await
     }
 
     pub async fn users(&self) -> Result<Vec<ConsoleUser>, ConsoleError> {
@@ -165,7 +188,7 @@ impl AdminApi {
 
     pub async fn set_user_disabled(&self, actor: &str, id: &str, disabled: bool) -> Result<ConsoleUser, ConsoleError> {
         let body = json!({ "disabled": disabled });
-        self.call(Method::PATCH, &format!("/users/{}", enc(id)), Some(actor), Some(&body)).await
+        self.call(Method::PATCH, &format!("/users/{}", seg(id)?), Some(actor), Some(&body)).await
     }
 
     // ---- tenants ---------------------------------------------------------
@@ -175,7 +198,7 @@ impl AdminApi {
     }
 
     pub async fn tenant(&self, id: &str) -> Result<Tenant, ConsoleError> {
-        self.get(&format!("/tenants/{}", enc(id))).await
+        self.get(&format!("/tenants/{}", seg(id)?)).await
     }
 
     pub async fn create_tenant(&self, actor: &str, body: &Value) -> Result<Tenant, ConsoleError> {
@@ -183,25 +206,25 @@ impl AdminApi {
     }
 
     pub async fn patch_tenant(&self, actor: &str, id: &str, body: &Value) -> Result<Tenant, ConsoleError> {
-        self.call(Method::PATCH, &format!("/tenants/{}", enc(id)), Some(actor), Some(body)).await
+        self.call(Method::PATCH, &format!("/tenants/{}", seg(id)?), Some(actor), Some(body)).await
     }
 
     pub async fn put_limits(&self, actor: &str, id: &str, body: &Value) -> Result<Tenant, ConsoleError> {
-        self.call(Method::PUT, &format!("/tenants/{}/limits", enc(id)), Some(actor), Some(body)).await
+        self.call(Method::PUT, &format!("/tenants/{}/limits", seg(id)?), Some(actor), Some(body)).await
     }
 
     pub async fn put_budget(&self, actor: &str, id: &str, body: &Value) -> Result<Tenant, ConsoleError> {
-        self.call(Method::PUT, &format!("/tenants/{}/budget", enc(id)), Some(actor), Some(body)).await
+        self.call(Method::PUT, &format!("/tenants/{}/budget", seg(id)?), Some(actor), Some(body)).await
     }
 
     pub async fn metrics(&self, id: &str, period: &str) -> Result<TenantMetrics, ConsoleError> {
-        self.get(&format!("/tenants/{}/metrics{}", enc(id), query(&[("period", Some(period))]))).await
+        self.get(&format!("/tenants/{}/metrics{}", seg(id)?, query(&[("period", Some(period))]))).await
     }
 
     // ---- keys ------------------------------------------------------------
 
     pub async fn tenant_keys(&self, id: &str) -> Result<Vec<KeyInfo>, ConsoleError> {
-        Ok(self.get::<ListResponse<KeyInfo>>(&format!("/tenants/{}/keys", enc(id))).await?.data)
+        Ok(self.get::<ListResponse<KeyInfo>>(&format!("/tenants/{}/keys", seg(id)?)).await?.data)
     }
 
     pub async fn create_key(
@@ -211,11 +234,11 @@ impl AdminApi {
         name: Option<&str>,
     ) -> Result<KeyCreated, ConsoleError> {
         let body = json!({ "name": name });
-        self.call(Method::POST, &format!("/tenants/{}/keys", enc(tenant_id)), Some(actor), Some(&body)).await
+        self.call(Method::POST, &format!("/tenants/{}/keys", seg(tenant_id)?), Some(actor), Some(&body)).await
     }
 
     pub async fn revoke_key(&self, actor: &str, key_id: &str) -> Result<KeyInfo, ConsoleError> {
-        self.call(Method::DELETE, &format!("/keys/{}", enc(key_id)), Some(actor), None).await
+        self.call(Method::DELETE, &format!("/keys/{}", seg(key_id)?), Some(actor), None).await
     }
 
     // ---- pools -----------------------------------------------------------
@@ -225,7 +248,7 @@ impl AdminApi {
     }
 
     pub async fn pool(&self, id: &str) -> Result<PoolInfo, ConsoleError> {
-        self.get(&format!("/pools/{}", enc(id))).await
+        self.get(&format!("/pools/{}", seg(id)?)).await
     }
 
     // ---- reports ---------------------------------------------------------
@@ -270,7 +293,7 @@ impl AdminApi {
     }
 
     pub async fn rollout(&self, id: &str) -> Result<crate::rollouts::RolloutDetail, ConsoleError> {
-        self.get(&format!("/rollouts/{}", enc(id))).await
+        self.get(&format!("/rollouts/{}", seg(id)?)).await
     }
 
     pub async fn create_rollout(&self, actor: &str, body: &Value) -> Result<crate::rollouts::Rollout, ConsoleError> {
@@ -285,11 +308,14 @@ impl AdminApi {
         action: &str,
         reason: Option<&str>,
     ) -> Result<crate::rollouts::Rollout, ConsoleError> {
+        if !matches!(action, "advance" | "pause" | "resume" | "rollback") {
+            return Err(ConsoleError::Invalid("Unknown rollout action.".into()));
+        }
         let body = match reason {
             Some(r) => json!({ "reason": r }),
             None => json!({}),
         };
-        self.call(Method::POST, &format!("/rollouts/{}/{}", enc(id), enc(action)), Some(actor), Some(&body)).await
+        self.call(Method::POST, &format!("/rollouts/{}/{}", seg(id)?, seg(action)?), Some(actor), Some(&body)).await
     }
 
     // ---- analyses -----------------------------------------------------------
@@ -344,5 +370,59 @@ mod tests {
         assert_eq!(query(&[("a", Some("1")), ("b", None), ("c", Some(""))]), "?a=1");
         assert_eq!(query(&[]), "");
         assert_eq!(actor_for("x@y.z"), "console:x@y.z");
+    }
+
+    #[test]
+    fn ids_are_validated_before_they_become_path_segments() {
+        for ok in [
+            "3f1c2a9e-8d7b-4c6a-9e5f-0123456789ab",
+            "key_0123456789abcdef0123456789abcdef",
+            "acme",
+            "acme.eu",
+            "a..b",
+            "_x-1",
+        ] {
+            assert!(valid_id(ok), "{ok}");
+            assert_eq!(seg(ok).unwrap(), ok, "unreserved characters stay as they are");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../keys",
+            "a/b",
+            "a%2F",
+            "%2e%2e",
+            "a b",
+            "a\\b",
+            "a?b",
+            "a#b",
+            "a\nb",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(!valid_id(bad), "{bad:?}");
+            assert!(matches!(seg(bad), Err(ConsoleError::NotFound)), "{bad:?}");
+        }
+    }
+
+    /// The path the client would request for `tenant_keys("..")` if ids were
+    /// not validated: `/tenants/../keys` resolves to `/keys` (every key,
+    /// platform keys included). With validation nothing is requested.
+    #[tokio::test]
+    async fn dot_segments_never_reach_the_gateway() {
+        let url = reqwest::Url::parse("http://gw.invalid/admin/v1/tenants/../keys").unwrap();
+        assert_eq!(url.path(), "/admin/v1/keys", "why `..` must be refused");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let api = AdminApi::new(reqwest::Client::new(), &format!("http://{closed}"), "t");
+        for id in [".", "..", "%2e%2e", "../keys"] {
+            assert!(matches!(api.tenant_keys(id).await, Err(ConsoleError::NotFound)), "{id}");
+            assert!(matches!(api.revoke_key("a", id).await, Err(ConsoleError::NotFound)), "{id}");
+            assert!(matches!(api.create_key("a", id, None).await, Err(ConsoleError::NotFound)), "{id}");
+            assert!(matches!(api.tenant(id).await, Err(ConsoleError::NotFound)), "{id}");
+        }
+        // A valid id is sent (and here fails to connect: nothing listens there).
+        assert!(matches!(api.tenant("acme").await, Err(ConsoleError::Unavailable)));
+        assert!(matches!(api.rollout_action("a", "ro_1", "delete", None).await, Err(ConsoleError::Invalid(_))));
     }
 }

@@ -211,10 +211,19 @@ pub mod ssr {
         }
     }
 
-    /// The client's address (throttling of sign-ins per address).
+    /// The client's address (throttling of sign-ins per address): the socket
+    /// peer, or, when the peer is one of `console.trusted_proxies`, the
+    /// right-most untrusted address of `X-Forwarded-For`.
     pub async fn client_ip() -> Option<String> {
         use axum::extract::ConnectInfo;
-        leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok().map(|ConnectInfo(a)| a.ip().to_string())
+        let state = ConsoleState::current().ok()?;
+        let ConnectInfo(peer) = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok()?;
+        let parts = use_context::<axum::http::request::Parts>();
+        let forwarded: Vec<&str> = parts
+            .as_ref()
+            .map(|p| p.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect())
+            .unwrap_or_default();
+        Some(sheepdog_types::net::client_ip(peer.ip(), forwarded, state.trusted_proxies()).to_string())
     }
 }
 
@@ -222,6 +231,30 @@ pub mod ssr {
 #[server(endpoint = "whoami")]
 pub async fn whoami() -> Result<Option<SessionUser>, ConsoleError> {
     ssr::current_user().await
+}
+
+/// Whether `next` (after sign-in) is a path on this console, never another
+/// site: one `/` then a path character; no backslash (browsers read `/\\x`
+/// as `//x`), no control or whitespace characters (browsers drop tabs and
+/// newlines, turning `/\t/x` into `//x`), no percent-encoded slash,
+/// backslash or control character (decoded before routing, or by a later
+/// hop), ASCII only, and at most 2048 bytes.
+pub fn is_local_path(next: &str) -> bool {
+    let bytes = next.as_bytes();
+    if next.len() > 2048 || bytes.first() != Some(&b'/') || matches!(bytes.get(1), Some(b'/' | b'\\')) {
+        return false;
+    }
+    // ASCII only: the path becomes a `Location` header value.
+    if !next.is_ascii() || next.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) {
+        return false;
+    }
+    let lower = next.to_ascii_lowercase();
+    // %2f (/), %5c (\\), %09/%0a/%0d and any %0x/%1x control, %7f, %20 (space).
+    let bad_escape = lower.match_indices('%').any(|(i, _)| {
+        let code = lower.get(i + 1..i + 3).unwrap_or("");
+        matches!(code, "2f" | "5c" | "7f" | "20" | "25") || code.starts_with('0') || code.starts_with('1')
+    });
+    !bad_escape
 }
 
 /// Signs in with email and password. On success the session id is rotated
@@ -237,14 +270,22 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
         return Err(ssr::with_status(ConsoleError::InvalidCredentials));
     }
     let ip = ssr::client_ip().await;
-    let user = state.api().verify(&email, &password, ip.as_deref()).await.map_err(ssr::with_status)?;
+    let Some(slot) = state.try_sign_in_slot() else {
+        tracing::warn!(client_ip = ?ip, "console sign-in refused: too many sign-ins in flight");
+        return Err(ssr::with_status(ConsoleError::TooManyAttempts(1)));
+    };
+    let verified = state.api().verify(&email, &password, ip.as_deref()).await;
+    drop(slot);
+    let user = verified.map_err(ssr::with_status)?;
     let user = SessionUser { id: user.id, email: user.email, role: user.role, tenant_id: user.tenant_id };
     let session = ssr::session().await?;
     ssr::start(&session, user.clone()).await?;
     tracing::info!(email = %user.email, role = user.role.as_str(), "console sign-in");
     let target = next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/api/") && n != "/login")
-        .filter(|n| (user.role == Role::Tenant) == n.starts_with("/portal"))
+        .filter(|n| is_local_path(n) && !n.starts_with("/api/") && n != "/login" && !n.starts_with("/login?"))
+        .filter(|n| {
+            (user.role == Role::Tenant) == (n == "/portal" || n.starts_with("/portal/") || n.starts_with("/portal?"))
+        })
         .unwrap_or_else(|| user.home().to_string());
     leptos_axum::redirect(&target);
     Ok(user)
@@ -260,4 +301,63 @@ pub async fn logout() -> Result<(), ConsoleError> {
     ssr::end(&session).await?;
     leptos_axum::redirect("/login");
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::is_local_path;
+
+    #[test]
+    fn local_paths_pass() {
+        for ok in [
+            "/",
+            "/tenants",
+            "/tenants/3f1c2a9e-8d7b-4c6a-9e5f-0123456789ab",
+            "/costs?range=24h",
+            "/portal/keys",
+            "/audit?action=tenant.create#x",
+        ] {
+            assert!(is_local_path(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn other_sites_never_pass() {
+        for bad in [
+            "",
+            "tenants",
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\/evil.example",
+            "/\\/evil.example",
+            "/%5Cevil.example",
+            "/%5cevil.example",
+            "/%2F/evil.example",
+            "/%2f%2fevil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/%09/evil.example",
+            "/%0a/evil.example",
+            "/%0D/evil.example",
+            "/ /evil.example",
+            "/%20/evil.example",
+            "/%252f%252fevil.example",
+            "/\u{0}/evil.example",
+            "/\u{7f}/evil.example",
+            "/\u{3000}/evil.example",
+            "https://evil.example",
+            "https:evil.example",
+            "http:/evil.example",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            " /tenants",
+            "/tenants/é",
+        ] {
+            assert!(!is_local_path(bad), "{bad:?} must not pass");
+        }
+        assert!(!is_local_path(&format!("/{}", "a".repeat(2048))), "too long");
+    }
 }

@@ -26,7 +26,8 @@ pub async fn revoke_tenant_key(tenant_id: String, key_id: String) -> Result<KeyI
     let user = require_operator().await?;
     let state = crate::ConsoleState::current()?;
     let keys = state.api().tenant_keys(&tenant_id).await.map_err(with_status)?;
-    if !keys.iter().any(|k| k.id == key_id) {
+    // Only a tenant key of this tenant (never a platform key).
+    if !keys.iter().any(|k| k.id == key_id && k.scope == sheepdog_types::KeyScope::Tenant && k.tenant_id.is_some()) {
         return Err(with_status(ConsoleError::NotFound));
     }
     state.api().revoke_key(&crate::api::actor_for(&user.email), &key_id).await.map_err(with_status)

@@ -98,7 +98,7 @@ pub async fn portal_revoke_key(key_id: String) -> Result<KeyInfo, ConsoleError> 
     let (user, tenant_id) = require_tenant().await?;
     let state = crate::ConsoleState::current()?;
     let own = state.api().tenant_keys(&tenant_id).await.map_err(with_status)?;
-    if !own.iter().any(|k| k.id == key_id) {
+    if !own.iter().any(|k| k.id == key_id && k.tenant_id.as_deref() == Some(tenant_id.as_str())) {
         tracing::warn!(email = %user.email, key_id, "tenant user tried to revoke a key of another tenant");
         return Err(with_status(ConsoleError::NotFound));
     }

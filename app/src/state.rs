@@ -39,6 +39,14 @@ pub struct ConsoleState {
     api: AdminApi,
     policy: Arc<SessionPolicy>,
     max_upload_bytes: u64,
+    trusted_proxies: Arc<[sheepdog_types::net::Cidr]>,
+    sign_in_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Sign-in checks one console sends to the gateway at once: 4 per core
+/// (the gateway hashes one per core at a time; several consoles may share it).
+pub fn sign_in_slots() -> usize {
+    4 * std::thread::available_parallelism().map(usize::from).unwrap_or(1)
 }
 
 /// The largest analysis upload by default (gateway.max_analysis_upload_bytes).
@@ -61,6 +69,8 @@ impl ConsoleState {
             api,
             policy: Arc::new(policy),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            trusted_proxies: Arc::new([]),
+            sign_in_slots: Arc::new(tokio::sync::Semaphore::new(sign_in_slots())),
         })
     }
 
@@ -69,6 +79,25 @@ impl ConsoleState {
     pub fn with_max_upload_bytes(mut self, bytes: u64) -> ConsoleState {
         self.max_upload_bytes = bytes;
         self
+    }
+
+    /// Reverse proxies whose `X-Forwarded-For` is believed (console.trusted_proxies).
+    pub fn with_trusted_proxies(mut self, proxies: Vec<sheepdog_types::net::Cidr>) -> ConsoleState {
+        self.trusted_proxies = proxies.into();
+        self
+    }
+
+    pub fn trusted_proxies(&self) -> &[sheepdog_types::net::Cidr] {
+        &self.trusted_proxies
+    }
+
+    /// A slot for one sign-in check at the gateway, or `None` when
+    /// [`sign_in_slots`] are already waiting on it: a flood of sign-ins is
+    /// answered "try again" by the console at once instead of piling up
+    /// requests on the gateway's event loops (the gateway bounds its own
+    /// password hashes too).
+    pub fn try_sign_in_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.sign_in_slots.clone().try_acquire_owned().ok()
     }
 
     pub fn max_upload_bytes(&self) -> u64 {

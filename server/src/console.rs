@@ -19,7 +19,7 @@ use axum::http::{header, HeaderValue, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use leptos::config::{Env, LeptosOptions};
-use leptos::prelude::provide_context;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
 use sheepdog_gateway::config::{ListenerLimits, Settings};
 use sheepdog_gateway::listener::{self, Phases, ShutdownSignal, Stage};
@@ -27,6 +27,8 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+
+use crate::sessions::HashedIds;
 
 /// Directory under the site root that holds the wasm, JS and CSS bundle.
 const PKG_DIR: &str = "pkg";
@@ -71,11 +73,20 @@ impl Console {
             .with_context(|| {
                 format!("cannot build the HTTP client for console.gateway_url {}", settings.console.gateway_url)
             })?
-            .with_max_upload_bytes(settings.gateway.max_analysis_upload_bytes);
-        // Runs for every page render and server-function call.
+            .with_max_upload_bytes(settings.gateway.max_analysis_upload_bytes)
+            .with_trusted_proxies(trusted_proxies(settings)?);
+        // Runs for every page render and server-function call: the state, and
+        // this response's CSP nonce for the inline scripts Leptos renders.
         let context = {
             let state = state.clone();
-            move || provide_context(state.clone())
+            move || {
+                provide_context(state.clone());
+                let nonce = use_context::<axum::http::request::Parts>()
+                    .and_then(|p| p.extensions.get::<CspNonce>().map(|n| n.0.clone()));
+                if let Some(n) = nonce {
+                    provide_context(leptos::nonce::Nonce::from_value(n));
+                }
+            }
         };
 
         let routes = generate_route_list(App);
@@ -103,7 +114,7 @@ impl Console {
         let secure = public.as_deref().is_some_and(|u| u.starts_with("https://"));
         let router = router
             .layer(axum::middleware::from_fn(move |req, next| app::security::csrf_guard(public.clone(), req, next)))
-            .layer(axum::middleware::from_fn(security_headers));
+            .layer(axum::middleware::from_fn(move |req, next| security_headers(secure, req, next)));
         let router = with_sessions(router, &settings.database.url, &policy, secure).await?;
 
         tracing::debug!(site_root, gateway_url = %settings.console.gateway_url, secure_cookie = secure, "console ready");
@@ -163,7 +174,7 @@ async fn with_sessions(
         let store = PostgresStore::new(pool);
         store.migrate().await.context("cannot create the console's session table")?;
         tokio::spawn(store.clone().continuously_delete_expired(SESSION_SWEEP));
-        Ok(router.layer(layer(store, policy, secure)))
+        Ok(router.layer(layer(HashedIds::new(store), policy, secure)))
     } else {
         let path = sheepdog_gateway::config::sqlite_path(database_url)
             .ok_or_else(|| anyhow::anyhow!("database.url {database_url} names no SQLite file"))?;
@@ -183,23 +194,83 @@ async fn with_sessions(
             .map_err(|e| anyhow::anyhow!("session table name: {e}"))?;
         store.migrate().await.context("cannot create the console's session table")?;
         tokio::spawn(store.clone().continuously_delete_expired(SESSION_SWEEP));
-        Ok(router.layer(layer(store, policy, secure)))
+        Ok(router.layer(layer(HashedIds::new(store), policy, secure)))
     }
 }
 
-/// Security headers on every response; pages (not the static bundle) are
-/// never cached, since they hold a signed-in user's data.
-async fn security_headers(request: Request<Body>, next: Next) -> Response {
+/// `console.trusted_proxies`, parsed (validated with the configuration already).
+fn trusted_proxies(settings: &Settings) -> anyhow::Result<Vec<sheepdog_types::net::Cidr>> {
+    settings
+        .console
+        .trusted_proxies
+        .iter()
+        .map(|p| sheepdog_types::net::Cidr::parse(p).map_err(|e| anyhow::anyhow!("console.trusted_proxies: {e}")))
+        .collect()
+}
+
+/// The CSP nonce of one response (a request extension the Leptos context reads).
+#[derive(Clone, Debug)]
+pub struct CspNonce(pub String);
+
+/// The `Content-Security-Policy` of every console response. Scripts: the
+/// site's own files (`/pkg/…`), `'wasm-unsafe-eval'` to compile the wasm,
+/// and the inline scripts Leptos renders (the hydration bootstrap and the
+/// serialized server data), which carry this response's nonce. Styles: the
+/// site's stylesheet and the migration report's inline stylesheet (by hash,
+/// [`report_style_hash`]); inline `style` attributes (chart swatches,
+/// meters) are allowed by `style-src-attr`, other inline `<style>` elements
+/// are not.
+pub fn content_security_policy(nonce: &str) -> String {
+    let report = report_style_hash();
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self' '{report}'; \
+         style-src-attr 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+         object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    )
+}
+
+/// `sha256-…` of the migration report's inline stylesheet: the analysis page
+/// shows the report in a sandboxed `srcdoc` frame, which inherits this
+/// policy, so its one `<style>` element is allowed by hash (nothing else inline).
+pub fn report_style_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(sheepdog_analyze::html::CSS.as_bytes());
+        format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(digest))
+    })
+}
+
+/// Security headers on every response (CSP with a fresh nonce, no framing,
+/// no sniffing, same-origin referrers, HSTS when served over https); pages
+/// (not the static bundle) are never cached, since they hold a signed-in
+/// user's data.
+async fn security_headers(https: bool, mut request: Request<Body>, next: Next) -> Response {
     let is_asset = request.uri().path().starts_with("/pkg/") || request.uri().path() == "/favicon.svg";
+    let nonce = hex_nonce();
+    request.extensions_mut().insert(CspNonce(nonce.clone()));
     let mut response = next.run(request).await;
     let h = response.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(&content_security_policy(&nonce)) {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    if https {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
     if !is_asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// 128 random bits, hex (a valid CSP nonce).
+fn hex_nonce() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The wasm file name the hydration script asks for. cargo-leptos sets

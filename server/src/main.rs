@@ -103,6 +103,19 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage the admin API token.
+    AdminToken {
+        #[command(subcommand)]
+        command: AdminTokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTokenCommand {
+    /// Issue a new admin token and revoke the stored one (every gateway on the
+    /// database stops accepting it within 1 s). The new token is printed once
+    /// to standard output.
+    Rotate(ConfigArg),
 }
 
 #[derive(Subcommand)]
@@ -263,7 +276,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("created {} user {} ({})", user.role, user.email, user.id);
             Ok(())
         }
+        Command::AdminToken { command: AdminTokenCommand::Rotate(config) } => {
+            let settings = load(&config)?;
+            rotate_admin_token(&settings).await
+        }
     }
+}
+
+/// `sheepdog admin-token rotate`: the new token on stdout, nothing else there.
+#[allow(clippy::print_stdout)]
+async fn rotate_admin_token(settings: &Settings) -> anyhow::Result<()> {
+    if settings.admin_token.is_some() {
+        anyhow::bail!(
+            "the admin token is managed by the environment variable {} (gateway.admin_token_env): change it there \
+             and restart the gateways; the stored token is not used while it is set",
+            settings.gateway.admin_token_env
+        );
+    }
+    let store = sheepdog_gateway::store::Store::connect(&settings.database).await?;
+    store.migrate().await?;
+    let token = sheepdog_gateway::admin_tokens::rotate_stored(&store, "cli").await.map_err(|e| anyhow::anyhow!("{e}"));
+    store.close().await;
+    let token = token?;
+    println!("{}", token.expose());
+    eprintln!(
+        "new admin token issued (fingerprint {}); the previous stored token stops working on every gateway within 1 s",
+        sheepdog_gateway::admin_tokens::fingerprint(token.expose())
+    );
+    Ok(())
 }
 
 /// Prints the one-time bootstrap secrets (first admin token and console user).

@@ -206,16 +206,227 @@ async fn wrong_password_and_unknown_email_look_the_same_and_failures_are_throttl
     let (a, b_) = (timings[0].as_secs_f64(), timings[1].as_secs_f64());
     assert!(a / b_ < 4.0 && b_ / a < 4.0, "known {a:.3}s vs unknown {b_:.3}s");
 
-    // Five failures for one email: the sixth attempt is refused, even with the right password.
-    for _ in 0..4 {
-        call(&b, &env.console, "login", &[("email", "ops@example.com"), ("password", "wrong password!")]).await;
+    // A few more failures for this (email, address): the pair then waits
+    // before its next attempt is checked, even with the right password.
+    let mut throttled = None;
+    for _ in 0..8 {
+        let (status, body) =
+            call(&b, &env.console, "login", &[("email", "ops@example.com"), ("password", "wrong password!")]).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            throttled = Some(body);
+            break;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     }
+    let body = throttled.expect("the pair is delayed after a few failures");
+    assert!(body["TooManyAttempts"].as_u64().unwrap() > 0, "{body}");
     let (status, body) =
         call(&b, &env.console, "login", &[("email", "ops@example.com"), ("password", "correct horse battery")]).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    assert!(body["TooManyAttempts"].as_u64().unwrap() > 0);
-    // Other users are not locked out.
+    // Without console.trusted_proxies, X-Forwarded-For is not believed: a
+    // made-up address does not escape the delay.
+    let spoofed = b
+        .post(format!("{}/api/login", env.console))
+        .header("accept", "application/json")
+        .header("x-forwarded-for", "198.51.100.99")
+        .form(&[("email", "ops@example.com"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Other users are not delayed.
     env.as_admin().await;
+}
+
+/// A sign-in from the address `ip`, as a trusted proxy forwards it.
+async fn login_from(env: &Env, ip: &str, email: &str, password: &str) -> reqwest::Response {
+    browser(&env.console)
+        .post(format!("{}/api/login", env.console))
+        .header("accept", "application/json")
+        .header("x-forwarded-for", format!("6.6.6.6, {ip}"))
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn someone_elses_failures_never_lock_out_the_right_password() {
+    let env = start_with(|c| c.console.trusted_proxies = vec!["127.0.0.0/8".into()]).await;
+    let pw = env.admin_password.clone();
+    // An attacker at one address fails until its (email, address) pair must wait.
+    let mut throttled = None;
+    for _ in 0..6 {
+        let r = login_from(&env, "198.51.100.66", "admin@sheepdog.local", "not the password").await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            throttled = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let throttled = throttled.expect("the attacker's pair is delayed after a few failures");
+    let wait = throttled.json::<Value>().await.unwrap()["TooManyAttempts"].as_u64().unwrap();
+    assert!(wait >= 1, "Retry-After in whole seconds");
+    // Even the right password waits at the attacker's address...
+    let r = login_from(&env, "198.51.100.66", "admin@sheepdog.local", &pw).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // ...but the admin at another address (the right-most untrusted entry) signs in at once.
+    let r = login_from(&env, "203.0.113.7", "admin@sheepdog.local", &pw).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    // After the delay the attacker's pair is checked again (and fails again).
+    tokio::time::sleep(Duration::from_millis(wait * 1000 + 100)).await;
+    let r = login_from(&env, "198.51.100.66", "admin@sheepdog.local", "not the password").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn after_sign_in_the_browser_goes_only_to_local_paths() {
+    let env = start().await;
+    let pw = env.admin_password.clone();
+    let target = |next: &'static str| {
+        let (console, pw) = (env.console.clone(), pw.clone());
+        async move {
+            let resp = browser(&console)
+                .post(format!("{console}/api/login"))
+                .form(&[("email", "admin@sheepdog.local"), ("password", pw.as_str()), ("next", next)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::FOUND, "{next:?}: a plain form post is redirected");
+            resp.headers()["location"].to_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(target("/tenants?x=1").await, "/tenants?x=1");
+    for evil in [
+        "/\\evil.example",
+        "//evil.example",
+        "/%5Cevil.example",
+        "/\t/evil.example",
+        "https://evil.example",
+        "/%2F%2Fevil.example",
+    ] {
+        assert_eq!(target(evil).await, "/", "{evil:?} must not leave the console");
+    }
+}
+
+#[tokio::test]
+async fn dot_segments_in_ids_cannot_reach_other_admin_paths() {
+    let env = start().await;
+    let t = env.tenant("Acme").await;
+    let platform = env
+        .admin(reqwest::Method::POST, "/keys", Some(json!({"scope": "platform", "tenants": "*", "name": "platform"})))
+        .await;
+    let platform_id = platform["id"].as_str().unwrap().to_string();
+    let admin = env.as_admin().await;
+    let c = &env.console;
+    for tenant_id in ["..", ".", "%2e%2e", "../keys", "a/../.."] {
+        let (status, body) =
+            call(&admin, c, "revoke_tenant_key", &[("tenant_id", tenant_id), ("key_id", platform_id.as_str())]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{tenant_id}: {body}");
+    }
+    // A real tenant, but the platform key is not one of its keys.
+    let (status, _) =
+        call(&admin, c, "revoke_tenant_key", &[("tenant_id", t.as_str()), ("key_id", &platform_id)]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let keys = env.admin(reqwest::Method::GET, "/keys", None).await;
+    let key = keys["data"].as_array().unwrap().iter().find(|k| k["id"] == platform_id.as_str()).unwrap().clone();
+    assert_eq!(key["status"], "active", "the platform key was not revoked");
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers_and_scripts_carry_the_nonce() {
+    let env = start().await;
+    let resp = browser(&env.console).get(format!("{}/login", env.console)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let h = resp.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap().to_string();
+    for part in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "'wasm-unsafe-eval'",
+    ] {
+        assert!(csp.contains(part), "{part} missing from {csp}");
+    }
+    assert!(!csp.contains("script-src 'self' 'unsafe-inline'") && !csp.contains("'unsafe-eval'"), "{csp}");
+    // The migration report (shown in a srcdoc frame, which inherits the policy) keeps its stylesheet.
+    let report_css = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(sheepdog_analyze::html::CSS.as_bytes());
+        format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+    };
+    assert!(csp.contains(&format!("style-src 'self' {report_css}")), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "same-origin");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(h.get("strict-transport-security").is_none(), "no HSTS over plain http");
+    let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap().to_string();
+    assert!(nonce.len() >= 32, "{nonce}");
+    // Every inline script Leptos rendered (hydration bootstrap, serialized data) carries the nonce.
+    let html = resp.text().await.unwrap();
+    let scripts: Vec<&str> =
+        html.match_indices("<script").map(|(i, _)| &html[i..html[i..].find('>').unwrap() + i]).collect();
+    assert!(!scripts.is_empty(), "the page hydrates with scripts");
+    for s in &scripts {
+        assert!(s.contains(&format!("nonce=\"{nonce}\"")), "{s} lacks the response's nonce");
+    }
+    assert!(html.contains("type=\"module\""), "the hydration bootstrap is there");
+    // A fresh nonce per response; static files and errors get the headers too.
+    let again = browser(&env.console).get(format!("{}/login", env.console)).send().await.unwrap();
+    assert_ne!(again.headers()["content-security-policy"].to_str().unwrap(), csp);
+    for path in ["/pkg/sheepdog.css", "/no-such-page"] {
+        let r = browser(&env.console).get(format!("{}{path}", env.console)).send().await.unwrap();
+        assert!(r.headers().contains_key("content-security-policy"), "{path}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
+
+    // Served over https (console.public_url): HSTS too.
+    let env = start_with(|c| c.console.public_url = Some("https://console.example.com".into())).await;
+    let resp = browser(&env.console).get(format!("{}/login", env.console)).send().await.unwrap();
+    assert_eq!(resp.headers()["strict-transport-security"], "max-age=31536000");
+}
+
+#[tokio::test]
+async fn the_session_table_never_holds_the_cookies_session_id() {
+    let env = start().await;
+    let b = browser(&env.console);
+    let resp = b
+        .post(format!("{}/api/login", env.console))
+        .header("accept", "application/json")
+        .form(&[("email", "admin@sheepdog.local"), ("password", env.admin_password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cookie = session_cookie(&resp).unwrap();
+    let value = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+    let id: tower_sessions::session::Id = value.parse().unwrap();
+    let raw = id.0.to_le_bytes();
+    // The session works.
+    let (_, who) = call(&b, &env.console, "whoami", &[]).await;
+    assert_eq!(who["email"], "admin@sheepdog.local");
+
+    let db = env._dir.path().join("sheepdog.db");
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    let rows: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT id, data FROM console_sessions").fetch_all(&pool).await.unwrap();
+    assert!(!rows.is_empty());
+    for (stored, data) in &rows {
+        assert_ne!(stored, &value, "the cookie's id is not a key in the table");
+        assert!(!data.windows(raw.len()).any(|w| w == raw), "nor inside a record");
+        assert!(!data.windows(value.len()).any(|w| w == value.as_bytes()), "nor inside a record (text)");
+    }
+    let hashed = sheepdog::sessions::stored_id(&id).to_string();
+    assert!(rows.iter().any(|(stored, _)| stored == &hashed), "the session is stored under its hash");
+    pool.close().await;
 }
 
 #[tokio::test]

@@ -242,7 +242,8 @@ fn usage_row(u: &Usage) -> String {
     )
 }
 
-const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#111827;margin:0;background:#f9fafb}\
+/// The report's stylesheet, inlined in a `<style>` element (the console's CSP allows it by hash).
+pub const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#111827;margin:0;background:#f9fafb}\
 main{max-width:1180px;margin:0 auto;padding:24px}h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}\
 .muted,.how{color:#6b7280}.how{font-size:12px;margin:4px 0 10px}.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:12px;margin:16px 0}\
 .card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:12px}.label{color:#6b7280;font-size:12px;text-transform:uppercase;letter-spacing:.04em}\

@@ -169,6 +169,10 @@ pub struct ConsoleConfig {
     pub idle_timeout_ms: u64,
     pub max_connections: usize,
     pub shutdown_grace_secs: u64,
+    /// Reverse proxies (CIDR ranges or addresses) whose `X-Forwarded-For` the
+    /// console believes for the client address of a sign-in (throttling).
+    /// Empty: the socket peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ConsoleConfig {
@@ -184,6 +188,7 @@ impl Default for ConsoleConfig {
             idle_timeout_ms: D_IDLE_TIMEOUT_MS,
             max_connections: D_MAX_CONNECTIONS,
             shutdown_grace_secs: D_SHUTDOWN_GRACE_SECS,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -613,6 +618,9 @@ impl Settings {
         }
         for (section, l) in [("gateway", config.gateway.limits()), ("console", config.console.limits())] {
             check_limits(section, &l).map_err(|(key, msg)| err(&key, msg))?;
+        }
+        for (i, p) in config.console.trusted_proxies.iter().enumerate() {
+            sheepdog_types::net::Cidr::parse(p).map_err(|e| err(&format!("console.trusted_proxies[{i}]"), e))?;
         }
         let admin_token = env(&config.gateway.admin_token_env).filter(|s| !s.is_empty()).map(Secret::new);
         let metrics_token = match config.gateway.metrics_token_env.as_deref().map(str::trim) {

@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::accounting::{Accountant, Writer};
+use crate::admin_tokens::AdminTokens;
 use crate::admission::Admission;
 use crate::catalog::CatalogHandle;
 use crate::config::{Secret, Settings};
@@ -39,7 +40,7 @@ struct Inner {
     admission: Admission,
     rollouts: Rollouts,
     metrics: Metrics,
-    admin_token_hashes: Vec<[u8; 32]>,
+    admin_tokens: Arc<AdminTokens>,
     /// How far the gateway listener's shutdown has gone.
     shutdown: Stage,
 }
@@ -73,15 +74,13 @@ impl AppState {
     pub fn shutdown_stage(&self) -> &Stage {
         &self.0.shutdown
     }
-    /// Whether `token` is an admin token (constant-time comparison of hashes).
+    /// Whether `token` is an admin token (constant-time comparison of hashes; memory only).
     pub fn is_admin_token(&self, token: &str) -> bool {
-        let h = auth::hash_key(token);
-        let mut ok = false;
-        for known in &self.0.admin_token_hashes {
-            let diff = known.iter().zip(h.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            ok |= diff == 0;
-        }
-        ok
+        self.0.admin_tokens.accepts(token)
+    }
+    /// The admin tokens (rotation).
+    pub fn admin_tokens(&self) -> &AdminTokens {
+        &self.0.admin_tokens
     }
 }
 
@@ -109,7 +108,6 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 pub const FIRST_ADMIN_EMAIL: &str = "admin@sheepdog.local";
 
 impl Gateway {
@@ -137,33 +135,12 @@ impl Gateway {
         store.migrate().await?;
         let mut boot = Bootstrap::default();
 
-        // Admin token: from the configured environment variable, or created on
-        // first start (only its hash is stored).
-        let mut admin_token_hashes = Vec::new();
-        for t in [&settings.admin_token, &settings.process_admin_token].into_iter().flatten() {
-            admin_token_hashes.push(auth::hash_key(t.expose()));
-        }
-        match store.get_setting(ADMIN_TOKEN_SETTING).await? {
-            Some(h) => {
-                let mut hash = [0u8; 32];
-                if hex::decode_to_slice(&h, &mut hash).is_ok() {
-                    admin_token_hashes.push(hash);
-                }
-            }
-            None if settings.admin_token.is_none() => {
-                let token = format!("sd-admin-{}", &auth::generate_key()[auth::KEY_PREFIX.len()..]);
-                if store.insert_setting_if_absent(ADMIN_TOKEN_SETTING, &auth::hash_key_hex(&token)).await? {
-                    admin_token_hashes.push(auth::hash_key(&token));
-                    boot.admin_token = Some(Secret::new(token));
-                } else if let Some(h) = store.get_setting(ADMIN_TOKEN_SETTING).await? {
-                    let mut hash = [0u8; 32];
-                    if hex::decode_to_slice(&h, &mut hash).is_ok() {
-                        admin_token_hashes.push(hash);
-                    }
-                }
-            }
-            None => {}
-        }
+        // Admin token: from the configured environment variable (which then
+        // replaces the stored one), or the stored one, created on first start
+        // (only its hash is stored).
+        let (admin_tokens, created) = AdminTokens::bootstrap(&settings, &store).await?;
+        boot.admin_token = created;
+        let admin_tokens = Arc::new(admin_tokens);
 
         // First console admin.
         if store.count_users().await? == 0 {
@@ -194,6 +171,7 @@ impl Gateway {
         let (accountant, writer) = Accountant::start(store.clone(), &settings.accounting);
         let (trigger, stop) = shutdown::channel();
         let refresher = catalog.spawn_refresher(Duration::from_millis(500), stop.clone());
+        let token_refresher = admin_tokens.spawn_refresher(store.clone(), stop.clone());
         let rollouts = Rollouts::load(&store, &models).await?;
         let state = AppState(Arc::new(Inner {
             settings,
@@ -204,12 +182,13 @@ impl Gateway {
             admission,
             rollouts,
             metrics: Metrics::default(),
-            admin_token_hashes,
+            admin_tokens,
             shutdown: Stage::default(),
         }));
         let bootstrap = (boot.admin_token.is_some() || boot.admin_user.is_some()).then_some(boot);
         let schedule = crate::admin::rollouts::spawn_schedule(state.clone(), stop);
-        Ok(Gateway { state, metrics_listener, writer, trigger, tasks: vec![refresher, schedule], bootstrap })
+        let tasks = [Some(refresher), Some(schedule), token_refresher].into_iter().flatten().collect();
+        Ok(Gateway { state, metrics_listener, writer, trigger, tasks, bootstrap })
     }
 
     pub fn state(&self) -> &AppState {

@@ -9,6 +9,7 @@
 
 pub mod accounting;
 pub mod admin;
+pub mod admin_tokens;
 pub mod admission;
 pub mod auth;
 pub mod catalog;
@@ -27,6 +28,7 @@ pub mod resilience;
 pub mod rollout;
 pub mod routing;
 pub mod shutdown;
+pub mod signin;
 pub mod store;
 pub mod store_console;
 pub mod store_pools;

@@ -468,6 +468,17 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Replaces a setting's value only if it still is `old`; returns whether it was replaced.
+    pub async fn replace_setting(&self, key: &str, old: &str, new: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE settings SET value = $1 WHERE key = $2 AND value = $3")
+            .bind(new)
+            .bind(key)
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// The catalog version: bumped on every change to tenants or keys, polled
     /// by every replica to refresh its in-memory catalog.
     pub async fn catalog_version(&self) -> Result<i64, StoreError> {

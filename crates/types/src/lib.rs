@@ -5,6 +5,7 @@
 
 pub mod console;
 pub mod money;
+pub mod net;
 
 use serde::{Deserialize, Serialize};
 

@@ -2,6 +2,7 @@
 //! out, its own error boundary, every change written to the audit log, and
 //! an OpenAPI document generated from these handlers.
 
+pub mod admin_tokens;
 pub mod analyses;
 pub mod keys;
 pub mod openapi;
@@ -334,6 +335,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/users", get(users::list_users).post(users::create_user))
         .route("/users/{id}", get(users::get_user).patch(users::patch_user))
         .route("/auth/verify", post(users::verify))
+        .route("/admin-tokens/rotate", post(admin_tokens::rotate))
         .route("/overview", get(overview::overview))
         .route("/usage/series", get(overview::usage_series))
         .route("/rollouts", post(rollouts::create).get(rollouts::list))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{analyses, keys, overview, pools, reports, rollouts, tenants, users};
+use super::{admin_tokens, analyses, keys, overview, pools, reports, rollouts, tenants, users};
 
 struct AdminToken;
 
@@ -33,10 +33,11 @@ impl Modify for AdminToken {
         rollouts::create, rollouts::list, rollouts::get, rollouts::advance, rollouts::pause, rollouts::resume,
         rollouts::rollback, rollouts::events, rollouts::samples, rollouts::series, rollouts::upstreams,
         analyses::create_analysis,
+        admin_tokens::rotate,
     ),
     components(schemas(sheepdog_types::ErrorBody, sheepdog_types::ErrorDetail, sheepdog_types::Tenant, sheepdog_types::KeyInfo)),
     modifiers(&AdminToken),
-    tags((name = "tenants"), (name = "keys"), (name = "reports"), (name = "pools"), (name = "users"), (name = "rollouts"), (name = "analyses"))
+    tags((name = "tenants"), (name = "keys"), (name = "reports"), (name = "pools"), (name = "users"), (name = "rollouts"), (name = "analyses"), (name = "admin-tokens"))
 )]
 pub struct ApiDoc;
 

@@ -3,14 +3,12 @@
 //!
 //! Verification takes the same time whether or not the email exists (an
 //! unknown email is verified against a dummy argon2id hash with the same
-//! parameters) and is throttled per email and per client address: after
-//! [`EMAIL_MAX_FAILURES`] failures for one email, or [`IP_MAX_FAILURES`] from
-//! one address, within [`FAILURE_WINDOW`], further attempts get `429` with
-//! `Retry-After` until the oldest failure leaves the window. Throttling state
-//! is per gateway process.
+//! parameters). Attempts are throttled per (email, client address) with
+//! doubling delays and per client address, counted before the password is
+//! hashed, and at most one hash per core runs at once: see
+//! [`crate::signin`]. Throttling state is per gateway process.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -25,16 +23,8 @@ use utoipa::ToSchema;
 use super::tenants::find_tenant;
 use super::{audit, parse_json, AdminError};
 use crate::gateway::AppState;
+use crate::signin::{Attempt, SignIn};
 use crate::store::UserRow;
-
-/// Failures per email within the window before sign-in is refused.
-pub const EMAIL_MAX_FAILURES: usize = 5;
-/// Failures per client address within the window before sign-in is refused.
-pub const IP_MAX_FAILURES: usize = 20;
-/// The sliding window the failures are counted over.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Most emails and addresses tracked at once (oldest forgotten beyond).
-const MAX_TRACKED: usize = 100_000;
 
 #[derive(serde::Serialize, ToSchema)]
 pub struct UserList {
@@ -42,15 +32,15 @@ pub struct UserList {
 }
 
 /// Sign-in state shared by the verification handler (one per router).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AuthState {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    signin: SignIn,
     dummy_hash: tokio::sync::OnceCell<String>,
 }
 
 impl AuthState {
     pub fn new() -> Arc<AuthState> {
-        let state = Arc::new(AuthState::default());
+        let state = Arc::new(AuthState { signin: SignIn::per_core(), dummy_hash: tokio::sync::OnceCell::new() });
         // Hash the dummy password now, so the first unknown email does not
         // take longer than a known one.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -68,39 +58,6 @@ impl AuthState {
             .await
             .ok()
             .cloned()
-    }
-
-    /// Time until `key` may try again, if it is throttled now.
-    fn blocked_for(&self, key: &str, max: usize, now: Instant) -> Option<Duration> {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let entries = map.get_mut(key)?;
-        while entries.front().is_some_and(|t| now.duration_since(*t) >= FAILURE_WINDOW) {
-            entries.pop_front();
-        }
-        if entries.len() < max {
-            return None;
-        }
-        let oldest = entries[entries.len() - max];
-        Some(FAILURE_WINDOW.saturating_sub(now.duration_since(oldest)).max(Duration::from_secs(1)))
-    }
-
-    fn record_failure(&self, key: &str, now: Instant) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_TRACKED && !map.contains_key(key) {
-            map.retain(|_, v| v.back().is_some_and(|t| now.duration_since(*t) < FAILURE_WINDOW));
-            if map.len() >= MAX_TRACKED {
-                map.clear();
-            }
-        }
-        let entries = map.entry(key.to_string()).or_default();
-        entries.push_back(now);
-        while entries.len() > IP_MAX_FAILURES.max(EMAIL_MAX_FAILURES) {
-            entries.pop_front();
-        }
-    }
-
-    fn clear(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 }
 
@@ -125,14 +82,10 @@ fn invalid_credentials() -> Response {
     error(StatusCode::UNAUTHORIZED, "authentication_error", "invalid_credentials", "Wrong email or password.")
 }
 
-fn throttled(wait: Duration) -> Response {
-    let secs = wait.as_secs().max(1);
-    let mut resp = error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limit_error",
-        "too_many_attempts",
-        &format!("Too many failed sign-ins; try again in {secs} s."),
-    );
+fn throttled(wait: Duration, code: &str, message: &str) -> Response {
+    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let mut resp =
+        error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", code, &message.replace("{secs}", &secs.to_string()));
     if let Ok(v) = secs.to_string().parse() {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
@@ -140,9 +93,20 @@ fn throttled(wait: Duration) -> Response {
 }
 
 #[utoipa::path(post, path = "/admin/v1/auth/verify", tag = "users", request_body = VerifyRequest,
-    description = "Checks a console sign-in. Unknown emails take as long as wrong passwords; repeated failures \
-                   per email (5 in 15 min) or per client address (20 in 15 min) get 429.",
-    responses((status = 200, body = ConsoleUser), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)),
+    description = "Checks a console sign-in. Unknown emails take as long as wrong passwords (one argon2id \
+                   verification either way). Throttling, per gateway process: every attempt is counted before \
+                   its password is hashed. Per (email, `client_ip`) pair the first 3 attempts go straight through, \
+                   then the pair must wait 1 s, 2 s, 4 s, ... (at most 300 s) before its next attempt is checked; \
+                   a success clears the pair, and one pair's failures never delay another (the right password from \
+                   another address is not refused). Per client address (IPv6: per /64) the first 20 attempts go \
+                   through, then the same doubling delays; a success takes its own attempt back. Counts are \
+                   forgotten after 15 min without attempts; at most 100 000 pairs and addresses are tracked (least \
+                   recently used forgotten first). At most one password hash per core runs at once: when all are \
+                   busy the answer is 429 at once (code `sign_in_busy`, not counted). A throttled attempt gets 429 \
+                   (code `too_many_attempts`) with `Retry-After` in seconds. `client_ip` must be an IP address \
+                   when given; without it all such attempts share one address.",
+    responses((status = 200, body = ConsoleUser), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")))),
     security(("admin_token" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
@@ -151,19 +115,26 @@ pub async fn verify(
 ) -> Result<Response, AdminError> {
     let req: VerifyRequest = parse_json(&body)?;
     let email = req.email.trim().to_lowercase();
-    let email_key = format!("email:{email}");
-    let ip_key = req.client_ip.as_deref().map(|ip| format!("ip:{}", ip.trim()));
-    let now = Instant::now();
-    let wait = [
-        auth.blocked_for(&email_key, EMAIL_MAX_FAILURES, now),
-        ip_key.as_deref().and_then(|k| auth.blocked_for(k, IP_MAX_FAILURES, now)),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
-    if let Some(wait) = wait {
-        tracing::warn!(email = %email, client_ip = ?req.client_ip, "console sign-in throttled");
-        return Ok(throttled(wait));
+    let client_ip = match req.client_ip.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(ip) => Some(
+            ip.parse::<std::net::IpAddr>()
+                .map_err(|_| AdminError::BadRequest("`client_ip` must be an IP address.".into()))?,
+        ),
+    };
+    // A hash slot first (not counted when none is free), then the count, then the hash.
+    let Some(_slot) = auth.signin.try_hash_slot() else {
+        tracing::warn!(client_ip = ?client_ip, "console sign-in refused: every password-hash slot is busy");
+        return Ok(throttled(
+            Duration::from_secs(1),
+            "sign_in_busy",
+            "Too many sign-ins are being checked right now; try again in {secs} s.",
+        ));
+    };
+    let attempt = Attempt::new(&email, client_ip);
+    if let Err(wait) = auth.signin.begin(&attempt, Instant::now()) {
+        tracing::warn!(email = %email, client_ip = ?client_ip, wait_secs = wait.as_secs(), "console sign-in throttled");
+        return Ok(throttled(wait, "too_many_attempts", "Too many failed sign-ins; try again in {secs} s."));
     }
     let user = if email.is_empty() || email.len() > 254 { None } else { state.store().user_by_email(&email).await? };
     // Always run one argon2id verification, against a dummy hash when the
@@ -178,15 +149,11 @@ pub async fn verify(
     };
     match user {
         Some(u) if password_ok && !u.disabled => {
-            auth.clear(&email_key);
+            auth.signin.succeeded(&attempt);
             Ok(Json(to_api(&u)).into_response())
         }
         _ => {
-            auth.record_failure(&email_key, now);
-            if let Some(k) = &ip_key {
-                auth.record_failure(k, now);
-            }
-            tracing::info!(email = %email, client_ip = ?req.client_ip, "console sign-in failed");
+            tracing::info!(email = %email, client_ip = ?client_ip, "console sign-in failed");
             Ok(invalid_credentials())
         }
     }
@@ -279,28 +246,4 @@ pub async fn patch_user(
         audit(&state, "user.update", &id, Some(&b), Some(&a)).await;
     }
     Ok(Json(a))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn throttles_per_key_and_releases_after_the_window() {
-        let auth = AuthState::default();
-        let t0 = Instant::now();
-        for _ in 0..EMAIL_MAX_FAILURES {
-            assert!(auth.blocked_for("email:a", EMAIL_MAX_FAILURES, t0).is_none());
-            auth.record_failure("email:a", t0);
-        }
-        let wait = auth.blocked_for("email:a", EMAIL_MAX_FAILURES, t0).unwrap();
-        assert_eq!(wait, FAILURE_WINDOW);
-        assert!(auth.blocked_for("email:b", EMAIL_MAX_FAILURES, t0).is_none());
-        let later = t0 + FAILURE_WINDOW;
-        assert!(auth.blocked_for("email:a", EMAIL_MAX_FAILURES, later).is_none());
-        auth.record_failure("email:c", t0);
-        auth.clear("email:c");
-        assert!(auth.failures.lock().unwrap().get("email:c").is_none());
-    }
 }

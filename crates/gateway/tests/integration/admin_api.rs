@@ -253,9 +253,18 @@ async fn openapi_document_lists_the_admin_api() {
         "/admin/v1/keys/{key_id}",
         "/admin/v1/tenants/{id}/metrics",
         "/admin/v1/usage",
+        "/admin/v1/auth/verify",
+        "/admin/v1/admin-tokens/rotate",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
     }
+    let verify = doc["paths"]["/admin/v1/auth/verify"]["post"]["description"].as_str().unwrap();
+    assert!(verify.contains("before its password is hashed") && verify.contains("Retry-After"), "{verify}");
+    // With an environment token (as here) rotation is refused and changes nothing.
+    let (s, body) = gw.admin(Method::POST, "/admin/v1/admin-tokens/rotate", None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("SHEEPDOG_ADMIN_TOKEN"), "{body}");
+    assert_eq!(gw.admin(Method::GET, "/admin/v1/tenants", None).await.0, StatusCode::OK);
     assert!(doc["components"]["schemas"]["Tenant"].is_object());
     gw.stop().await;
 }
