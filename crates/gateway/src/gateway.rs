@@ -225,7 +225,11 @@ impl Gateway {
     /// `gateway.workers` thread-per-core event loops (see [`crate::workers`])
     /// under the listener limits of [`crate::listener`]; dropping the
     /// returned future stops them too.
-    pub async fn serve_until(mut self, listener: tokio::net::TcpListener, signal: ShutdownSignal) -> anyhow::Result<()> {
+    pub async fn serve_until(
+        mut self,
+        listener: tokio::net::TcpListener,
+        signal: ShutdownSignal,
+    ) -> anyhow::Result<()> {
         let app = GatewayService::new(self.state.clone());
         let limits = self.state.settings().gateway.limits();
         let count = crate::workers::auto_count(self.state.settings().gateway.workers);
