@@ -26,7 +26,9 @@ pub(super) fn query(q: QueryMap) -> Result<HashMap<String, String>, AdminError> 
 /// `24h`, `7d`, … → milliseconds (1 hour to 90 days).
 fn parse_period(text: &str) -> Result<i64, AdminError> {
     let bad = || AdminError::BadRequest(format!("`period` {text:?} must look like 24h or 7d (1h to 90d)."));
-    let (num, unit) = text.split_at(text.len().saturating_sub(1));
+    // The unit is one ASCII letter: split before the last character, not byte.
+    let cut = text.char_indices().last().map_or(0, |(i, _)| i);
+    let (num, unit) = text.split_at(cut);
     let n: i64 = num.parse().map_err(|_| bad())?;
     let ms = match unit {
         "h" => n.checked_mul(HOUR_MS),
@@ -124,7 +126,7 @@ pub struct UsageParams {
 }
 
 #[utoipa::path(get, path = "/admin/v1/usage", tag = "reports", params(UsageParams),
-    responses((status = 200, body = UsageReport), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+    responses((status = 200, body = UsageReport), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody, description = "Unknown `tenant_id`")), security(("admin_token" = [])))]
 pub async fn usage(State(state): State<AppState>, q: QueryMap) -> Result<Json<UsageReport>, AdminError> {
     let q = query(q)?;
     let (from, to) = time_range(&q)?;
@@ -244,4 +246,18 @@ pub async fn audit_log(State(state): State<AppState>, q: QueryMap) -> Result<Jso
             })
             .collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_checked_without_splitting_a_character() {
+        assert_eq!(parse_period("24h").ok(), Some(24 * HOUR_MS));
+        assert_eq!(parse_period("7d").ok(), Some(7 * 24 * HOUR_MS));
+        for bad in ["", "h", "1é", "é", "1\u{89}", "0h", "91d", "1w", "-1d", "9223372036854775807d"] {
+            assert!(matches!(parse_period(bad), Err(AdminError::BadRequest(_))), "{bad:?}");
+        }
+    }
 }

@@ -1,0 +1,42 @@
+//! The chat-body validator, then each provider's request translation of
+//! what it accepts: never a panic; the OpenAI body sent upstream is one
+//! JSON object with the client's members, `model` replaced.
+#![no_main]
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use sheepdog_gateway::providers::{anthropic, gemini, openai};
+use sheepdog_gateway::request::parse_chat;
+
+const UPSTREAM: &str = "up\"stream-model";
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(req) = parse_chat(Bytes::copy_from_slice(data)) else { return };
+    assert!(!req.requested_model.trim().is_empty());
+    assert!(req.max_tokens != Some(0));
+    for stream in [false, true] {
+        let body = openai::upstream_body(&req, UPSTREAM, stream);
+        let sent: serde_json::Map<String, Value> = match serde_json::from_slice(&body) {
+            Ok(Value::Object(m)) => m,
+            other => panic!("upstream body is not an object: {other:?}"),
+        };
+        assert_eq!(sent.get("model").and_then(Value::as_str), Some(UPSTREAM));
+        for (k, v) in &req.body {
+            match k.as_str() {
+                "model" => {}
+                "stream" | "stream_options" if stream => {}
+                _ => assert_eq!(sent.get(k), Some(v), "member {k:?} changed"),
+            }
+        }
+        if stream && req.stream {
+            assert_eq!(sent.pointer("/stream_options/include_usage"), Some(&Value::Bool(true)));
+        }
+        let a = anthropic::to_anthropic(&req.body, UPSTREAM, stream);
+        assert!(a.get("max_tokens").and_then(Value::as_u64).is_some());
+        assert!(serde_json::to_vec(&a).is_ok());
+    }
+    let g = gemini::to_gemini(&req.body);
+    assert!(g.get("contents").is_some_and(Value::is_array));
+    assert!(serde_json::to_vec(&g).is_ok());
+});
