@@ -6,8 +6,9 @@
 #   2. cargo test: unit tests, integration tests against provider emulators,
 #      storage tests on SQLite and Postgres, CLI tests
 #   3. cargo leptos build --release: the binary and the console site
-#   4. the official openai Python SDK against the release binary
-#   5. Playwright + Debian Chromium against `sheepdog serve`
+#   4. schemathesis against the admin API's OpenAPI document (release binary)
+#   5. the official openai Python SDK against the release binary
+#   6. Playwright + Debian Chromium against `sheepdog serve`
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +37,9 @@ cargo test --workspace --exclude frontend
 
 step "build the release binary and the console site"
 bash scripts/build-site.sh
+
+step "schemathesis against the admin API (no 5xx, answers as documented)"
+SHEEPDOG_BIN="${ROOT}/target/release/sheepdog" bash scripts/schemathesis.sh
 
 step "openai Python SDK against the gateway"
 SHEEPDOG_BIN="${ROOT}/target/release/sheepdog" .venv/bin/python -m pytest -q tests/python

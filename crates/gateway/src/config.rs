@@ -573,6 +573,21 @@ impl Settings {
         Settings::from_config(config, &source, &|name| std::env::var(name).ok())
     }
 
+    /// Loads a configuration from TOML text (no file, no environment
+    /// overrides), then validates it as [`Settings::load`] does. `source`
+    /// names the text in errors; `env` looks up environment variables (for keys).
+    pub fn from_toml_str(
+        text: &str,
+        source: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        Settings::from_config(config, source, env)
+    }
+
     /// Validates a parsed config. `env` looks up environment variables (for keys).
     pub fn from_config(
         config: Config,

@@ -2,7 +2,9 @@
 //! annotations (`GET /admin/v1/openapi.json`).
 
 use axum::Json;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::{admin_tokens, analyses, keys, overview, pools, reports, rollouts, tenants, users};
@@ -16,6 +18,36 @@ impl Modify for AdminToken {
             "admin_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in operations.into_iter().flatten() {
+                add_common_errors(op);
+            }
+        }
+    }
+}
+
+/// The error answers every operation can give, added where its annotation
+/// does not list them: `401` (admin token missing or wrong: the middleware
+/// answers before any handler), `400` when the operation takes a body or
+/// parameters (a body that is not the documented JSON, a query string or
+/// path segment that cannot be decoded), `404` when it names something by
+/// path (unknown id).
+fn add_common_errors(op: &mut Operation) {
+    let params = op.parameters.as_deref().unwrap_or_default();
+    let has_path_param = params.iter().any(|p| p.parameter_in == ParameterIn::Path);
+    let mut add = |status: &str, description: &str| {
+        op.responses.responses.entry(status.to_string()).or_insert_with(|| {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+            RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+        });
+    };
+    add("401", "The admin token is missing or not valid");
+    if op.request_body.is_some() || !params.is_empty() {
+        add("400", "Invalid request (body, query or path)");
+    }
+    if has_path_param {
+        add("404", "Not found");
     }
 }
 

@@ -170,7 +170,7 @@ pub struct SeriesParams {
 
 #[utoipa::path(get, path = "/admin/v1/usage/series", tag = "reports", params(SeriesParams),
     description = "Cost and requests per time bucket, one series per tenant, cost center or model (largest first).",
-    responses((status = 200, body = UsageSeries), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+    responses((status = 200, body = UsageSeries), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody, description = "Unknown `tenant_id`")), security(("admin_token" = [])))]
 pub async fn usage_series(State(state): State<AppState>, q: QueryMap) -> Result<Json<UsageSeries>, AdminError> {
     let q = query(q)?;
     let (from, to) = time_range(&q)?;

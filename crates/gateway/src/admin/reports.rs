@@ -132,7 +132,7 @@ pub struct UsageParams {
 }
 
 #[utoipa::path(get, path = "/admin/v1/usage", tag = "reports", params(UsageParams),
-    responses((status = 200, body = UsageReport), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+    responses((status = 200, body = UsageReport), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody, description = "Unknown `tenant_id`")), security(("admin_token" = [])))]
 pub async fn usage(State(state): State<AppState>, q: QueryMap) -> Result<Json<UsageReport>, AdminError> {
     let q = query(q)?;
     let (from, to) = time_range(&q)?;

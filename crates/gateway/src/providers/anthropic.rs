@@ -324,7 +324,8 @@ fn usage_of(u: Option<&Value>) -> Usage {
     let n = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
     let cached = n("cache_read_input_tokens");
     Usage {
-        input_tokens: n("input_tokens") + cached + n("cache_creation_input_tokens"),
+        // Counts come from the upstream: saturate rather than overflow.
+        input_tokens: n("input_tokens").saturating_add(cached).saturating_add(n("cache_creation_input_tokens")),
         output_tokens: n("output_tokens"),
         cached_tokens: cached,
     }
@@ -455,7 +456,7 @@ impl StreamTranslator {
 
     fn usage(&self) -> Usage {
         Usage {
-            input_tokens: self.input_tokens + self.cache_read + self.cache_creation,
+            input_tokens: self.input_tokens.saturating_add(self.cache_read).saturating_add(self.cache_creation),
             output_tokens: self.output_tokens,
             cached_tokens: self.cache_read,
         }
@@ -881,6 +882,20 @@ mod tests {
         let mut t = StreamTranslator::new("a", "m");
         let step = t.event(&SseEvent { event: "content_block_delta".into(), data: "{\"type\": \"content".into() });
         assert!(step.done && matches!(&step.events[..], [Err(e)] if e.kind == UpstreamErrorKind::Protocol));
+    }
+
+    #[test]
+    fn huge_upstream_counts_saturate() {
+        let max = u64::MAX;
+        let answer = json!({"content": [], "usage": {"input_tokens": max, "cache_read_input_tokens": 1,
+            "cache_creation_input_tokens": max, "output_tokens": max}});
+        let (_, usage) = from_anthropic("a", answer.to_string().as_bytes(), "m").unwrap();
+        assert_eq!(usage, Usage { input_tokens: max, output_tokens: max, cached_tokens: 1 });
+        let mut t = StreamTranslator::new("a", "m");
+        t.event(&ev("message_start", json!({"type": "message_start", "message": {"usage": answer["usage"]}})));
+        let step = t.event(&ev("message_stop", json!({"type": "message_stop"})));
+        assert!(step.done);
+        assert!(matches!(&step.events[..], [.., Ok(StreamEvent::Usage { usage: u, .. })] if u.input_tokens == max));
     }
 
     #[test]

@@ -340,7 +340,8 @@ fn usage_of(u: &Value) -> Usage {
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
     Usage {
         input_tokens: n("promptTokenCount"),
-        output_tokens: n("candidatesTokenCount") + n("thoughtsTokenCount"),
+        // Counts come from the upstream: saturate rather than overflow.
+        output_tokens: n("candidatesTokenCount").saturating_add(n("thoughtsTokenCount")),
         cached_tokens: n("cachedContentTokenCount"),
     }
 }
@@ -586,6 +587,15 @@ mod tests {
             Value::Object(m) => m,
             _ => panic!("not an object"),
         }
+    }
+
+    #[test]
+    fn huge_upstream_counts_saturate() {
+        let answer = json!({"candidates": [{"content": {"parts": [{"text": "x"}]}}],
+            "usageMetadata": {"candidatesTokenCount": u64::MAX, "thoughtsTokenCount": 5}});
+        let (v, usage) = from_gemini("g", answer.to_string().as_bytes(), "m").unwrap();
+        assert_eq!(usage.map(|u| u.output_tokens), Some(u64::MAX));
+        assert_eq!(v["usage"]["total_tokens"], u64::MAX);
     }
 
     #[test]

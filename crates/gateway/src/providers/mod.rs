@@ -142,7 +142,7 @@ impl Usage {
         let mut u = serde_json::json!({
             "prompt_tokens": self.input_tokens,
             "completion_tokens": self.output_tokens,
-            "total_tokens": self.input_tokens + self.output_tokens,
+            "total_tokens": self.input_tokens.saturating_add(self.output_tokens),
         });
         if self.cached_tokens > 0 {
             u["prompt_tokens_details"] = serde_json::json!({ "cached_tokens": self.cached_tokens });
@@ -368,6 +368,12 @@ mod tests {
         assert!(e.message.contains("bad temperature"), "{}", e.message);
         let e = UpstreamError::from_status("gemini", 503, b"<html>oops</html>", None);
         assert_eq!(e.message, "upstream gemini returned HTTP 503");
+    }
+
+    #[test]
+    fn usage_totals_saturate() {
+        let u = Usage { input_tokens: u64::MAX, output_tokens: 2, cached_tokens: 0 };
+        assert_eq!(u.to_openai()["total_tokens"], u64::MAX);
     }
 
     #[test]
