@@ -97,7 +97,7 @@ async fn handle(
 
 /// The phases after authentication: the cheap limits (requests/min, in
 /// flight) are taken before a large body is read or parsed; a small one
-/// (declared at most `request::INLINE_BODY_BYTES`) is read and checked
+/// (declared at most `request::CHECKED_BEFORE_LIMITS_BYTES`) is read and checked
 /// first, which costs less than the limits' lock and answers bad input 400
 /// before 429. Any refusal gives back what the request took.
 async fn serve(

@@ -96,10 +96,17 @@ pub async fn parse_chat_bounded(raw: Bytes) -> Result<ChatRequest, GatewayError>
     bounded(raw.len(), move || parse_chat(raw)).await.unwrap_or(Err(GatewayError::Internal))
 }
 
+/// Largest body (declared by `Content-Length`) read and checked before the
+/// cheap limits: small enough that its validation and token estimate cost
+/// less than a refusal would save (bad input is answered `400` before `429`),
+/// so a tenant over its limits cannot make the gateway parse or tokenize
+/// more than this per request.
+pub const CHECKED_BEFORE_LIMITS_BYTES: usize = 4 * 1024;
+
 /// Whether the declared body (`Content-Length`) is small enough to read and
-/// check before the cheap limits ([`INLINE_BODY_BYTES`]).
+/// check before the cheap limits ([`CHECKED_BEFORE_LIMITS_BYTES`]).
 pub fn declared_small(headers: &HeaderMap) -> bool {
-    content_length(headers).is_some_and(|n| n <= INLINE_BODY_BYTES as u64)
+    content_length(headers).is_some_and(|n| n <= CHECKED_BEFORE_LIMITS_BYTES as u64)
 }
 
 /// Refuses a body whose declared length is over the limit before reading it.
