@@ -10,10 +10,10 @@ use sheepdog_types::money::format_usd;
 use crate::agg::{Group, Merged, Sums, NO_TENANT};
 use crate::events::{Conc, Rates, Sweep};
 use crate::fields::TimestampAt;
+use crate::options::Options;
 use crate::prices::{Price, PriceTable};
 use crate::source::InputSummary;
 use crate::time::{format_minute, format_ms, DAY_MS, MINUTE_MS};
-use crate::Options;
 
 pub const SCHEMA: &str = "sheepdog.analysis.v1";
 /// A month, for monthly figures: 30 days.
