@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::args::RunArgs;
 use crate::client::{LatencyResult, Mode, ThroughputResult};
-use crate::RunArgs;
 
 #[derive(Debug, Serialize)]
 pub struct CpuUse {
