@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{json, Value};
 use sheepdog_types::{
-    AuditRecord, ConsoleUser, ErrorBody, KeyCreated, KeyInfo, ListResponse, Overview, PoolInfo, Tenant, TenantMetrics,
-    UsageReport, UsageSeries,
+    AdvanceInput, AnalysisResponse, AuditList, AuditRecord, BudgetInput, ConsoleUser, CreateRollout, CreateTenantKey,
+    ErrorBody, KeyCreated, KeyInfo, KeyList, LimitsInput, Overview, PatchTenant, PatchUserRequest, Pool, PoolList,
+    ReasonInput, RolloutList, RolloutReport, RolloutView, Tenant, TenantList, TenantMetrics, UsageReport, UsageSeries,
+    UserList,
 };
 
 use crate::ConsoleError;
@@ -36,11 +39,26 @@ pub enum AnalyzeFailure {
     Refused { status: u16, code: String, message: String },
     /// The call did not complete (gateway unreachable, upload aborted, timeout).
     Transport(String),
+    /// The gateway answered success with a body that is not an analysis.
+    Unreadable(String),
 }
 
 /// Who a change is attributed to in the audit log.
 pub fn actor_for(email: &str) -> String {
     format!("console:{email}")
+}
+
+/// The body of `POST /admin/v1/auth/verify`. Built as JSON because
+/// [`sheepdog_types::VerifyRequest`] is never serializable (it carries a
+/// password); a test checks that it reads back as that type.
+pub fn verify_body(email: &str, password: &str, client_ip: Option<&str>) -> Value {
+    json!({"email": email, "password": password, "client_ip": client_ip})
+}
+
+/// The body of `POST /admin/v1/users`, as JSON for the same reason as
+/// [`verify_body`] ([`sheepdog_types::CreateUserRequest`]).
+pub fn create_user_body(email: &str, role: &str, tenant_id: Option<&str>, password: &str) -> Value {
+    json!({"email": email, "role": role, "tenant_id": tenant_id, "password": password})
 }
 
 /// Percent-encodes one path segment or query value.
@@ -95,12 +113,12 @@ impl AdminApi {
         AdminApi { http, base: format!("{}/admin/v1", gateway_url.trim_end_matches('/')).into(), token: token.into() }
     }
 
-    async fn call<T: DeserializeOwned>(
+    async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
         actor: Option<&str>,
-        body: Option<&Value>,
+        body: Option<&B>,
     ) -> Result<T, ConsoleError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method.clone(), &url).bearer_auth(&*self.token);
@@ -150,7 +168,7 @@ impl AdminApi {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ConsoleError> {
-        self.call(Method::GET, path, None, None).await
+        self.call(Method::GET, path, None, None::<&()>).await
     }
 
     // ---- sign-in and users -----------------------------------------------
@@ -162,7 +180,7 @@ impl AdminApi {
         password: &str,
         client_ip: Option<&str>,
     ) -> Result<ConsoleUser, ConsoleError> {
-        let body = json!({"email": email, "password": password, "client_ip": client_ip});
+        let body = verify_body(email, password, client_ip);
         self.call(Method::POST, "/auth/verify", None, Some(&body)).await
     }
 
@@ -171,7 +189,7 @@ impl AdminApi {
     }
 
     pub async fn users(&self) -> Result<Vec<ConsoleUser>, ConsoleError> {
-        Ok(self.get::<ListResponse<ConsoleUser>>("/users").await?.data)
+        Ok(self.get::<UserList>("/users").await?.data)
     }
 
     pub async fn create_user(
@@ -182,38 +200,42 @@ impl AdminApi {
         tenant_id: Option<&str>,
         password: &str,
     ) -> Result<ConsoleUser, ConsoleError> {
-        let body = json!({"email": email, "role": role, "tenant_id": tenant_id, "password": password});
+        let body = create_user_body(email, role, tenant_id, password);
         self.call(Method::POST, "/users", Some(actor), Some(&body)).await
     }
 
     pub async fn set_user_disabled(&self, actor: &str, id: &str, disabled: bool) -> Result<ConsoleUser, ConsoleError> {
-        let body = json!({ "disabled": disabled });
+        let body = PatchUserRequest { disabled: Some(disabled), role: None };
         self.call(Method::PATCH, &format!("/users/{}", seg(id)?), Some(actor), Some(&body)).await
     }
 
     // ---- tenants ---------------------------------------------------------
 
     pub async fn tenants(&self) -> Result<Vec<Tenant>, ConsoleError> {
-        Ok(self.get::<ListResponse<Tenant>>("/tenants").await?.data)
+        Ok(self.get::<TenantList>("/tenants").await?.data)
     }
 
     pub async fn tenant(&self, id: &str) -> Result<Tenant, ConsoleError> {
         self.get(&format!("/tenants/{}", seg(id)?)).await
     }
 
-    pub async fn create_tenant(&self, actor: &str, body: &Value) -> Result<Tenant, ConsoleError> {
+    pub async fn create_tenant(
+        &self,
+        actor: &str,
+        body: &sheepdog_types::CreateTenant,
+    ) -> Result<Tenant, ConsoleError> {
         self.call(Method::POST, "/tenants", Some(actor), Some(body)).await
     }
 
-    pub async fn patch_tenant(&self, actor: &str, id: &str, body: &Value) -> Result<Tenant, ConsoleError> {
+    pub async fn patch_tenant(&self, actor: &str, id: &str, body: &PatchTenant) -> Result<Tenant, ConsoleError> {
         self.call(Method::PATCH, &format!("/tenants/{}", seg(id)?), Some(actor), Some(body)).await
     }
 
-    pub async fn put_limits(&self, actor: &str, id: &str, body: &Value) -> Result<Tenant, ConsoleError> {
+    pub async fn put_limits(&self, actor: &str, id: &str, body: &LimitsInput) -> Result<Tenant, ConsoleError> {
         self.call(Method::PUT, &format!("/tenants/{}/limits", seg(id)?), Some(actor), Some(body)).await
     }
 
-    pub async fn put_budget(&self, actor: &str, id: &str, body: &Value) -> Result<Tenant, ConsoleError> {
+    pub async fn put_budget(&self, actor: &str, id: &str, body: &BudgetInput) -> Result<Tenant, ConsoleError> {
         self.call(Method::PUT, &format!("/tenants/{}/budget", seg(id)?), Some(actor), Some(body)).await
     }
 
@@ -224,7 +246,7 @@ impl AdminApi {
     // ---- keys ------------------------------------------------------------
 
     pub async fn tenant_keys(&self, id: &str) -> Result<Vec<KeyInfo>, ConsoleError> {
-        Ok(self.get::<ListResponse<KeyInfo>>(&format!("/tenants/{}/keys", seg(id)?)).await?.data)
+        Ok(self.get::<KeyList>(&format!("/tenants/{}/keys", seg(id)?)).await?.data)
     }
 
     pub async fn create_key(
@@ -233,21 +255,21 @@ impl AdminApi {
         tenant_id: &str,
         name: Option<&str>,
     ) -> Result<KeyCreated, ConsoleError> {
-        let body = json!({ "name": name });
+        let body = CreateTenantKey { name: name.map(str::to_string) };
         self.call(Method::POST, &format!("/tenants/{}/keys", seg(tenant_id)?), Some(actor), Some(&body)).await
     }
 
     pub async fn revoke_key(&self, actor: &str, key_id: &str) -> Result<KeyInfo, ConsoleError> {
-        self.call(Method::DELETE, &format!("/keys/{}", seg(key_id)?), Some(actor), None).await
+        self.call(Method::DELETE, &format!("/keys/{}", seg(key_id)?), Some(actor), None::<&()>).await
     }
 
     // ---- pools -----------------------------------------------------------
 
-    pub async fn pools(&self) -> Result<Vec<PoolInfo>, ConsoleError> {
-        Ok(self.get::<ListResponse<PoolInfo>>("/pools").await?.data)
+    pub async fn pools(&self) -> Result<Vec<Pool>, ConsoleError> {
+        Ok(self.get::<PoolList>("/pools").await?.data)
     }
 
-    pub async fn pool(&self, id: &str) -> Result<PoolInfo, ConsoleError> {
+    pub async fn pool(&self, id: &str) -> Result<Pool, ConsoleError> {
         self.get(&format!("/pools/{}", seg(id)?)).await
     }
 
@@ -288,15 +310,15 @@ impl AdminApi {
 
     // ---- rollouts ---------------------------------------------------------
 
-    pub async fn rollouts(&self) -> Result<Vec<crate::rollouts::Rollout>, ConsoleError> {
-        Ok(self.get::<ListResponse<crate::rollouts::Rollout>>("/rollouts").await?.data)
+    pub async fn rollouts(&self) -> Result<Vec<RolloutView>, ConsoleError> {
+        Ok(self.get::<RolloutList>("/rollouts").await?.data)
     }
 
-    pub async fn rollout(&self, id: &str) -> Result<crate::rollouts::RolloutDetail, ConsoleError> {
+    pub async fn rollout(&self, id: &str) -> Result<RolloutReport, ConsoleError> {
         self.get(&format!("/rollouts/{}", seg(id)?)).await
     }
 
-    pub async fn create_rollout(&self, actor: &str, body: &Value) -> Result<crate::rollouts::Rollout, ConsoleError> {
+    pub async fn create_rollout(&self, actor: &str, body: &CreateRollout) -> Result<RolloutView, ConsoleError> {
         self.call(Method::POST, "/rollouts", Some(actor), Some(body)).await
     }
 
@@ -307,21 +329,24 @@ impl AdminApi {
         id: &str,
         action: &str,
         reason: Option<&str>,
-    ) -> Result<crate::rollouts::Rollout, ConsoleError> {
+    ) -> Result<RolloutView, ConsoleError> {
         if !matches!(action, "advance" | "pause" | "resume" | "rollback") {
             return Err(ConsoleError::Invalid("Unknown rollout action.".into()));
         }
-        let body = match reason {
-            Some(r) => json!({ "reason": r }),
-            None => json!({}),
-        };
-        self.call(Method::POST, &format!("/rollouts/{}/{}", seg(id)?, seg(action)?), Some(actor), Some(&body)).await
+        let path = format!("/rollouts/{}/{}", seg(id)?, seg(action)?);
+        let reason = reason.map(str::to_string);
+        if action == "advance" {
+            let body = AdvanceInput { percent: None, reason };
+            self.call(Method::POST, &path, Some(actor), Some(&body)).await
+        } else {
+            self.call(Method::POST, &path, Some(actor), Some(&ReasonInput { reason })).await
+        }
     }
 
     // ---- analyses -----------------------------------------------------------
 
     /// `POST /admin/v1/analyses`: streams `body` (the log file) to the
-    /// gateway and returns its answer (`{"report", "html"}`). `query` is the
+    /// gateway and returns its answer (the report and its page). `query` is the
     /// encoded query string (`?…` or empty). Longer than the other calls:
     /// `timeout` covers the upload and the analysis.
     pub async fn analyze(
@@ -331,7 +356,7 @@ impl AdminApi {
         body: reqwest::Body,
         content_length: Option<u64>,
         timeout: std::time::Duration,
-    ) -> Result<Value, AnalyzeFailure> {
+    ) -> Result<AnalysisResponse, AnalyzeFailure> {
         let url = format!("{}/analyses{query}", self.base);
         let mut req = self
             .http
@@ -347,7 +372,8 @@ impl AdminApi {
         let resp = req.send().await.map_err(|e| AnalyzeFailure::Transport(e.to_string()))?;
         let status = resp.status();
         if status.is_success() {
-            return resp.json::<Value>().await.map_err(|e| AnalyzeFailure::Transport(e.to_string()));
+            let bytes = resp.bytes().await.map_err(|e| AnalyzeFailure::Transport(e.to_string()))?;
+            return serde_json::from_slice(&bytes).map_err(|e| AnalyzeFailure::Unreadable(e.to_string()));
         }
         let (code, message) =
             resp.json::<ErrorBody>().await.map(|b| (b.error.code, b.error.message)).unwrap_or_default();
@@ -355,12 +381,11 @@ impl AdminApi {
     }
 
     pub async fn audit(&self, filters: &[(&str, Option<&str>)]) -> Result<Vec<AuditRecord>, ConsoleError> {
-        Ok(self.get::<ListResponse<AuditRecord>>(&format!("/audit{}", query(filters))).await?.data)
+        Ok(self.get::<AuditList>(&format!("/audit{}", query(filters))).await?.data)
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -370,6 +395,21 @@ mod tests {
         assert_eq!(query(&[("a", Some("1")), ("b", None), ("c", Some(""))]), "?a=1");
         assert_eq!(query(&[]), "");
         assert_eq!(actor_for("x@y.z"), "console:x@y.z");
+    }
+
+    /// The JSON-built bodies read back as the gateway's request types
+    /// (which deny unknown fields): a renamed field fails here.
+    #[test]
+    fn password_bodies_are_the_gateway_request_types() {
+        let v: sheepdog_types::VerifyRequest =
+            serde_json::from_value(verify_body("a@b.c", "pw", Some("10.0.0.1"))).unwrap();
+        assert_eq!((v.email.as_str(), v.password.as_str(), v.client_ip.as_deref()), ("a@b.c", "pw", Some("10.0.0.1")));
+        let u: sheepdog_types::CreateUserRequest =
+            serde_json::from_value(create_user_body("a@b.c", "tenant", Some("t1"), "pw")).unwrap();
+        assert_eq!(
+            (u.role, u.tenant_id.as_deref(), u.password.as_str()),
+            (sheepdog_types::Role::Tenant, Some("t1"), "pw")
+        );
     }
 
     #[test]

@@ -154,7 +154,6 @@ fn AuditTable(entries: Vec<AuditRecord>) -> impl IntoView {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::json;

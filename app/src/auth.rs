@@ -304,7 +304,6 @@ pub async fn logout() -> Result<(), ConsoleError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::is_local_path;
 

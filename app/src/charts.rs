@@ -324,8 +324,8 @@ pub fn Sparkline(values: Vec<f64>, #[prop(into, optional)] label: String) -> imp
     }
 }
 
-#[cfg(all(test, feature = "ssr"))]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[cfg(test)]
+#[cfg(feature = "ssr")]
 mod tests {
     use super::*;
 

@@ -390,8 +390,8 @@ pub fn Breakdown(
     .into_any()
 }
 
-#[cfg(all(test, feature = "ssr"))]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[cfg(test)]
+#[cfg(feature = "ssr")]
 mod tests {
     use super::*;
     use sheepdog_types::UsageSeriesRow;

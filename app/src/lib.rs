@@ -6,11 +6,14 @@
 //! (which makes the server-rendered HTML interactive). Server-only
 //! dependencies are optional and only switched on by `ssr`.
 //!
-//! One file per domain (`tenants.rs`, `keys.rs`, `costs.rs`, `audit.rs`,
-//! `users.rs`, `portal.rs`, `rollouts.rs`, `analyses.rs`, …): shared types, then an `ssr` module with the
-//! server-only helpers, then the `#[server]` functions (which all start with
-//! a permission check from [`auth`]), then the components. Server functions
-//! reach the gateway only through the typed admin API client in [`api`].
+//! One module per domain (`keys.rs`, `costs.rs`, `audit.rs`, `users.rs`,
+//! `portal.rs`, …; the larger ones are directories: `tenants/`,
+//! `rollouts/`, `analyses/`, with their server functions in `server.rs`):
+//! shared types, then the server-only helpers, then the `#[server]`
+//! functions (which all start with a permission check from [`auth`]), then
+//! the components. Server functions reach the gateway only through the
+//! typed admin API client in [`api`]; every admin API type (request and
+//! answer) is the gateway's own, from `sheepdog_types`.
 
 #![recursion_limit = "256"]
 

@@ -70,7 +70,6 @@ pub async fn csrf_guard(public_origin: Option<String>, request: Request<Body>, n
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;

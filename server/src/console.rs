@@ -100,7 +100,7 @@ impl Console {
             // The analysis upload: streamed to the gateway (session, role and CSRF checked).
             .route(
                 app::analyses::UPLOAD_PATH,
-                axum::routing::post(move |req: Request<Body>| app::analyses::ssr::upload(upload_state.clone(), req)),
+                axum::routing::post(move |req: Request<Body>| app::analyses::upload::upload(upload_state.clone(), req)),
             )
             .leptos_routes_with_context(&options, routes, context.clone(), {
                 let options = options.clone();

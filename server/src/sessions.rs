@@ -71,7 +71,6 @@ impl<S: SessionStore + Clone> SessionStore for HashedIds<S> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use tower_sessions_sqlx_store::SqliteStore;

@@ -4,31 +4,24 @@
 //! 1 s; `serve`'s own token (its console) keeps working; the first-start
 //! token goes to stdout, never to the log; an `admin_token_env` token
 //! replaces the stored one and refuses rotation.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Helpers outside #[test] functions, which clippy.toml's test allowances do not reach.
+#![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sheepdog_testkit::process::{fake_site, free_port, sheepdog_command, sigterm, wait_exit, wait_for_port};
+use sheepdog_testkit::raw::RawRequest;
+use sheepdog_testkit::TestDb;
 
 const ENV_TOKEN: &str = "env-managed-admin-token-0123456789";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// The binary with a clean environment and info-level logs (to check the log stream).
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sheepdog"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SHEEPDOG_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("RUST_LOG", "info");
-    c
+    sheepdog_command(env!("CARGO_BIN_EXE_sheepdog"), "info")
 }
 
 /// One spawned process; its stderr (the log stream) goes to a file.
@@ -43,50 +36,23 @@ impl Proc {
         let mut child =
             cmd.current_dir(dir).stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(60);
         for port in ports {
-            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
-                assert!(Instant::now() < deadline, "{name}: port {port} did not open");
-                assert!(
-                    child.try_wait().unwrap().is_none(),
-                    "{name} exited: {}",
-                    std::fs::read_to_string(&log).unwrap()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            wait_for_port(*port, &mut child, Some(&log));
         }
         (Proc { child, log }, stdout)
     }
 
     fn stop(mut self) -> String {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                self.child.kill().unwrap();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.wait();
+        sigterm(self.child.id());
+        wait_exit(&mut self.child, Duration::from_secs(30));
         std::fs::read_to_string(&self.log).unwrap()
     }
 }
 
 /// A plain HTTP/1.1 request; returns (status, body).
 fn http(port: u16, method: &str, path: &str, bearer: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {bearer}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    let answer = RawRequest::local(port, method, path).bearer(bearer).timeout(Duration::from_secs(10)).send();
+    (answer.status, answer.body)
 }
 
 fn status(port: u16, token: &str) -> u16 {
@@ -105,46 +71,15 @@ fn switched(port: u16, old: &str, new: &str) -> Duration {
     }
 }
 
-/// The database for one run: a SQLite file, or a fresh Postgres database (dropped after).
-async fn database(postgres: bool, dir: &Path) -> (String, Option<String>) {
-    if !postgres {
-        return (format!("sqlite://{}", dir.join("sheepdog.db").display()), None);
-    }
-    let admin = std::env::var("SHEEPDOG_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("sd_tokens_{}_{}", std::process::id(), free_port());
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
-    pool.close().await;
-    let base = admin.rsplit_once('/').unwrap().0.to_string();
-    (format!("{base}/{name}"), Some(name))
-}
-
-async fn drop_database(name: Option<String>) {
-    if let Some(name) = name {
-        let admin = std::env::var("SHEEPDOG_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&admin).await.unwrap();
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
-        pool.close().await;
-    }
-}
-
 async fn rotation_on(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let pkg = d.join("site/pkg");
-    std::fs::create_dir_all(&pkg).unwrap();
-    for f in ["sheepdog.js", "sheepdog.wasm", "sheepdog_bg.wasm", "sheepdog.css"] {
-        std::fs::write(pkg.join(f), "").unwrap();
-    }
-    let (url, pg_name) = database(postgres, d).await;
+    let site = fake_site(d);
+    let db = TestDb::sqlite_or_postgres(postgres).await;
+    let url = db.url.clone();
     let config = d.join("sheepdog.toml");
-    std::fs::write(
-        &config,
-        format!("[console]\nsite_root = \"{}\"\n\n[database]\nurl = \"{url}\"\n", d.join("site").display()),
-    )
-    .unwrap();
+    std::fs::write(&config, format!("[console]\nsite_root = \"{}\"\n\n[database]\nurl = \"{url}\"\n", site.display()))
+        .unwrap();
     let (a, b, b_console, c) = (free_port(), free_port(), free_port(), free_port());
 
     // Replica A (first start): the secrets on stdout.
@@ -271,7 +206,7 @@ async fn rotation_on(postgres: bool) {
     for t in [&token0, &token1, &token2, &password] {
         assert!(!logs.contains(t.as_str()), "a secret in the log stream");
     }
-    drop_database(pg_name).await;
+    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

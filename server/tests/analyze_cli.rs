@@ -2,23 +2,16 @@
 //! truth in, `report.json` (checked exactly) and a self-contained
 //! `report.html` out, the summary on stdout; several formats at once, gzip,
 //! a config's price table, and clear errors.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
 use std::process::Command;
 
 use serde_json::Value;
 use sheepdog_analyze::synth::{self, Generator, SynthConfig, SynthRequest};
+use sheepdog_testkit::config::brute_peak;
+use sheepdog_testkit::process::{gzip, sheepdog_command};
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sheepdog"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SHEEPDOG_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("RUST_LOG", "warn");
-    c
+    sheepdog_command(env!("CARGO_BIN_EXE_sheepdog"), "warn")
 }
 
 fn requests(n: usize) -> Vec<SynthRequest> {
@@ -26,6 +19,7 @@ fn requests(n: usize) -> Vec<SynthRequest> {
     Generator::new(cfg).take(n).collect()
 }
 
+#[allow(clippy::unwrap_used)]
 fn write_jsonl(path: &std::path::Path, reqs: &[SynthRequest]) {
     let mut out = Vec::new();
     for (i, r) in reqs.iter().enumerate() {
@@ -33,12 +27,6 @@ fn write_jsonl(path: &std::path::Path, reqs: &[SynthRequest]) {
             .unwrap();
     }
     std::fs::write(path, out).unwrap();
-}
-
-/// Exact peak concurrency: at every start, the intervals [start, end) containing it.
-fn brute_peak(reqs: &[SynthRequest]) -> u64 {
-    let iv: Vec<(i64, i64)> = reqs.iter().filter_map(|r| r.duration_ms.map(|d| (r.start_ms, r.start_ms + d))).collect();
-    iv.iter().map(|&(s, _)| iv.iter().filter(|&&(a, b)| a <= s && s < b).count() as u64).max().unwrap_or(0)
 }
 
 /// Cost with SPEC §2's default table, exactly; llama is not priced.
@@ -122,9 +110,7 @@ fn several_formats_gzip_and_a_config_price_table() {
     for (i, r) in a.iter().enumerate() {
         synth::write_jsonl(&mut jsonl, r, "hi", "hello", i as u64).unwrap();
     }
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&jsonl).unwrap();
-    std::fs::write(dir.path().join("a.jsonl.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(dir.path().join("a.jsonl.gz"), gzip(&jsonl)).unwrap();
     let mut csv = format!("{}\n", synth::LITELLM_CSV_HEADER).into_bytes();
     for (i, r) in b.iter().enumerate() {
         synth::write_litellm_csv(&mut csv, r, i as u64).unwrap();

@@ -1,30 +1,19 @@
 //! The `sheepdog` command line: help, config errors, migrate, first-start
 //! secrets printed once, `user create`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+use sheepdog_testkit::process::{clear_sheepdog_env, free_port, sheepdog_command, sigterm, wait_for_port};
+use sheepdog_testkit::raw::RawRequest;
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sheepdog"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SHEEPDOG_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("RUST_LOG", "warn");
-    c
+    sheepdog_command(env!("CARGO_BIN_EXE_sheepdog"), "warn")
 }
 
 /// A plain HTTP/1.1 GET; returns the status code.
 fn http_get(port: u16, path: &str, bearer: &str) -> u16 {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp.split_whitespace().nth(1).unwrap().parse().unwrap()
+    RawRequest::local(port, "GET", path).bearer(bearer).send().status
 }
 
 #[test]
@@ -60,8 +49,9 @@ fn invalid_config_names_the_key_and_the_file() {
     assert!(String::from_utf8(out.stderr).unwrap().contains("missing.toml"));
 }
 
+#[allow(clippy::unwrap_used)]
 fn start_gateway(dir: &std::path::Path, port: u16) -> std::process::Child {
-    let child = bin()
+    let mut child = bin()
         .current_dir(dir)
         .arg("gateway")
         .env("SHEEPDOG_GATEWAY__LISTEN", format!("127.0.0.1:{port}"))
@@ -69,24 +59,17 @@ fn start_gateway(dir: &std::path::Path, port: u16) -> std::process::Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(port, &mut child, None);
     child
 }
 
 /// SIGTERM, then the printed lines; a graceful stop exits 0.
+#[allow(clippy::unwrap_used)]
 fn stop(mut child: std::process::Child) -> Vec<String> {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    sigterm(child.id());
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful stop exits 0, got {status}");
     BufReader::new(child.stdout.take().unwrap()).lines().map(|l| l.unwrap()).collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
@@ -150,12 +133,7 @@ fn sqlite_files_are_private_whatever_the_umask() {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut sh = Command::new("sh");
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SHEEPDOG_") {
-                sh.env_remove(k);
-            }
-        }
-        let mut child = sh
+        let mut child = clear_sheepdog_env(&mut sh)
             .current_dir(dir.path())
             .arg("-c")
             .arg(format!("umask {umask}; exec \"$0\" gateway"))
@@ -167,12 +145,7 @@ fn sqlite_files_are_private_whatever_the_umask() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "gateway did not start (umask {umask})");
-            assert!(child.try_wait().unwrap().is_none(), "gateway exited (umask {umask})");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(port, &mut child, None);
         let db = dir.path().join("state/db/sheepdog.db");
         assert_eq!(mode(&dir.path().join("state/db")), 0o700, "umask {umask}");
         assert_eq!(mode(&db), 0o600, "umask {umask}");
@@ -181,7 +154,7 @@ fn sqlite_files_are_private_whatever_the_umask() {
             assert!(f.exists(), "{suffix} exists while the gateway runs (umask {umask})");
             assert_eq!(mode(&f), 0o600, "{suffix}, umask {umask}");
         }
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        sigterm(child.id());
         assert!(child.wait().unwrap().success(), "umask {umask}");
     }
 }

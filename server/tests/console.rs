@@ -5,7 +5,8 @@
 //! tenant, even when it names the other tenant in the request), and the
 //! analysis upload (streamed to the gateway, size-limited, operators only)
 //! with its "apply a recommendation" server function.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Helpers outside #[test] functions, which clippy.toml's test allowances do not reach.
+#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
@@ -13,16 +14,17 @@ use reqwest::header::{HeaderMap, HeaderValue, ORIGIN, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sheepdog::console::{Console, SESSION_COOKIE};
-use sheepdog_gateway::config::{Config, Secret, Settings};
-use sheepdog_gateway::Gateway;
+use sheepdog_gateway::config::Config;
+use sheepdog_testkit::process::fake_site;
+use sheepdog_testkit::{json_or_text, AdminClient, TestGateway};
 
 const TOKEN: &str = "console-test-admin-token";
 
 struct Env {
     console: String,
-    gateway: String,
     admin_password: String,
-    http: reqwest::Client,
+    admin: AdminClient,
+    _gateway: TestGateway,
     _dir: tempfile::TempDir,
 }
 
@@ -46,40 +48,35 @@ async fn start() -> Env {
 
 async fn start_with(adjust: impl FnOnce(&mut Config)) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let pkg = dir.path().join("site/pkg");
-    std::fs::create_dir_all(&pkg).unwrap();
-    for f in ["sheepdog.js", "sheepdog.wasm", "sheepdog_bg.wasm", "sheepdog.css"] {
-        std::fs::write(pkg.join(f), "").unwrap();
-    }
+    let site = fake_site(dir.path());
+    // The gateway's address goes into the console's configuration.
     let gw_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = format!("http://{}", gw_listener.local_addr().unwrap());
-    let mut config = Config::default();
-    config.database.url = format!("sqlite://{}", dir.path().join("sheepdog.db").display());
-    config.console.site_root = dir.path().join("site").display().to_string();
-    config.console.gateway_url = gateway.clone();
-    adjust(&mut config);
-    let mut settings = Settings::from_config(config, "test", &|_| None).unwrap();
-    settings.process_admin_token = Some(Secret::new(TOKEN));
-    let gw = Gateway::build(settings.clone()).await.unwrap();
-    let admin_password = gw.bootstrap().unwrap().admin_user.as_ref().unwrap().1.expose().to_string();
-    tokio::spawn(gw.serve(gw_listener, std::future::pending()));
-    let console = Console::new(&settings).await.unwrap();
+    let gw = TestGateway::builder_on_url(&format!("sqlite://{}", dir.path().join("sheepdog.db").display()))
+        .listener(gw_listener)
+        .process_admin_token(TOKEN)
+        .config(|config| {
+            config.console.site_root = site.display().to_string();
+            config.console.gateway_url = gateway.clone();
+            adjust(config);
+        })
+        .start()
+        .await;
+    let admin_password = gw.admin_password.clone().unwrap();
+    let console = Console::new(&gw.settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(console.serve(listener, std::future::pending()));
-    Env { console: url, gateway, admin_password, http: reqwest::Client::new(), _dir: dir }
+    let admin = AdminClient::new(reqwest::Client::new(), gateway, TOKEN);
+    Env { console: url, admin_password, admin, _gateway: gw, _dir: dir }
 }
 
 impl Env {
     /// The admin API, as an operator's script would call it.
     async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(method, format!("{}/admin/v1{path}", self.gateway)).bearer_auth(TOKEN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.unwrap()
+        let (status, answer) = self.admin.call(method, &format!("/admin/v1{path}"), body).await;
+        assert!(status.is_success(), "{path}: {status}");
+        answer
     }
 
     async fn tenant(&self, name: &str) -> String {
@@ -114,9 +111,7 @@ async fn call(client: &reqwest::Client, console: &str, endpoint: &str, form: &[(
         .send()
         .await
         .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    json_or_text(resp).await
 }
 
 fn session_cookie(resp: &reqwest::Response) -> Option<String> {
@@ -636,9 +631,7 @@ async fn upload(
         .send()
         .await
         .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    json_or_text(resp).await
 }
 
 #[tokio::test]

@@ -3,44 +3,32 @@
 //! SIGTERM with 200 half-sent request heads and 10 streams in flight
 //! against the `sheepdog` binary, on SQLite and on Postgres: the process
 //! exits within the grace + 5 s and every stream is billed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Helpers outside #[test] functions, which clippy.toml's test allowances do not reach.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sheepdog::console::Console;
 use sheepdog_gateway::config::{Config, Secret, Settings};
 use sheepdog_gateway::listener::ShutdownSignal;
+use sheepdog_testkit::process::{self, fake_site, free_port, sheepdog_command, wait_for_port};
+use sheepdog_testkit::raw::time_to_close;
+use sheepdog_testkit::{sse_payloads, usage_records, AdminClient, Db, TestDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const ADMIN: &str = "limits-test-admin-token-0123456789";
 
-/// How long until the server closes `conn`.
-async fn time_to_close(conn: &mut TcpStream, from: Instant) -> Duration {
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return from.elapsed(),
-            Ok(Ok(_)) => {}
-            Err(_) => panic!("still open after 10 s"),
-        }
-    }
-}
-
 #[tokio::test]
 async fn the_console_closes_half_sent_heads_and_idle_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let pkg = dir.path().join("site/pkg");
-    std::fs::create_dir_all(&pkg).unwrap();
-    for f in ["sheepdog.js", "sheepdog.wasm", "sheepdog_bg.wasm", "sheepdog.css"] {
-        std::fs::write(pkg.join(f), "x").unwrap();
-    }
+    let site = fake_site(dir.path());
     let mut config = Config::default();
     config.database.url = format!("sqlite://{}", dir.path().join("sheepdog.db").display());
-    config.console.site_root = dir.path().join("site").display().to_string();
+    config.console.site_root = site.display().to_string();
     config.console.header_read_timeout_ms = 300;
     config.console.idle_timeout_ms = 700;
     let mut settings = Settings::from_config(config, "test", &|_| None).unwrap();
@@ -76,10 +64,6 @@ async fn the_console_closes_half_sent_heads_and_idle_connections() {
     tokio::time::timeout(Duration::from_secs(5), served).await.unwrap().unwrap().unwrap();
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `sheepdog gateway` with a slow simulated model `slow` (a chunk every
 /// 100 ms) and the given grace.
 fn start_gateway(dir: &Path, db_url: &str, grace_secs: u64) -> (Child, u16) {
@@ -97,33 +81,22 @@ fn start_gateway(dir: &Path, db_url: &str, grace_secs: u64) -> (Child, u16) {
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sheepdog"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SHEEPDOG_") {
-            cmd.env_remove(k);
-        }
-    }
-    let child = cmd
+    let log = dir.join("sheepdog.log");
+    let mut child = sheepdog_command(env!("CARGO_BIN_EXE_sheepdog"), "info")
         .current_dir(dir)
         .args(["gateway", "--config"])
         .arg(&config)
         .env("SHEEPDOG_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("sheepdog.log")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(port, &mut child, Some(&log));
     (child, port)
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    process::sigterm(child.id());
 }
 
 /// Waits at most `limit` for the process to exit (its log in `dir` is shown if not).
@@ -141,31 +114,6 @@ async fn exits_within(child: &mut Child, limit: Duration, dir: &Path) -> std::pr
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn tenant_with_key(http: &reqwest::Client, base: &str) -> (String, String) {
-    let t: Value = http
-        .post(format!("{base}/admin/v1/tenants"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "t", "tier": "shared"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = t["id"].as_str().unwrap().to_string();
-    let k: Value = http
-        .post(format!("{base}/admin/v1/tenants/{id}/keys"))
-        .bearer_auth(ADMIN)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (id, k["key"].as_str().unwrap().to_string())
 }
 
 /// A stream of `tokens` chunks, in flight once the first arrived; resolves
@@ -191,56 +139,20 @@ async fn open_stream(
         while let Ok(Some(chunk)) = resp.chunk().await {
             text.extend_from_slice(&chunk);
         }
-        String::from_utf8_lossy(&text)
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: ").map(str::to_string))
-            .collect()
+        sse_payloads(&String::from_utf8_lossy(&text))
     })
-}
-
-async fn usage_records(db_url: &str, tenant: &str) -> Vec<sheepdog_gateway::store::UsageRecord> {
-    let store = sheepdog_gateway::store::Store::connect_url(db_url, 1).await.unwrap();
-    let records = store.usage_records(tenant).await.unwrap();
-    store.close().await;
-    records
-}
-
-fn postgres_admin_url() -> String {
-    std::env::var("SHEEPDOG_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh database: (URL, Postgres database name to drop after).
-async fn fresh_database(postgres: bool, dir: &Path) -> (String, Option<String>) {
-    if !postgres {
-        return (format!("sqlite://{}", dir.join("sheepdog.db").display()), None);
-    }
-    let admin = postgres_admin_url();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let name = format!("sd_limits_{}_{nanos}", std::process::id());
-    let store = sheepdog_gateway::store::Store::connect_url(&admin, 1).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(store.pool()).await.unwrap();
-    store.close().await;
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-    (format!("{base}/{name}"), Some(name))
-}
-
-async fn drop_database(name: Option<String>) {
-    if let Some(name) = name {
-        let store = sheepdog_gateway::store::Store::connect_url(&postgres_admin_url(), 1).await.unwrap();
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(store.pool()).await;
-        store.close().await;
-    }
 }
 
 /// SIGTERM with 200 half-sent request heads and 10 streams in flight.
 async fn sigterm_with_slowloris_and_streams(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (db_url, pg_name) = fresh_database(postgres, dir.path()).await;
+    let db = TestDb::sqlite_or_postgres(postgres).await;
+    let db_url = db.url.clone();
     let grace = Duration::from_secs(2);
     let (mut child, port) = start_gateway(dir.path(), &db_url, grace.as_secs());
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let (tenant, key) = tenant_with_key(&http, &base).await;
+    let (tenant, key) = AdminClient::new(http.clone(), &base, ADMIN).tenant_with_key("t").await;
 
     // 10 streams of 60 s each, all past their first chunk.
     let mut streams = Vec::new();
@@ -285,7 +197,7 @@ async fn sigterm_with_slowloris_and_streams(postgres: bool) {
         assert!(r.stream && r.outcome == "server_shutdown", "{r:?}");
         assert!(r.output_tokens >= 15 && r.output_tokens < 600 && r.cost_nanos > 0, "{r:?}");
     }
-    drop_database(pg_name).await;
+    db.cleanup().await;
     eprintln!("postgres={postgres}: exited {took:?} after SIGTERM (grace {grace:?})");
 }
 
@@ -302,11 +214,12 @@ async fn sigterm_with_200_half_sent_heads_and_10_streams_exits_within_the_grace_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_skips_the_grace_and_still_bills() {
     let dir = tempfile::tempdir().unwrap();
-    let (db_url, _) = fresh_database(false, dir.path()).await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let db_url = db.url.clone();
     let (mut child, port) = start_gateway(dir.path(), &db_url, 60);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let (tenant, key) = tenant_with_key(&http, &base).await;
+    let (tenant, key) = AdminClient::new(http.clone(), &base, ADMIN).tenant_with_key("t").await;
     let stream = open_stream(&http, &base, &key, 600).await;
     sigterm(&child);
     tokio::time::sleep(Duration::from_millis(500)).await;

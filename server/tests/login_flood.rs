@@ -6,15 +6,18 @@
 //! (the direct wave is measured next to a plain burst of 500 unauthorized
 //! admin calls, which costs the event loops the same), and the real user
 //! signs in right afterwards.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use sheepdog_testkit::process::{
+    fake_site, free_port, sheepdog_command, sigterm, vm_hwm_kib, wait_exit, wait_for_port,
+};
+use sheepdog_testkit::raw::RawRequest;
 
 const CONCURRENT: usize = 500;
 const WAVES: usize = 3;
@@ -22,26 +25,10 @@ const CONSOLE_PHASE: usize = 0;
 const DIRECT_PHASE: usize = 1;
 const PLAIN_BURST_PHASE: usize = 2;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} did not open");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Milliseconds for one `GET /healthz` over a fresh connection (blocking; own thread).
 fn healthz_ms(port: u16) -> f64 {
     let started = Instant::now();
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
+    let resp = RawRequest::local(port, "GET", "/healthz").timeout(Duration::from_secs(10)).send().text;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     started.elapsed().as_secs_f64() * 1000.0
 }
@@ -53,20 +40,13 @@ fn percentile(samples: &[f64], p: f64) -> f64 {
 }
 
 fn vm_hwm_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kb: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kb / 1024.0
+    vm_hwm_kib(pid) as f64 / 1024.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sign_in_flood_stays_bounded_and_the_real_user_still_gets_in() {
     let dir = tempfile::tempdir().unwrap();
-    let pkg = dir.path().join("site/pkg");
-    std::fs::create_dir_all(&pkg).unwrap();
-    for f in ["sheepdog.js", "sheepdog.wasm", "sheepdog_bg.wasm", "sheepdog.css"] {
-        std::fs::write(pkg.join(f), "").unwrap();
-    }
+    let site = fake_site(dir.path());
     let (gw, cs) = (free_port(), free_port());
     let config = dir.path().join("sheepdog.toml");
     std::fs::write(
@@ -75,22 +55,15 @@ async fn a_sign_in_flood_stays_bounded_and_the_real_user_still_gets_in() {
             "[gateway]\nlisten = \"127.0.0.1:{gw}\"\n\n[console]\nlisten = \"127.0.0.1:{cs}\"\n\
              gateway_url = \"http://127.0.0.1:{gw}\"\nsite_root = \"{}\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n\
              [database]\nurl = \"sqlite://{}\"\n",
-            dir.path().join("site").display(),
+            site.display(),
             dir.path().join("sheepdog.db").display()
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sheepdog"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SHEEPDOG_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
+    let mut child = sheepdog_command(env!("CARGO_BIN_EXE_sheepdog"), "error")
         .current_dir(dir.path())
         .args(["serve", "--config"])
         .arg(&config)
-        .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -108,8 +81,8 @@ async fn a_sign_in_flood_stays_bounded_and_the_real_user_still_gets_in() {
         }
     };
     let token = token.unwrap();
-    wait_for_port(gw);
-    wait_for_port(cs);
+    wait_for_port(gw, &mut child, None);
+    wait_for_port(cs, &mut child, None);
     let console = format!("http://127.0.0.1:{cs}");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
     let login = |ip: Option<String>, pw: String| {
@@ -245,17 +218,6 @@ async fn a_sign_in_flood_stays_bounded_and_the_real_user_still_gets_in() {
     let status = login(None, password.clone()).await.unwrap();
     assert_eq!(status, StatusCode::OK);
 
-    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("serve did not stop after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sigterm(pid);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).is_some(), "serve did not stop after SIGTERM");
 }

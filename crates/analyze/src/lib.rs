@@ -20,6 +20,7 @@ pub mod agg;
 pub mod cli;
 pub mod events;
 pub mod fields;
+pub mod figures;
 pub mod histogram;
 pub mod html;
 mod options;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use hyper::{Method, StatusCode};
+use sheepdog_testkit::AdminClient;
 
 use crate::client::{self, Mode, Target};
 use crate::report::{Accounting, Lag};
@@ -15,20 +16,10 @@ use crate::upstream;
 
 /// Creates the benchmark tenant (limits far above what the run sends) and a key for it.
 pub async fn create_tenant_key(gw: SocketAddr, admin: &str) -> anyhow::Result<String> {
-    let body = br#"{"name":"bench","tier":"shared","limits":{"requests_per_minute":100000000,"tokens_per_minute":100000000000}}"#;
-    let (st, b) = client::call(gw, Method::POST, "/admin/v1/tenants", Some(admin), Some(body)).await?;
-    if !st.is_success() {
-        bail!("creating the tenant: HTTP {st}: {}", String::from_utf8_lossy(&b));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&b)?;
-    let id = v["id"].as_str().ok_or_else(|| anyhow!("tenant answer has no id: {v}"))?;
-    let (st, b) =
-        client::call(gw, Method::POST, &format!("/admin/v1/tenants/{id}/keys"), Some(admin), Some(b"{}")).await?;
-    if !st.is_success() {
-        bail!("creating the key: HTTP {st}: {}", String::from_utf8_lossy(&b));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&b)?;
-    Ok(v["key"].as_str().ok_or_else(|| anyhow!("key answer has no key"))?.to_string())
+    let tenant = serde_json::json!({"name": "bench", "tier": "shared",
+        "limits": {"requests_per_minute": 100_000_000u64, "tokens_per_minute": 100_000_000_000u64}});
+    let (_, key) = AdminClient::to(format!("http://{gw}"), admin).try_tenant_and_key(&tenant).await?;
+    Ok(key)
 }
 
 async fn metric(gw: SocketAddr, name: &str) -> anyhow::Result<f64> {

@@ -235,12 +235,6 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
-/// A free port on 127.0.0.1 (bound, read, released).
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
 /// `name` on PATH, if it is there.
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

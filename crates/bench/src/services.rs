@@ -66,7 +66,7 @@ pub async fn start_gateway(
     up_addr: SocketAddr,
     admin_token: &str,
 ) -> anyhow::Result<SocketAddr> {
-    let gw_addr = loopback(procs::free_port()?);
+    let gw_addr = loopback(sheepdog_testkit::try_free_port()?);
     let gw_dir = env.tmp.path().join("gateway");
     std::fs::create_dir_all(&gw_dir)?;
     let config_path = gw_dir.join("sheepdog.toml");
@@ -176,7 +176,7 @@ http {{
 pub async fn start_nginx(env: &mut Env, bin: &Path, up: SocketAddr, workers: &str) -> anyhow::Result<SocketAddr> {
     let dir = env.tmp.path().join("nginx");
     std::fs::create_dir_all(&dir)?;
-    let addr = loopback(procs::free_port()?);
+    let addr = loopback(sheepdog_testkit::try_free_port()?);
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, nginx_config(&dir, addr, up, workers))?;
     let log_path = dir.join("stderr.log");

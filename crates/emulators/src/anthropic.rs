@@ -8,7 +8,7 @@ use crate::common::{
     content_texts, emulated_message, json_response, prompt_tokens, reply_pieces, status_code, streamed_response,
     tool_args, with_retry_after, Piece, TOOL_CALL_TOKENS,
 };
-use crate::{Incoming, Shared, Wire};
+use crate::shared::{Incoming, Shared, Wire};
 
 const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
 const TOOL_PREAMBLE: &str = "Let me check.";

@@ -9,7 +9,7 @@ use crate::common::{
     emulated_message, json_response, prompt_tokens, reply_pieces, status_code, streamed_response, tool_args,
     with_retry_after, Piece, TOOL_CALL_TOKENS,
 };
-use crate::{Incoming, Shared, Wire};
+use crate::shared::{Incoming, Shared, Wire};
 
 fn status_name(status: u16) -> &'static str {
     match status {

@@ -8,7 +8,7 @@ use crate::common::{
     content_texts, emulated_message, json_response, prompt_tokens, reply_pieces, status_code, streamed_response,
     tool_args, unix_now, with_retry_after, Piece, TOOL_CALL_TOKENS,
 };
-use crate::{Incoming, Shared, Wire};
+use crate::shared::{Incoming, Shared, Wire};
 
 const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "function"];
 

@@ -1,11 +1,11 @@
 //! The emulators over HTTP: validation, wire shapes, scripted faults.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sheepdog_emulators::{Emulator, Wire};
 
+#[allow(clippy::unwrap_used)]
 async fn post(url: &str, headers: &[(&str, &str)], body: &Value) -> reqwest::Response {
     let mut rb = reqwest::Client::new().post(url).json(body);
     for (k, v) in headers {
@@ -14,6 +14,7 @@ async fn post(url: &str, headers: &[(&str, &str)], body: &Value) -> reqwest::Res
     rb.send().await.unwrap()
 }
 
+#[allow(clippy::unwrap_used)]
 async fn json_of(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     (status, r.json().await.unwrap())

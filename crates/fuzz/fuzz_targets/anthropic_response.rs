@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sheepdog_gateway::providers::anthropic::from_anthropic;
+use sheepdog_core::providers::anthropic::from_anthropic;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((body, usage)) = from_anthropic("fuzz", data, "model") {

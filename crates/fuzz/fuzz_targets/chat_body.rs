@@ -6,8 +6,8 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use sheepdog_gateway::providers::{anthropic, gemini, openai};
-use sheepdog_gateway::request::parse_chat;
+use sheepdog_core::providers::{anthropic, gemini, openai};
+use sheepdog_core::request::parse_chat;
 
 const UPSTREAM: &str = "up\"stream-model";
 

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use sheepdog_gateway::providers::gemini::from_gemini;
+use sheepdog_core::providers::gemini::from_gemini;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((body, usage)) = from_gemini("fuzz", data, "model") {

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sheepdog_gateway::providers::h1::fuzzing::read_answer;
+use sheepdog_core::providers::h1::fuzzing::read_answer;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&piece, input)) = data.split_first() else { return };

@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
-use sheepdog_gateway::jsonscan;
+use sheepdog_core::jsonscan;
 
 fuzz_target!(|data: &[u8]| {
     let mut members = Vec::new();

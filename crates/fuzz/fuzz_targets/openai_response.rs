@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use sheepdog_gateway::providers::openai::parse_completion_usage;
+use sheepdog_core::providers::openai::parse_completion_usage;
 
 fuzz_target!(|data: &[u8]| {
     let got = parse_completion_usage("fuzz", data);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sheepdog_gateway::providers::gemini::StreamTranslator;
+use sheepdog_core::providers::gemini::StreamTranslator;
 
 fuzz_target!(|data: &[u8]| {
     sheepdog_fuzz::stream(&mut StreamTranslator::new("fuzz", "model"), data);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sheepdog_gateway::providers::openai::StreamTranslator;
+use sheepdog_core::providers::openai::StreamTranslator;
 
 fuzz_target!(|data: &[u8]| {
     sheepdog_fuzz::stream(&mut StreamTranslator::new("fuzz"), data);

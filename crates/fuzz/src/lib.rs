@@ -3,9 +3,9 @@
 //! `providers::http::translate` does, checking what comes out.
 
 use serde_json::Value;
-use sheepdog_gateway::providers::http::{Step, StreamTranslate};
-use sheepdog_gateway::providers::sse::{SseEvent, SseParser};
-use sheepdog_gateway::providers::StreamEvent;
+use sheepdog_core::providers::http::{Step, StreamTranslate};
+use sheepdog_core::providers::sse::{SseEvent, SseParser};
+use sheepdog_core::providers::StreamEvent;
 
 /// Splits `data` into a list of cut points taken from its first bytes (the
 /// rest is the input proper), so one input explores many chunkings.
@@ -94,7 +94,7 @@ pub fn translate(translator: &mut dyn StreamTranslate, events: &[SseEvent], ende
 }
 
 /// Every chunk and usage chunk is one JSON object.
-fn check_items(items: &[Result<StreamEvent, sheepdog_gateway::providers::UpstreamError>]) {
+fn check_items(items: &[Result<StreamEvent, sheepdog_core::providers::UpstreamError>]) {
     for item in items {
         match item {
             Ok(StreamEvent::Chunk(b)) | Ok(StreamEvent::Usage { chunk: b, .. }) => check_object(b),

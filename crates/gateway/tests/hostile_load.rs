@@ -3,30 +3,17 @@
 //! huge random-letter prompts from one tenant must not stall another tenant
 //! or `/healthz`, and a tenant over its requests/min is refused before its
 //! body is read, let alone parsed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "integration/harness.rs"]
-#[allow(dead_code)]
-mod harness;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use reqwest::StatusCode;
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use harness::*;
-
-async fn tenant(gw: &TestGateway, body: Value) -> (String, String) {
-    let (s, t) = gw.admin(Method::POST, "/admin/v1/tenants", Some(body)).await;
-    assert_eq!(s, StatusCode::CREATED, "{t}");
-    let id = t["id"].as_str().unwrap().to_string();
-    let (_, k) = gw.admin(Method::POST, &format!("/admin/v1/tenants/{id}/keys"), Some(json!({}))).await;
-    (id, k["key"].as_str().unwrap().to_string())
-}
+use sheepdog_testkit::*;
 
 /// `n` pseudo-random lowercase letters: one BPE piece, the tokenizer's worst case.
 fn random_letters(n: usize) -> String {
@@ -61,8 +48,8 @@ async fn gateway() -> TestGateway {
 async fn huge_prompts_do_not_stall_other_tenants() {
     let gw = Arc::new(gateway().await);
     let huge_limits = json!({"requests_per_minute": 1000000, "tokens_per_minute": 1000000000000u64});
-    let (_, hog) = tenant(&gw, json!({"name": "hog", "tier": "shared", "limits": huge_limits})).await;
-    let (_, calm) = tenant(&gw, json!({"name": "calm", "tier": "shared"})).await;
+    let (_, hog) = gw.tenant_and_key(json!({"name": "hog", "tier": "shared", "limits": huge_limits})).await;
+    let (_, calm) = gw.tenant_and_key(json!({"name": "calm", "tier": "shared"})).await;
     let huge: bytes::Bytes = serde_json::to_vec(&chat_body("m", &random_letters(8 << 20))).unwrap().into();
 
     // Warm up (tokenizer tables, connections).
@@ -147,9 +134,7 @@ async fn huge_prompts_do_not_stall_other_tenants() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_per_minute_are_checked_before_the_body_is_read() {
     let gw = gateway().await;
-    let (_, key) = tenant(
-        &gw,
-        json!({"name": "rpm", "tier": "shared", "limits": {"requests_per_minute": 1, "tokens_per_minute": 1000000}}),
+    let (_, key) = gw.tenant_and_key(json!({"name": "rpm", "tier": "shared", "limits": {"requests_per_minute": 1, "tokens_per_minute": 1000000}}),
     )
     .await;
     let r = gw.chat(&key).json(&chat_body("m", "the one request [sim:tokens=4]")).send().await.unwrap();

@@ -4,27 +4,14 @@
 //! normal rate and dedicated tenant C uses its reserved slots. B's success
 //! rate must stay ≥ 99 % and its p99 latency within 1.5× of its solo
 //! baseline; C keeps its reserved capacity throughout.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "integration/harness.rs"]
-#[allow(dead_code)]
-mod harness;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use reqwest::StatusCode;
+use serde_json::json;
 
-use harness::*;
-
-async fn tenant(gw: &TestGateway, body: Value) -> (String, String) {
-    let (s, t) = gw.admin(Method::POST, "/admin/v1/tenants", Some(body)).await;
-    assert_eq!(s, StatusCode::CREATED, "{t}");
-    let id = t["id"].as_str().unwrap().to_string();
-    let (_, k) = gw.admin(Method::POST, &format!("/admin/v1/tenants/{id}/keys"), Some(json!({}))).await;
-    (id, k["key"].as_str().unwrap().to_string())
-}
+use sheepdog_testkit::*;
 
 async fn p99(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -32,6 +19,7 @@ async fn p99(mut v: Vec<Duration>) -> Duration {
 }
 
 /// Sends `n` sequential requests; returns (successes, latencies).
+#[allow(clippy::unwrap_used)]
 async fn steady(gw: &TestGateway, key: &str, model: &str, n: usize) -> (usize, Vec<Duration>) {
     let mut ok = 0;
     let mut lat = Vec::with_capacity(n);
@@ -64,9 +52,10 @@ async fn noisy_neighbour_cannot_hurt_the_others() {
         .await,
     );
     let big = json!({"requests_per_minute": 1000000, "tokens_per_minute": 1000000000});
-    let (_, ka) = tenant(&gw, json!({"name": "A", "tier": "shared", "limits": big})).await;
-    let (_, kb) = tenant(&gw, json!({"name": "B", "tier": "shared", "limits": big})).await;
-    let (_, kc) = tenant(&gw, json!({"name": "C", "tier": "dedicated", "aliases": ["tenant-c"], "limits": big})).await;
+    let (_, ka) = gw.tenant_and_key(json!({"name": "A", "tier": "shared", "limits": big})).await;
+    let (_, kb) = gw.tenant_and_key(json!({"name": "B", "tier": "shared", "limits": big})).await;
+    let (_, kc) =
+        gw.tenant_and_key(json!({"name": "C", "tier": "dedicated", "aliases": ["tenant-c"], "limits": big})).await;
 
     // Warm up (tokenizer tables, connections), then the baselines, alone.
     steady(&gw, &kb, "m", 5).await;

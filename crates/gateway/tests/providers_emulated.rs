@@ -1,4 +1,5 @@
 //! The provider adapters against local emulators of each wire format.
+// Helpers outside #[test] functions, which clippy.toml's test allowances do not reach.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -7,24 +8,17 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use sheepdog_emulators::{Emulator, Wire};
-use sheepdog_gateway::config::{ProviderKind, ProviderSettings, Secret};
+use sheepdog_gateway::config::{ProviderSettings, Secret};
 use sheepdog_gateway::providers::{
     ChatRequest, Provider, RouteTarget, StreamEvent, UpstreamError, UpstreamErrorKind, Usage,
 };
+use sheepdog_testkit::provider_kind;
 
 fn http_client() -> sheepdog_gateway::providers::http::HttpClient {
     sheepdog_gateway::providers::http::HttpClient::new(Duration::from_secs(10)).unwrap()
 }
 
 const KEY: &str = "sk-test-emulated";
-
-fn kind_of(wire: Wire) -> ProviderKind {
-    match wire {
-        Wire::OpenAi => ProviderKind::Openai,
-        Wire::Anthropic => ProviderKind::Anthropic,
-        Wire::Gemini => ProviderKind::Gemini,
-    }
-}
 
 fn model_of(wire: Wire) -> &'static str {
     match wire {
@@ -40,7 +34,7 @@ fn reply_of(wire: Wire) -> String {
 
 fn settings(wire: Wire, emu: &Emulator) -> ProviderSettings {
     let mut s = ProviderSettings::simulated("x");
-    s.kind = kind_of(wire);
+    s.kind = provider_kind(wire);
     s.base_url = emu.base_url();
     s.api_key = Some(Secret::new(KEY));
     s

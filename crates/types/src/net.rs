@@ -114,7 +114,6 @@ pub fn throttle_key(ip: IpAddr) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

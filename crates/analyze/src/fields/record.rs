@@ -8,14 +8,9 @@ use super::plan::Plan;
 use super::slots::{Scalar, Slots};
 use crate::time::{epoch_int_to_ms, epoch_to_ms, parse_timestamp};
 
-/// Whether a logged timestamp is the start of the request (default) or its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TimestampAt {
-    #[default]
-    Start,
-    End,
-}
+/// Whether a logged timestamp is the start of the request (default) or its end
+/// (a type of the report, in [`sheepdog_types::analysis`]).
+pub use sheepdog_types::analysis::TimestampAt;
 
 /// One request, as the aggregates need it.
 #[derive(Debug, Clone, PartialEq)]

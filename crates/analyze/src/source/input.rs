@@ -6,8 +6,6 @@ use std::io::{self, BufRead, BufReader, Cursor, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::csv_file::read_csv;
 use super::ctx::Ctx;
 use super::detect::{detect, read_head, Mode};
@@ -42,23 +40,8 @@ impl fmt::Debug for Input {
     }
 }
 
-/// What was read from one input.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputSummary {
-    pub name: String,
-    /// The format used (detected or given); `empty` for an empty input.
-    pub format: String,
-    pub detected: bool,
-    pub gzip: bool,
-    /// Bytes read from the input as given (compressed, if gzip).
-    pub bytes: u64,
-    pub lines: u64,
-    pub records: u64,
-    pub malformed: u64,
-    pub blank_lines: u64,
-    /// A read error that ended this input early (the part before it is analysed).
-    pub error: Option<String>,
-}
+/// What was read from one input (a type of the report, in [`sheepdog_types::analysis`]).
+pub use sheepdog_types::analysis::InputSummary;
 
 struct Counting<R> {
     inner: R,

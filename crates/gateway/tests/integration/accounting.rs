@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sheepdog_emulators::{Emulator, Wire};
 
-use crate::harness::*;
+use sheepdog_testkit::*;
 
 /// N requests with known token counts sum to exactly the expected nano-USD.
 #[tokio::test]

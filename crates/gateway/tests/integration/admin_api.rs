@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use sheepdog_testkit::*;
 
 #[tokio::test]
 async fn admin_api_validates_and_changes_nothing_on_error() {

@@ -8,16 +8,9 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use sheepdog_testkit::*;
 
-async fn tenant(gw: &TestGateway, body: Value) -> (String, String) {
-    let (s, t) = gw.admin(Method::POST, "/admin/v1/tenants", Some(body)).await;
-    assert_eq!(s, StatusCode::CREATED, "{t}");
-    let id = t["id"].as_str().unwrap().to_string();
-    let (_, k) = gw.admin(Method::POST, &format!("/admin/v1/tenants/{id}/keys"), Some(json!({}))).await;
-    (id, k["key"].as_str().unwrap().to_string())
-}
-
+#[allow(clippy::unwrap_used)]
 fn header(r: &reqwest::Response, name: &str) -> String {
     r.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
@@ -25,12 +18,10 @@ fn header(r: &reqwest::Response, name: &str) -> String {
 #[tokio::test]
 async fn request_limits_headers_and_changes_at_once() {
     let gw = TestGateway::start(Db::Sqlite).await;
-    let (t, k) = tenant(
-        &gw,
-        json!({"name": "limited", "tier": "shared",
-        "limits": {"requests_per_minute": 3, "tokens_per_minute": 100000}}),
-    )
-    .await;
+    let (t, k) = gw
+        .tenant_and_key(json!({"name": "limited", "tier": "shared",
+        "limits": {"requests_per_minute": 3, "tokens_per_minute": 100000}}))
+        .await;
     let body = chat_body("deepseek-v3.2", "hi [sim:tokens=5]");
     for remaining in ["2", "1", "0"] {
         let r = gw.chat(&k).json(&body).send().await.unwrap();
@@ -87,12 +78,10 @@ async fn request_limits_headers_and_changes_at_once() {
 #[tokio::test]
 async fn token_limits_use_a_real_tokenizer_and_settle_to_actual_usage() {
     let gw = TestGateway::start(Db::Sqlite).await;
-    let (_, k) = tenant(
-        &gw,
-        json!({"name": "tpm", "tier": "shared",
-        "limits": {"requests_per_minute": 1000, "tokens_per_minute": 2000}}),
-    )
-    .await;
+    let (_, k) = gw
+        .tenant_and_key(json!({"name": "tpm", "tier": "shared",
+        "limits": {"requests_per_minute": 1000, "tokens_per_minute": 2000}}))
+        .await;
     // ~1000 words ≈ 1000 prompt tokens + max_tokens 500 fits once, not twice at the same time.
     let big = json!({"model": "gpt-4.1", "max_tokens": 500,
         "messages": [{"role": "user", "content": format!("{} [sim:tokens=10]", "word ".repeat(1000))}]});
@@ -125,12 +114,10 @@ async fn max_concurrency_per_tenant() {
         c.models.insert("slow".into(), model("slow", "slow", "2", "8"));
     })
     .await;
-    let (_, k) = tenant(
-        &gw,
-        json!({"name": "c", "tier": "shared",
-        "limits": {"requests_per_minute": 1000, "tokens_per_minute": 1000000, "max_concurrency": 2}}),
-    )
-    .await;
+    let (_, k) = gw
+        .tenant_and_key(json!({"name": "c", "tier": "shared",
+        "limits": {"requests_per_minute": 1000, "tokens_per_minute": 1000000, "max_concurrency": 2}}))
+        .await;
     let body = chat_body("slow", "hi");
     let sends: Vec<_> = (0..3).map(|_| gw.chat(&k).json(&body).send()).collect();
     let statuses: Vec<_> = futures::future::join_all(sends).await.into_iter().map(|r| r.unwrap().status()).collect();
@@ -150,12 +137,10 @@ async fn hard_budget_is_never_overspent_under_a_race() {
         let gw = Arc::new(TestGateway::start(db).await);
         // gpt-4.1 at 2/8 USD per 1M: 100 completion tokens cost 800,000 nano-USD;
         // the worst case adds the prompt estimate with its margin (~0.1 ¢ in all).
-        let (t, k) = tenant(
-            &gw,
-            json!({"name": "budget", "tier": "shared",
-            "budget": {"monthly_limit_usd": "0.0090", "hard": true}}),
-        )
-        .await;
+        let (t, k) = gw
+            .tenant_and_key(json!({"name": "budget", "tier": "shared",
+            "budget": {"monthly_limit_usd": "0.0090", "hard": true}}))
+            .await;
         let barrier = Arc::new(tokio::sync::Barrier::new(64));
         let mut handles = Vec::new();
         for i in 0..64 {
@@ -197,12 +182,10 @@ async fn hard_budget_is_never_overspent_under_a_race() {
 #[tokio::test]
 async fn soft_budgets_only_alert() {
     let gw = TestGateway::start(Db::Sqlite).await;
-    let (_, k) = tenant(
-        &gw,
-        json!({"name": "soft", "tier": "shared",
-        "budget": {"monthly_limit_usd": "0.000001", "hard": false}}),
-    )
-    .await;
+    let (_, k) = gw
+        .tenant_and_key(json!({"name": "soft", "tier": "shared",
+        "budget": {"monthly_limit_usd": "0.000001", "hard": false}}))
+        .await;
     for _ in 0..3 {
         assert_eq!(gw.chat(&k).json(&chat_body("gpt-4.1", "hi")).send().await.unwrap().status(), StatusCode::OK);
     }

@@ -8,13 +8,16 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sheepdog_analyze::synth::{self, Generator, SynthConfig, SynthRequest};
 
-use crate::harness::*;
+use sheepdog_testkit::config::brute_peak;
+use sheepdog_testkit::process::gzip;
+use sheepdog_testkit::*;
 
 fn requests(n: usize) -> Vec<SynthRequest> {
     let cfg = SynthConfig { tenants: 5, mean_gap_ms: 100, jitter_ms: 1_500, ..SynthConfig::default() };
     Generator::new(cfg).take(n).collect()
 }
 
+#[allow(clippy::unwrap_used)]
 fn jsonl(reqs: &[SynthRequest]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut rng = synth::Rng::new(3);
@@ -26,18 +29,7 @@ fn jsonl(reqs: &[SynthRequest]) -> Vec<u8> {
     out
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn brute_peak(reqs: &[SynthRequest]) -> u64 {
-    let iv: Vec<(i64, i64)> = reqs.iter().filter_map(|r| r.duration_ms.map(|d| (r.start_ms, r.start_ms + d))).collect();
-    iv.iter().map(|&(s, _)| iv.iter().filter(|&&(a, b)| a <= s && s < b).count() as u64).max().unwrap_or(0)
-}
-
+#[allow(clippy::unwrap_used)]
 async fn upload(gw: &TestGateway, query: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
     let resp = gw
         .client
@@ -48,9 +40,7 @@ async fn upload(gw: &TestGateway, query: &str, body: impl Into<reqwest::Body>) -
         .send()
         .await
         .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    json_or_text(resp).await
 }
 
 #[tokio::test]

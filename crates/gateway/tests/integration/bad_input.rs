@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::harness::*;
+use sheepdog_testkit::*;
 
 #[tokio::test]
 async fn bad_requests_get_clear_errors_and_record_nothing() {

@@ -3,130 +3,42 @@
 //! (streams cut by its end get an error event and are billed; a second
 //! signal skips it; accounting drains).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sheepdog_gateway::config::{Config, Settings};
-use sheepdog_gateway::listener::ShutdownSignal;
-use sheepdog_gateway::Gateway;
+use sheepdog_gateway::config::Config;
+use sheepdog_testkit::raw::{read_answer, time_to_close};
+use sheepdog_testkit::sse::sse_data_within;
+use sheepdog_testkit::{model, on_both, simulated_provider, usage_records, Db, TestGateway};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{model, on_both, simulated_provider, Db, TestDb, ADMIN_TOKEN};
-
-struct Running {
-    url: String,
-    addr: SocketAddr,
-    signal: ShutdownSignal,
-    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
-    db: TestDb,
-    http: reqwest::Client,
-}
-
 /// The gateway on port 0 with a slow simulated model `slow` (300 ms per
-/// completion; streams: a chunk every 50 ms), stopped by `signal`.
-async fn start(db: Db, customize: impl FnOnce(&mut Config)) -> Running {
-    let db = TestDb::new(db).await;
-    let mut config = Config::default();
-    config.database.url = db.url.clone();
-    config.accounting.flush_interval_ms = 20;
-    config.gateway.workers = 2;
-    let mut slow = simulated_provider();
-    slow.latency_ms = 300;
-    slow.chunk_interval_ms = 50;
-    slow.stream_idle_timeout_ms = 60_000;
-    slow.total_timeout_ms = 120_000;
-    config.providers.insert("slow".into(), slow);
-    config.models.insert("slow".into(), model("slow", "slow", "2", "8"));
-    customize(&mut config);
-    let settings = Settings::from_config(config, "test", &|name| {
-        (name == "SHEEPDOG_ADMIN_TOKEN").then(|| ADMIN_TOKEN.to_string())
-    })
-    .unwrap();
-    let gateway = Gateway::build(settings).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let signal = ShutdownSignal::new();
-    let handle = tokio::spawn(gateway.serve_until(listener, signal.clone()));
-    Running { url: format!("http://{addr}"), addr, signal, handle, db, http: reqwest::Client::new() }
+/// completion; streams: a chunk every 50 ms), stopped by its `signal`.
+async fn start<'a>(db: Db, customize: impl FnOnce(&mut Config) + 'a) -> TestGateway {
+    TestGateway::builder(db)
+        .config(|config| {
+            config.gateway.workers = 2;
+            let mut slow = simulated_provider();
+            slow.latency_ms = 300;
+            slow.chunk_interval_ms = 50;
+            slow.stream_idle_timeout_ms = 60_000;
+            slow.total_timeout_ms = 120_000;
+            config.providers.insert("slow".into(), slow);
+            config.models.insert("slow".into(), model("slow", "slow", "2", "8"));
+        })
+        .config(customize)
+        .start()
+        .await
 }
 
-impl Running {
-    async fn tenant_with_key(&self) -> (String, String) {
-        let t: Value = self
-            .http
-            .post(format!("{}/admin/v1/tenants", self.url))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"name": "t", "tier": "shared"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = t["id"].as_str().unwrap().to_string();
-        let k: Value = self
-            .http
-            .post(format!("{}/admin/v1/tenants/{id}/keys", self.url))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (id, k["key"].as_str().unwrap().to_string())
-    }
-
-    fn stream(&self, key: &str, tokens: u32) -> reqwest::RequestBuilder {
-        self.http.post(format!("{}/v1/chat/completions", self.url)).bearer_auth(key).json(&json!({
-            "model": "slow", "stream": true,
-            "messages": [{"role": "user", "content": format!("go [sim:tokens={tokens}]")}]
-        }))
-    }
-}
-
-async fn records(db_url: &str, tenant: &str) -> Vec<sheepdog_gateway::store::UsageRecord> {
-    let store = sheepdog_gateway::store::Store::connect_url(db_url, 1).await.unwrap();
-    let records = store.usage_records(tenant).await.unwrap();
-    store.close().await;
-    records
-}
-
-/// Reads one HTTP/1.1 answer (with a Content-Length) from a kept-alive connection.
-async fn read_answer(conn: &mut TcpStream) -> String {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "closed before a whole answer: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got).to_string();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-                .unwrap_or(0);
-            if body.len() >= len {
-                return text;
-            }
-        }
-    }
-}
-
-/// How long until the server closes `conn` (reading and discarding).
-async fn time_to_close(conn: &mut TcpStream, from: Instant) -> Duration {
-    let mut buf = [0u8; 1024];
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return from.elapsed(),
-            Ok(Ok(_)) => {}
-            Err(_) => panic!("still open after 10 s"),
-        }
-    }
+/// A stream of `tokens` chunks from the slow model.
+fn stream(gw: &TestGateway, key: &str, tokens: u32) -> reqwest::RequestBuilder {
+    gw.chat(key).json(&json!({
+        "model": "slow", "stream": true,
+        "messages": [{"role": "user", "content": format!("go [sim:tokens={tokens}]")}]
+    }))
 }
 
 const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -157,9 +69,7 @@ async fn half_sent_request_heads_are_closed_after_the_header_timeout() {
     kept.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
     let after = time_to_close(&mut kept, started).await;
     assert!(after >= Duration::from_millis(280) && after < Duration::from_millis(1_500), "{after:?}");
-    gw.signal.request();
-    gw.handle.await.unwrap().unwrap();
-    gw.db.cleanup().await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -169,7 +79,7 @@ async fn idle_keep_alive_connections_close_after_the_idle_timeout_and_busy_ones_
         c.gateway.idle_timeout_ms = 700;
     })
     .await;
-    let (_, key) = gw.tenant_with_key().await;
+    let (_, key) = gw.tenant_with_key("t").await;
     // Idle after one request: closed at the idle timeout.
     let mut idle = TcpStream::connect(gw.addr).await.unwrap();
     idle.write_all(HEALTH).await.unwrap();
@@ -216,9 +126,7 @@ async fn idle_keep_alive_connections_close_after_the_idle_timeout_and_busy_ones_
     assert!(sent.elapsed() >= Duration::from_millis(1_400), "{:?}", sent.elapsed());
     let after = time_to_close(&mut busy, done).await;
     assert!(after >= Duration::from_millis(650) && after < Duration::from_millis(2_000), "{after:?}");
-    gw.signal.request();
-    gw.handle.await.unwrap().unwrap();
-    gw.db.cleanup().await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -244,24 +152,11 @@ async fn connections_beyond_max_connections_wait_in_the_backlog_until_one_closes
     assert!(freed.elapsed() < Duration::from_secs(2), "{:?}", freed.elapsed());
     second.write_all(HEALTH).await.unwrap();
     assert!(read_answer(&mut second).await.starts_with("HTTP/1.1 200"));
-    gw.signal.request();
-    gw.handle.await.unwrap().unwrap();
-    gw.db.cleanup().await;
-}
-
-/// Reads a streamed answer's body to its end; returns its `data:` payloads.
-async fn sse_events(mut resp: reqwest::Response) -> Vec<String> {
-    let mut text = Vec::new();
-    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), resp.chunk()).await.unwrap().unwrap() {
-        text.extend_from_slice(&chunk);
-    }
-    String::from_utf8_lossy(&text)
-        .split("\n\n")
-        .filter_map(|ev| ev.strip_prefix("data: ").map(str::to_string))
-        .collect()
+    gw.stop().await;
 }
 
 /// Waits for the first chunk of a streamed answer (the stream is in flight).
+#[allow(clippy::unwrap_used)]
 async fn first_chunk(resp: &mut reqwest::Response) -> bytes::Bytes {
     tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.unwrap().unwrap().unwrap()
 }
@@ -269,17 +164,15 @@ async fn first_chunk(resp: &mut reqwest::Response) -> bytes::Bytes {
 #[tokio::test]
 async fn the_grace_lets_requests_finish_then_streams_end_with_an_error_event_and_are_billed() {
     on_both(|db| async move {
-        let gw = start(db, |c| c.gateway.shutdown_grace_secs = 1).await;
-        let (tenant, key) = gw.tenant_with_key().await;
+        let mut gw = start(db, |c| c.gateway.shutdown_grace_secs = 1).await;
+        let (tenant, key) = gw.tenant_with_key("t").await;
         // A stream of 10 s (a chunk every 50 ms) and a completion of 300 ms,
         // both in flight when the shutdown starts.
-        let mut stream = gw.stream(&key, 200).send().await.unwrap();
+        let mut stream = stream(&gw, &key, 200).send().await.unwrap();
         assert_eq!(stream.status(), StatusCode::OK);
         let first = first_chunk(&mut stream).await;
         let complete = tokio::spawn(
-            gw.http
-                .post(format!("{}/v1/chat/completions", gw.url))
-                .bearer_auth(&key)
+            gw.chat(&key)
                 .json(&json!({"model": "slow", "messages": [{"role": "user", "content": "hi [sim:tokens=5]"}]}))
                 .send(),
         );
@@ -291,7 +184,7 @@ async fn the_grace_lets_requests_finish_then_streams_end_with_an_error_event_and
         let body: Value = complete.json().await.unwrap();
         assert_eq!(body["usage"]["completion_tokens"], 5, "{body}");
 
-        let events = sse_events(stream).await;
+        let events = sse_data_within(stream, Duration::from_secs(10)).await;
         let cut = asked.elapsed();
         assert!(cut >= Duration::from_millis(950) && cut < Duration::from_millis(2_500), "{cut:?}");
         assert!(events.len() > 10, "the stream ran during the grace: {} events", events.len());
@@ -302,9 +195,9 @@ async fn the_grace_lets_requests_finish_then_streams_end_with_an_error_event_and
         assert!(!first.is_empty());
 
         // The process's listener is done and accounting drained.
-        tokio::time::timeout(Duration::from_secs(5), gw.handle).await.unwrap().unwrap().unwrap();
+        gw.finished_within(Duration::from_secs(5)).await;
         assert!(TcpStream::connect(gw.addr).await.is_err(), "the port refuses connections after the stop");
-        let records = records(&gw.db.url, &tenant).await;
+        let records = usage_records(gw.db_url(), &tenant).await;
         assert_eq!(records.len(), 2, "{db:?}: {records:?}");
         let ok = records.iter().find(|r| !r.stream).unwrap();
         assert_eq!((ok.outcome.as_str(), ok.output_tokens), ("ok", 5));
@@ -315,16 +208,16 @@ async fn the_grace_lets_requests_finish_then_streams_end_with_an_error_event_and
         // Billed for what was streamed: ~20 chunks in 1 s, not the 200 asked for.
         assert!(cut.output_tokens >= 10 && cut.output_tokens < 100, "{cut:?}");
         assert!(cut.input_tokens > 0 && cut.cost_nanos > 0, "{cut:?}");
-        gw.db.cleanup().await;
+        gw.stop().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_second_signal_skips_the_grace_but_not_the_accounting_drain() {
-    let gw = start(Db::Sqlite, |c| c.gateway.shutdown_grace_secs = 30).await;
-    let (tenant, key) = gw.tenant_with_key().await;
-    let mut stream = gw.stream(&key, 400).send().await.unwrap();
+    let mut gw = start(Db::Sqlite, |c| c.gateway.shutdown_grace_secs = 30).await;
+    let (tenant, key) = gw.tenant_with_key("t").await;
+    let mut stream = stream(&gw, &key, 400).send().await.unwrap();
     first_chunk(&mut stream).await;
     gw.signal.request();
     // Within the grace the stream goes on.
@@ -332,14 +225,14 @@ async fn a_second_signal_skips_the_grace_but_not_the_accounting_drain() {
     assert!(!first_chunk(&mut stream).await.is_empty());
     let second = Instant::now();
     gw.signal.request_immediate();
-    let events = sse_events(stream).await;
+    let events = sse_data_within(stream, Duration::from_secs(10)).await;
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "server_shutting_down", "{last}");
-    tokio::time::timeout(Duration::from_secs(5), gw.handle).await.unwrap().unwrap().unwrap();
+    gw.finished_within(Duration::from_secs(5)).await;
     assert!(second.elapsed() < Duration::from_secs(3), "{:?}", second.elapsed());
-    let records = records(&gw.db.url, &tenant).await;
+    let records = usage_records(gw.db_url(), &tenant).await;
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].outcome, "server_shutdown");
     assert!(records[0].output_tokens > 0 && records[0].cost_nanos > 0, "{records:?}");
-    gw.db.cleanup().await;
+    gw.stop().await;
 }

@@ -7,6 +7,8 @@
 //! directory) that is stopped for 10 s and started again. SQLite: another
 //! connection holds an exclusive write lock (`BEGIN EXCLUSIVE`) for 10 s, so
 //! every write gets SQLITE_BUSY.
+// Helpers outside #[test] functions, which clippy.toml's test allowances do not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,91 +17,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sheepdog_gateway::config::{Config, Settings};
-use sheepdog_gateway::{AppState, Gateway};
 use sqlx::Connection;
 
-use crate::harness::*;
-
-/// A gateway on port 0 over a database URL of the test's choosing, with
-/// extra environment variables for the settings.
-pub struct Running {
-    pub url: String,
-    pub client: reqwest::Client,
-    pub state: AppState,
-    pub metrics_addr: Option<std::net::SocketAddr>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-pub async fn start_on(
-    database_url: &str,
-    customize: impl FnOnce(&mut Config),
-    env: &(dyn Fn(&str) -> Option<String> + Sync),
-) -> Running {
-    let mut config = Config::default();
-    config.database.url = database_url.to_string();
-    config.accounting.flush_interval_ms = 20;
-    customize(&mut config);
-    let settings = Settings::from_config(config, "test", &|name| match name {
-        "SHEEPDOG_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_string()),
-        other => env(other),
-    })
-    .unwrap();
-    let gateway = Gateway::build(settings).await.unwrap();
-    let state = gateway.state().clone();
-    let metrics_addr = gateway.metrics_addr();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(gateway.serve(listener, async move {
-        let _ = rx.await;
-    }));
-    Running {
-        url,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
-        state,
-        metrics_addr,
-        stop: Some(tx),
-        handle: Some(handle),
-    }
-}
-
-impl Running {
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            tokio::time::timeout(Duration::from_secs(60), h).await.unwrap().unwrap().unwrap();
-        }
-    }
-
-    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut rb = self.client.request(method, format!("{}{}", self.url, path)).bearer_auth(ADMIN_TOKEN);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let resp = rb.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    pub async fn tenant_with_key(&self, name: &str) -> (String, String) {
-        let (s, t) = self.admin(Method::POST, "/admin/v1/tenants", Some(json!({"name": name, "tier": "shared"}))).await;
-        assert_eq!(s, StatusCode::CREATED, "{t}");
-        let id = t["id"].as_str().unwrap().to_string();
-        let (s, k) = self.admin(Method::POST, &format!("/admin/v1/tenants/{id}/keys"), Some(json!({}))).await;
-        assert_eq!(s, StatusCode::CREATED, "{k}");
-        (id, k["key"].as_str().unwrap().to_string())
-    }
-}
-
-/// A free TCP port on 127.0.0.1 (bound, read and released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use sheepdog_testkit::*;
 
 /// A Postgres server of this test's own, in a temporary directory.
 struct OwnPostgres {
@@ -205,7 +125,7 @@ struct Load {
 
 /// `clients` loops sending chat completions (about 50 a second each) until `stop`.
 fn spawn_load(
-    gw: &Running,
+    gw: &TestGateway,
     key: &str,
     clients: usize,
     stop: Arc<AtomicBool>,
@@ -281,7 +201,12 @@ impl Outage {
     }
 }
 
-async fn timed_admin(gw: &Running, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value, Duration) {
+async fn timed_admin(
+    gw: &TestGateway,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value, Duration) {
     let started = Instant::now();
     let (s, v) = gw.admin(method, path, body).await;
     (s, v, started.elapsed())
@@ -308,7 +233,7 @@ async fn outage_under_load(db: Db) {
             (Outage::Sqlite { url: url.clone(), holder: None }, url, Some(dir))
         }
     };
-    let gw = start_on(&url, |_| {}, &|_| None).await;
+    let gw = TestGateway::builder_on_url(&url).client_timeout(Duration::from_secs(30)).start().await;
     let (tenant, key) = gw.tenant_with_key("outage").await;
     // Above the default 1,000 requests/min: the load is not rate limited.
     let limits = json!({"requests_per_minute": 1_000_000, "tokens_per_minute": 100_000_000});

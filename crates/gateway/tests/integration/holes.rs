@@ -1,14 +1,13 @@
 //! Small holes closed: bounded simulator markers, strict admin query
 //! strings, a protected or separate `/metrics`, and `tenant.max_keys`.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::faults::start_on;
-use crate::harness::*;
+use sheepdog_testkit::raw::RawRequest;
+use sheepdog_testkit::*;
 
 #[tokio::test]
 async fn simulator_markers_beyond_their_bounds_are_refused() {
@@ -37,20 +36,12 @@ async fn simulator_markers_beyond_their_bounds_are_refused() {
 /// Sends one raw HTTP/1.1 request (the path exactly as given) and returns the
 /// status and body: nothing normalises the bytes on the way.
 fn raw_get(base: &str, path: &str) -> (u16, Value) {
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap_or_else(|e| panic!("{path}: connection failed: {e}"));
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{path}: {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let answer = RawRequest::new(base.trim_start_matches("http://"), "GET", path)
+        .bearer(ADMIN_TOKEN)
+        .timeout(Duration::from_secs(20))
+        .send();
     // Bodies of these answers are small and sent with Content-Length.
-    (status, serde_json::from_str(body).unwrap_or(Value::String(body.into())))
+    (answer.status, answer.json())
 }
 
 #[tokio::test]
@@ -179,8 +170,11 @@ async fn tenant_key_limit_is_enforced_and_a_revocation_frees_a_slot() {
 async fn metrics_can_require_a_token_or_listen_elsewhere() {
     let db = TestDb::new(Db::Sqlite).await;
     // A token.
-    let env = |name: &str| (name == "TEST_METRICS_TOKEN").then(|| "metrics-secret-1".to_string());
-    let gw = start_on(&db.url, |c| c.gateway.metrics_token_env = Some("TEST_METRICS_TOKEN".into()), &env).await;
+    let gw = TestGateway::builder_on_url(&db.url)
+        .env("TEST_METRICS_TOKEN", "metrics-secret-1")
+        .config(|c| c.gateway.metrics_token_env = Some("TEST_METRICS_TOKEN".into()))
+        .start()
+        .await;
     let url = format!("{}/metrics", gw.url);
     for auth in [None, Some("wrong"), Some("metrics-secret-")] {
         let mut rb = gw.client.get(&url);
@@ -201,21 +195,23 @@ async fn metrics_can_require_a_token_or_listen_elsewhere() {
     gw.stop().await;
 
     // A variable named but unset: public, as by default.
-    let gw = start_on(&db.url, |c| c.gateway.metrics_token_env = Some("UNSET_METRICS_TOKEN".into()), &|_| None).await;
+    let gw = TestGateway::builder_on_url(&db.url)
+        .config(|c| c.gateway.metrics_token_env = Some("UNSET_METRICS_TOKEN".into()))
+        .start()
+        .await;
     let r = gw.client.get(format!("{}/metrics", gw.url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     gw.stop().await;
 
     // Another listener (with the token too): the data-plane port answers 404.
-    let gw = start_on(
-        &db.url,
-        |c| {
+    let gw = TestGateway::builder_on_url(&db.url)
+        .env("TEST_METRICS_TOKEN", "metrics-secret-1")
+        .config(|c| {
             c.gateway.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
             c.gateway.metrics_token_env = Some("TEST_METRICS_TOKEN".into());
-        },
-        &env,
-    )
-    .await;
+        })
+        .start()
+        .await;
     let r = gw.client.get(format!("{}/metrics", gw.url)).bearer_auth("metrics-secret-1").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = gw.client.get(format!("{}/healthz", gw.url)).send().await.unwrap();

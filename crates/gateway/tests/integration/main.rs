@@ -1,6 +1,5 @@
 //! Integration tests: the real gateway on port 0, local provider emulators,
 //! SQLite and Postgres.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod accounting;
 mod admin_api;
@@ -8,8 +7,8 @@ mod admission;
 mod analyses;
 mod bad_input;
 mod connections;
+mod contract;
 mod faults;
-mod harness;
 mod holes;
 mod pools;
 mod resilience;

@@ -1,6 +1,8 @@
 //! Credit pools (pooled tier): the admin API, the append-only ledger, exact
 //! balances in nano-USD, pooled tenants drawing on their pool, and a hard
 //! pool never going negative under concurrency — on SQLite and Postgres.
+// Helpers outside #[test] functions, which clippy.toml's test allowances do not reach.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use serde_json::{json, Value};
 use sheepdog_gateway::admission::tokens;
 use sheepdog_types::parse_usd;
 
-use crate::harness::*;
+use sheepdog_testkit::*;
 
 /// gpt-4.1 in the default price table: 2 / 8 USD per 1M tokens.
 const IN_NANOS: i64 = 2_000;
@@ -47,12 +49,6 @@ async fn create_tenant(gw: &TestGateway, body: Value) -> Value {
     let (s, t) = gw.admin(Method::POST, "/admin/v1/tenants", Some(body)).await;
     assert_eq!(s, StatusCode::CREATED, "{t}");
     t
-}
-
-async fn key_for(gw: &TestGateway, tenant: &str) -> String {
-    let (s, k) = gw.admin(Method::POST, &format!("/admin/v1/tenants/{tenant}/keys"), Some(json!({}))).await;
-    assert_eq!(s, StatusCode::CREATED, "{k}");
-    k["key"].as_str().unwrap().to_string()
 }
 
 /// A request whose output is exactly 100 tokens, also its worst case.
@@ -411,13 +407,13 @@ async fn pooled_tenant_draws_on_its_pool() {
         let worst = worst_case(&hundred_tokens(0));
         // Room for two worst cases and a half.
         let signup = 2 * worst + worst / 2;
-        let t = create_tenant(
-            &gw,
-            json!({"name": "Drawer", "tier": "pooled", "signup_credit_usd": sheepdog_types::format_usd(signup)}),
-        )
-        .await;
-        let (t_id, pool_id) = (t["id"].as_str().unwrap().to_string(), t["pool_id"].as_str().unwrap().to_string());
-        let key = key_for(&gw, &t_id).await;
+        let (t_id, key) = gw
+            .tenant_and_key(
+                json!({"name": "Drawer", "tier": "pooled", "signup_credit_usd": sheepdog_types::format_usd(signup)}),
+            )
+            .await;
+        let (_, t) = gw.admin(Method::GET, &format!("/admin/v1/tenants/{t_id}"), None).await;
+        let pool_id = t["pool_id"].as_str().unwrap().to_string();
         let mut ok = 0;
         let refusal = loop {
             let r = gw.chat(&key).json(&hundred_tokens(ok)).send().await.unwrap();
@@ -502,15 +498,14 @@ async fn soft_pool_may_go_negative() {
         let gw = TestGateway::start(db).await;
         let p = create_pool(&gw, json!({"name": "Soft", "hard": false})).await;
         let pool_id = p["id"].as_str().unwrap().to_string();
-        let t = create_tenant(&gw, json!({"name": "S", "tier": "pooled", "pool_id": pool_id})).await;
-        let key = key_for(&gw, t["id"].as_str().unwrap()).await;
+        let (t_id, key) = gw.tenant_and_key(json!({"name": "S", "tier": "pooled", "pool_id": pool_id})).await;
         for i in 0..3 {
             let r = gw.chat(&key).json(&hundred_tokens(i)).send().await.unwrap();
             assert_eq!(r.status(), StatusCode::OK);
             r.bytes().await.unwrap();
         }
         gw.state.accountant().flush().await;
-        let records = gw.state.store().usage_records(t["id"].as_str().unwrap()).await.unwrap();
+        let records = gw.state.store().usage_records(&t_id).await.unwrap();
         let cost: i64 = records.iter().map(|r| r.cost_nanos).sum();
         let p = pool(&gw, &pool_id).await;
         assert_eq!(usd(&p["balance_usd"]), -cost);
@@ -529,9 +524,7 @@ async fn hard_pool_never_goes_negative() {
         let gw = TestGateway::start(db).await;
         let p = create_pool(&gw, json!({"name": "Tight"})).await;
         let pool_id = p["id"].as_str().unwrap().to_string();
-        let t = create_tenant(&gw, json!({"name": "Burst", "tier": "pooled", "pool_id": pool_id})).await;
-        let t_id = t["id"].as_str().unwrap().to_string();
-        let key = key_for(&gw, &t_id).await;
+        let (t_id, key) = gw.tenant_and_key(json!({"name": "Burst", "tier": "pooled", "pool_id": pool_id})).await;
         // Every request has the same prompt length, so the same worst case.
         let worst = (0..64).map(|i| worst_case(&hundred_tokens(10 + i))).max().unwrap();
         let credits = 10 * worst + worst / 2;

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sheepdog_emulators::{Emulator, Script, Wire};
 
-use crate::harness::*;
+use sheepdog_testkit::*;
 
 /// Primary `m` on emulator `a`, falling back to `m2` on emulator `b`.
 async fn two_upstreams(

@@ -9,9 +9,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sheepdog_emulators::{Emulator, Script, Wire};
 
-use crate::harness::*;
+use sheepdog_testkit::*;
 
 /// Model `m` on an OpenAI emulator ("old"); an Anthropic emulator ("new") as the target.
+#[allow(clippy::unwrap_used)]
 async fn setup() -> (TestGateway, Emulator, Emulator, String, String) {
     let old = Emulator::start(Wire::OpenAi).await.unwrap();
     let new = Emulator::start(Wire::Anthropic).await.unwrap();

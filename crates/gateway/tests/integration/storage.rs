@@ -5,14 +5,15 @@ use std::collections::BTreeMap;
 
 use sheepdog_gateway::store::{HourlyDelta, KeyRow, Store, StoreError, TenantRow, UsageGroup, UsageRecord};
 
-use crate::harness::*;
+use sheepdog_testkit::*;
+use sheepdog_types::{TenantStatus, Tier};
 
 fn tenant(id: &str, aliases: &[&str]) -> TenantRow {
     TenantRow {
         id: id.into(),
         name: format!("tenant {id}"),
-        tier: "shared".into(),
-        status: "active".into(),
+        tier: Tier::Shared,
+        status: TenantStatus::Active,
         requests_per_minute: 1000,
         tokens_per_minute: 1_000_000,
         max_concurrency: None,
@@ -71,7 +72,7 @@ async fn storage_round_trips_on_both_databases() {
         assert_eq!(got, tenant(&a, &["alpha", "alpha-2"]));
         assert_eq!(store.tenant_id_for_alias("alpha-2").await.unwrap().as_deref(), Some(a.as_str()));
         let mut changed = got.clone();
-        changed.status = "suspended".into();
+        changed.status = TenantStatus::Suspended;
         changed.aliases = vec!["alpha".into()];
         changed.budget_monthly_nanos = None;
         store.update_tenant(&changed).await.unwrap();

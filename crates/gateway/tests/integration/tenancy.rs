@@ -3,8 +3,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use sheepdog_testkit::*;
 
+#[allow(clippy::unwrap_used)]
 async fn code(resp: reqwest::Response) -> (StatusCode, String) {
     let status = resp.status();
     let v: Value = resp.json().await.unwrap();

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sheepdog_emulators::{Emulator, Wire};
 
-use crate::harness::*;
+use sheepdog_testkit::*;
 
 const WIRES: [Wire; 3] = [Wire::OpenAi, Wire::Anthropic, Wire::Gemini];
 

@@ -1,0 +1,47 @@
+//! Tenants: the list (search, tier and status filters), onboarding (ends by
+//! showing the first key once), and the tenant page (limits, budget, pool,
+//! keys, hourly charts, suspend and reactivate).
+//!
+//! [`server`]: the server functions (and their server-only helpers);
+//! [`list`]: the list page; [`onboard`]: onboarding; [`detail`]: the
+//! tenant page.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use sheepdog_types::{KeyCreated, KeyInfo, PoolInfo, Tenant, TenantMetrics};
+
+use crate::auth::SessionUser;
+
+pub mod detail;
+pub mod list;
+pub mod onboard;
+pub mod server;
+
+pub use detail::{MetricsCharts, TenantDetailPage};
+pub use list::TenantsPage;
+pub use onboard::OnboardPage;
+#[cfg(feature = "ssr")]
+pub use server::ssr;
+pub use server::*;
+
+/// Everything the tenant page shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantDetail {
+    pub tenant: Tenant,
+    pub keys: Vec<KeyInfo>,
+    pub metrics: TenantMetrics,
+    pub pool: Option<PoolInfo>,
+    /// Spend this calendar month (UTC), decimal USD.
+    pub month_spend_usd: String,
+}
+
+/// What onboarding created: the tenant and its first key (shown once).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Onboarded {
+    pub tenant: Tenant,
+    pub key: KeyCreated,
+}
+
+pub(crate) fn can_operate() -> bool {
+    use_context::<SessionUser>().is_some_and(|u| u.can_operate())
+}

@@ -1,0 +1,271 @@
+//! The console's dashboards: totals across tenants (`GET /admin/v1/overview`)
+//! and usage as time series for cost attribution charts
+//! (`GET /admin/v1/usage/series`). Reads flush the accounting queue first.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::State;
+use axum::Json;
+use sheepdog_types::{
+    format_usd, Overview, OverviewBucket, TenantSpend, TenantStatus, UpstreamStatus, UsageSeries, UsageSeriesRow,
+};
+
+use crate::error::AdminError;
+use crate::flush::flush_usage;
+use crate::lookup::find_tenant;
+use crate::reports::{query, time_range, QueryMap};
+use sheepdog_core::accounting::histogram;
+use sheepdog_core::state::AppState;
+use sheepdog_store::UsageGroup;
+use sheepdog_types::time::{hour_floor, ms_to_rfc3339, ms_to_rfc3339_secs, now_ms, HOUR_MS};
+
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// Most buckets one series request may ask for.
+const MAX_BUCKETS: i64 = 2_000;
+/// Tenants shown in the overview's top list.
+const TOP_TENANTS: usize = 5;
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Upstream status from the last hour's traffic.
+fn upstream_status(requests: i64, errors: i64) -> &'static str {
+    if requests <= 0 {
+        "idle"
+    } else if errors * 100 < requests {
+        "healthy"
+    } else if errors * 2 < requests {
+        "degraded"
+    } else {
+        "down"
+    }
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes the query in the OpenAPI document; the handler reads `AdminQuery`
+pub struct OverviewParams {
+    /// Hours ending now (1 to 168, default 24).
+    pub hours: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/overview", tag = "reports", params(OverviewParams),
+    description = "Totals across tenants over the last hours (requests, errors, p99 latency, spend), hourly buckets, \
+                   top tenants by spend, and every upstream provider's status over the last hour.",
+    responses((status = 200, body = Overview), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+pub async fn overview(State(state): State<AppState>, q: QueryMap) -> Result<Json<Overview>, AdminError> {
+    let q = query(q)?;
+    let hours = match q.get("hours") {
+        None => 24,
+        Some(h) => h
+            .parse::<i64>()
+            .ok()
+            .filter(|h| (1..=168).contains(h))
+            .ok_or_else(|| AdminError::BadRequest("`hours` must be an integer from 1 to 168.".into()))?,
+    };
+    flush_usage(&state).await?;
+    let now = now_ms();
+    let end = hour_floor(now) + HOUR_MS;
+    let start = end - hours * HOUR_MS;
+    let rows = state.store().hourly_all(start, end).await?;
+    let mut merged = BTreeMap::new();
+    let (mut requests, mut errors, mut limited, mut cost) = (0i64, 0i64, 0i64, 0i64);
+    let mut hourly = Vec::with_capacity(hours as usize);
+    let mut hour = start;
+    while hour < end {
+        let d = rows.get(&hour).cloned().unwrap_or_default();
+        requests += d.request_count;
+        errors += d.error_count;
+        limited += d.rate_limit_hits;
+        cost += d.cost_nanos;
+        for (b, n) in &d.latency {
+            *merged.entry(*b).or_insert(0) += n;
+        }
+        hourly.push(OverviewBucket {
+            start: ms_to_rfc3339_secs(hour),
+            requests: d.request_count.max(0) as u64,
+            errors: d.error_count.max(0) as u64,
+            p99_latency_ms: round2(histogram::quantile(&d.latency, 0.99)),
+            cost_nanos: d.cost_nanos,
+        });
+        hour += HOUR_MS;
+    }
+
+    let tenants = state.store().list_tenants().await?;
+    let names: HashMap<&str, &str> = tenants.iter().map(|t| (t.id.as_str(), t.name.as_str())).collect();
+    let mut spend = state.store().spend_by_tenant(start, end).await?;
+    spend.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
+    let top_tenants = spend
+        .iter()
+        .filter(|(_, r, c)| *r > 0 || *c > 0)
+        .take(TOP_TENANTS)
+        .map(|(id, r, c)| TenantSpend {
+            tenant_id: id.clone(),
+            name: names.get(id.as_str()).map(|n| n.to_string()).unwrap_or_else(|| id.clone()),
+            requests: (*r).max(0) as u64,
+            cost_usd: format_usd(*c),
+            cost_nanos: *c,
+        })
+        .collect();
+
+    let counts: HashMap<String, (i64, i64)> = state
+        .store()
+        .provider_counts(now - HOUR_MS)
+        .await?
+        .into_iter()
+        .map(|p| (p.provider, (p.requests, p.errors)))
+        .collect();
+    let upstreams = state
+        .settings()
+        .providers
+        .iter()
+        .map(|p| {
+            let (r, e) = counts.get(&p.name).copied().unwrap_or((0, 0));
+            UpstreamStatus {
+                provider: p.name.clone(),
+                kind: p.kind.as_str().into(),
+                simulated: p.kind == sheepdog_core::config::ProviderKind::Simulated,
+                models: state
+                    .models()
+                    .iter()
+                    .filter(|m| m.provider.name == p.name)
+                    .map(|m| m.model.name.clone())
+                    .collect(),
+                requests: r.max(0) as u64,
+                errors: e.max(0) as u64,
+                status: upstream_status(r, e).into(),
+            }
+        })
+        .collect();
+
+    Ok(Json(Overview {
+        from: ms_to_rfc3339(start),
+        to: ms_to_rfc3339(end),
+        requests: requests.max(0) as u64,
+        errors: errors.max(0) as u64,
+        rate_limit_hits: limited.max(0) as u64,
+        error_rate: if requests > 0 { errors as f64 / requests as f64 } else { 0.0 },
+        p99_latency_ms: round2(histogram::quantile(&merged, 0.99)),
+        cost_usd: format_usd(cost),
+        cost_nanos: cost,
+        tenants_total: tenants.len() as u64,
+        tenants_active: tenants.iter().filter(|t| t.status == TenantStatus::Active).count() as u64,
+        hourly,
+        top_tenants,
+        upstreams,
+    }))
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes the query in the OpenAPI document; the handler reads `AdminQuery`
+pub struct SeriesParams {
+    /// RFC 3339 start (inclusive); default: start of this calendar month (UTC).
+    pub from: Option<String>,
+    /// RFC 3339 end (exclusive); default: start of next month.
+    pub to: Option<String>,
+    /// `tenant` (default), `cost_center` or `model`.
+    pub group_by: Option<String>,
+    /// `hour` or `day`; default `hour` for ranges up to 48 h, else `day`.
+    pub bucket: Option<String>,
+    /// Only this tenant (id or alias).
+    pub tenant_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/usage/series", tag = "reports", params(SeriesParams),
+    description = "Cost and requests per time bucket, one series per tenant, cost center or model (largest first).",
+    responses((status = 200, body = UsageSeries), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody, description = "Unknown `tenant_id`")), security(("admin_token" = [])))]
+pub async fn usage_series(State(state): State<AppState>, q: QueryMap) -> Result<Json<UsageSeries>, AdminError> {
+    let q = query(q)?;
+    let (from, to) = time_range(&q)?;
+    let group_name = q.get("group_by").map(String::as_str).unwrap_or("tenant");
+    let group = match group_name {
+        "tenant" => UsageGroup::Tenant,
+        "cost_center" => UsageGroup::CostCenter,
+        "model" => UsageGroup::Model,
+        other => {
+            return Err(AdminError::BadRequest(format!("`group_by` {other:?} must be tenant, cost_center or model.")))
+        }
+    };
+    let bucket_name = match q.get("bucket").map(String::as_str) {
+        None if to - from <= 2 * DAY_MS => "hour",
+        None => "day",
+        Some(b @ ("hour" | "day")) => b,
+        Some(other) => return Err(AdminError::BadRequest(format!("`bucket` {other:?} must be hour or day."))),
+    };
+    let bucket_ms = if bucket_name == "hour" { HOUR_MS } else { DAY_MS };
+    let first = from - from.rem_euclid(bucket_ms);
+    let count = (to - first + bucket_ms - 1) / bucket_ms;
+    if count > MAX_BUCKETS {
+        return Err(AdminError::BadRequest(format!(
+            "the range holds {count} {bucket_name} buckets; at most {MAX_BUCKETS} are allowed."
+        )));
+    }
+    let tenant = match q.get("tenant_id") {
+        Some(t) => Some(find_tenant(&state, t).await?.id),
+        None => None,
+    };
+    flush_usage(&state).await?;
+    let cells = state.store().usage_cells(group, bucket_ms, from, to, tenant.as_deref()).await?;
+    let names: HashMap<String, String> = if group == UsageGroup::Tenant {
+        state.store().list_tenants().await?.into_iter().map(|t| (t.id, t.name)).collect()
+    } else {
+        HashMap::new()
+    };
+    let n = count.max(0) as usize;
+    let mut by_key: BTreeMap<String, UsageSeriesRow> = BTreeMap::new();
+    for c in cells {
+        let idx = ((c.bucket_ms - first) / bucket_ms) as usize;
+        let row = by_key.entry(c.key.clone()).or_insert_with(|| UsageSeriesRow {
+            label: names.get(&c.key).cloned().unwrap_or_else(|| c.key.clone()),
+            key: c.key.clone(),
+            values_nanos: vec![0; n],
+            requests_per_bucket: vec![0; n],
+            requests: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: String::new(),
+            cost_nanos: 0,
+        });
+        if let Some(v) = row.values_nanos.get_mut(idx) {
+            *v += c.cost_nanos;
+        }
+        if let Some(v) = row.requests_per_bucket.get_mut(idx) {
+            *v += c.requests.max(0) as u64;
+        }
+        row.requests += c.requests.max(0) as u64;
+        row.input_tokens += c.input_tokens.max(0) as u64;
+        row.output_tokens += c.output_tokens.max(0) as u64;
+        row.cost_nanos += c.cost_nanos;
+    }
+    let mut series: Vec<UsageSeriesRow> = by_key
+        .into_values()
+        .map(|mut r| {
+            r.cost_usd = format_usd(r.cost_nanos);
+            r
+        })
+        .collect();
+    series.sort_by(|a, b| b.cost_nanos.cmp(&a.cost_nanos).then(b.requests.cmp(&a.requests)).then(a.key.cmp(&b.key)));
+    Ok(Json(UsageSeries {
+        from: ms_to_rfc3339(from),
+        to: ms_to_rfc3339(to),
+        group_by: group_name.into(),
+        bucket: bucket_name.into(),
+        buckets: (0..count).map(|i| ms_to_rfc3339_secs(first + i * bucket_ms)).collect(),
+        series,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_status_thresholds() {
+        assert_eq!(upstream_status(0, 0), "idle");
+        assert_eq!(upstream_status(1000, 9), "healthy");
+        assert_eq!(upstream_status(100, 1), "degraded");
+        assert_eq!(upstream_status(10, 5), "down");
+    }
+}

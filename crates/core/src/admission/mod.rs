@@ -1,0 +1,622 @@
+//! Admission: whether a request may go upstream now, for this tenant.
+//!
+//! In order, all or nothing:
+//! 1. the tenant's rate limits ([`limiter`]) — first the cheap ones, before
+//!    the body is read or parsed ([`Admission::take_request`]: requests in
+//!    flight and requests/min), then once the body is validated tokens/min
+//!    (prompt estimated with a real tokenizer up to a bounded amount of text,
+//!    see [`tokens`], plus `max_tokens`; settled to the actual usage);
+//! 2. its monthly budget — the worst-case cost is reserved, a hard budget
+//!    refuses what could overspend it ([`spend`]);
+//! 3. its credit pool, for the `pooled` tier ([`spend`]);
+//! 4. a fair share of the upstream's capacity, waited for after 1–3
+//!    ([`capacity`]).
+//!
+//! A [`Ticket`] holds the cheap limits until the request is admitted or
+//! refused; dropped (any refusal: bad input, unknown model, a later limit),
+//! it gives them back, so only admitted requests count against a tenant's
+//! requests/min. The [`Permit`] holds every reservation; `settle` replaces
+//! estimates by the actual usage and cost, and dropping it releases whatever
+//! is left. Every sum of tokens or nano-USD here saturates.
+
+pub mod capacity;
+pub mod limiter;
+pub mod spend;
+pub mod tokens;
+pub mod window;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue};
+use tokio::time::Instant;
+
+use crate::accounting::cost_nanos;
+use crate::catalog::TenantEntry;
+use crate::config::Settings;
+use crate::error::GatewayError;
+use crate::fastmap::FastMap;
+use crate::providers::{ChatRequest, Usage};
+use crate::routing::ModelRoute;
+use capacity::{CapacityConfig, CapacityRefusal, Slot, Upstream};
+use limiter::{Grant, LimitKind, Limiter, RateInfo};
+use spend::SpendBook;
+
+/// Completion tokens assumed for the worst case when neither the request
+/// (`max_tokens`) nor the model (`max_output_tokens`) bounds them.
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 32_768;
+
+/// The largest `max_tokens` accepted for a model without `max_output_tokens`:
+/// above the output limit of every current model (the upstream refuses what
+/// its model cannot do), far below anything that could overflow a sum.
+pub const UNCONFIGURED_MAX_OUTPUT_TOKENS: u64 = 131_072;
+
+/// The most completion tokens a request may ask of `model`.
+pub fn max_output_tokens(model: &crate::config::ModelSettings) -> u64 {
+    model.max_output_tokens.unwrap_or(UNCONFIGURED_MAX_OUTPUT_TOKENS)
+}
+
+/// Refuses a `max_tokens` (or `max_completion_tokens`) above the model's
+/// maximum output: `400 invalid_request_error` naming the maximum.
+pub fn check_max_tokens(chat: &ChatRequest, model: &crate::config::ModelSettings) -> Result<(), GatewayError> {
+    let max = max_output_tokens(model);
+    match chat.max_tokens {
+        Some(n) if n > max => {
+            let param = chat.max_tokens_param;
+            Err(GatewayError::invalid(
+                format!("`{param}` is too large: {n}. Model {} allows at most {max} completion tokens.", model.name),
+                Some(param),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Shared admission state (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Admission(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    limiter: Limiter,
+    spend: SpendBook,
+    upstreams: FastMap<String, Arc<Upstream>>,
+    soft_alerts: Mutex<HashSet<(String, i64)>>,
+}
+
+/// A refused request: the error and the header values at that moment.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: GatewayError,
+    pub info: Option<RateInfo>,
+    /// Refused by a rate limit (counted in the tenant's `rate_limit_hits`).
+    pub rate_limited: bool,
+}
+
+fn month() -> i64 {
+    sheepdog_types::time::month_bounds(sheepdog_types::time::now_ms()).0
+}
+
+fn budget_key(tenant: &str) -> String {
+    format!("tenant:{tenant}")
+}
+
+pub fn pool_key(pool: &str) -> String {
+    format!("pool:{pool}")
+}
+
+/// One spend reservation to settle.
+#[derive(Debug, Clone)]
+struct Reservation {
+    key: String,
+    period: i64,
+    amount: i64,
+}
+
+/// The cheap limits one request holds before it is admitted (a request of
+/// the minute, a slot in flight); dropped unused, it gives them back.
+#[derive(Debug)]
+pub struct Ticket {
+    admission: Admission,
+    grant: Option<Grant>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(mut grant) = self.grant.take() {
+            self.admission.0.limiter.give_back(&mut grant);
+        }
+    }
+}
+
+/// Everything one admitted request holds.
+#[derive(Debug)]
+pub struct Permit {
+    admission: Admission,
+    grant: Option<Grant>,
+    reservations: Vec<Reservation>,
+    slot: Option<Slot>,
+    soft_budget: Option<(String, i64)>,
+    pub estimated_prompt_tokens: u64,
+    settled: bool,
+}
+
+impl Admission {
+    pub fn new(settings: &Settings) -> Admission {
+        let upstreams = settings
+            .providers
+            .iter()
+            .map(|p| (p.name.clone(), Upstream::new(&p.name, CapacityConfig::of(p))))
+            .collect();
+        Admission(Arc::new(Inner {
+            limiter: Limiter::default(),
+            spend: SpendBook::default(),
+            upstreams,
+            soft_alerts: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Loads this month's spend per tenant (at start).
+    pub fn load_month_spend(&self, spend: &HashMap<String, i64>) {
+        let period = month();
+        for (tenant, nanos) in spend {
+            self.0.spend.load(&budget_key(tenant), period, *nanos, 0);
+        }
+    }
+
+    /// Loads a pool's balance: credits and debits so far.
+    pub fn load_pool(&self, pool: &str, credited: i64, debited: i64) {
+        self.0.spend.load(&pool_key(pool), 0, debited, credited);
+    }
+
+    /// Adds credit to a pool (top-up, grant).
+    pub fn credit_pool(&self, pool: &str, amount: i64) {
+        self.0.spend.credit(&pool_key(pool), 0, amount);
+    }
+
+    /// A pool's balance now: credits − debits − reservations in flight.
+    pub fn pool_available(&self, pool: &str) -> i64 {
+        let a = self.0.spend.get(&pool_key(pool), 0);
+        a.credited.saturating_sub(a.settled).saturating_sub(a.reserved)
+    }
+
+    /// This month's settled spend of a tenant.
+    pub fn month_spend(&self, tenant: &str) -> i64 {
+        self.0.spend.get(&budget_key(tenant), month()).settled
+    }
+
+    pub fn upstream(&self, provider: &str) -> Option<&Arc<Upstream>> {
+        self.0.upstreams.get(provider)
+    }
+
+    /// Header values for a tenant without taking anything.
+    pub async fn peek(&self, tenant: &TenantEntry) -> RateInfo {
+        self.0.limiter.peek(&tenant.id, &tenant.limits, Instant::now()).await
+    }
+
+    /// Takes the cheap limits — a slot in flight and a request of the
+    /// minute — before the body is read.
+    pub async fn take_request(&self, tenant: &TenantEntry) -> Result<(Ticket, RateInfo), Refused> {
+        match self.0.limiter.take_request(&tenant.id, &tenant.limits, Instant::now()).await {
+            Ok((grant, info)) => Ok((Ticket { admission: self.clone(), grant: Some(grant) }, info)),
+            Err((refusal, info)) => Err(limit_refused(tenant, refusal, info)),
+        }
+    }
+
+    /// Checks and takes the tenant's limits, budget and pool for this
+    /// request, all at once (tests and callers without a [`Ticket`]).
+    pub async fn admit(
+        &self,
+        tenant: &TenantEntry,
+        routes: &[std::sync::Arc<ModelRoute>],
+        chat: &ChatRequest,
+    ) -> Result<(Permit, RateInfo), Refused> {
+        let (ticket, _) = self.take_request(tenant).await?;
+        self.admit_with(ticket, tenant, routes, chat)
+    }
+
+    /// Admits a request that holds the cheap limits: its tokens/min, budget
+    /// and pool. A refusal gives everything back (the ticket included).
+    // A refusal (rare, and answered at once) carries its header values.
+    #[allow(clippy::result_large_err)]
+    pub fn admit_with(
+        &self,
+        mut ticket: Ticket,
+        tenant: &TenantEntry,
+        routes: &[std::sync::Arc<ModelRoute>],
+        chat: &ChatRequest,
+    ) -> Result<(Permit, RateInfo), Refused> {
+        let estimate = chat.prompt_tokens;
+        let limit_tokens = estimate.saturating_add(chat.max_tokens.unwrap_or(0));
+        let Some(mut grant) = ticket.grant.take() else {
+            return Err(Refused { error: GatewayError::Internal, info: None, rate_limited: false });
+        };
+        let info = match self.0.limiter.take_tokens(&mut grant, &tenant.limits, limit_tokens, Instant::now()) {
+            Ok(info) => info,
+            Err((refusal, info)) => return Err(limit_refused(tenant, refusal, info)),
+        };
+        // From here on, dropping the permit gives back what it holds.
+        let mut permit = Permit {
+            admission: self.clone(),
+            grant: Some(grant),
+            reservations: Vec::new(),
+            slot: None,
+            soft_budget: None,
+            estimated_prompt_tokens: estimate,
+            settled: false,
+        };
+        // The worst case over every route that may answer (fallbacks included).
+        let worst = routes
+            .iter()
+            .map(|route| {
+                let max_output = chat.max_tokens.or(route.model.max_output_tokens).unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
+                let usage = Usage {
+                    input_tokens: tokens::reserve_prompt_tokens(estimate),
+                    output_tokens: max_output,
+                    cached_tokens: 0,
+                };
+                cost_nanos(&route.model, &usage)
+            })
+            .max()
+            .unwrap_or(0);
+        // Budget: reserve the worst case (hard budgets refuse what could overspend).
+        let period = month();
+        let key = budget_key(&tenant.id);
+        let hard_limit = tenant.budget_monthly_nanos.filter(|_| tenant.budget_hard);
+        if let Err(short) = self.0.spend.reserve(&key, period, hard_limit, worst) {
+            let info = permit.give_back(tenant);
+            return Err(Refused {
+                error: GatewayError::InsufficientQuota(format!(
+                    "Monthly budget exhausted: this request could cost up to ${}, ${} of the budget is left.",
+                    sheepdog_types::format_usd(short.needed),
+                    sheepdog_types::format_usd(short.available)
+                )),
+                info: Some(info),
+                rate_limited: false,
+            });
+        }
+        permit.reservations.push(Reservation { key, period, amount: worst });
+        if let (Some(limit), false) = (tenant.budget_monthly_nanos, tenant.budget_hard) {
+            permit.soft_budget = Some((tenant.id.clone(), limit));
+        }
+        // Pool: pooled tenants draw on their pool's credit.
+        if let (sheepdog_types::Tier::Pooled, Some(pool)) = (tenant.tier, &tenant.pool_id) {
+            let key = pool_key(pool);
+            let a = self.0.spend.get(&key, 0);
+            let limit = tenant.pool_hard.then_some(a.credited);
+            if let Err(short) = self.0.spend.reserve(&key, 0, limit, worst) {
+                let info = permit.give_back(tenant);
+                return Err(Refused {
+                    error: GatewayError::InsufficientQuota(format!(
+                        "Credit exhausted: this request could cost up to ${}, the pool has ${} available.",
+                        sheepdog_types::format_usd(short.needed),
+                        sheepdog_types::format_usd(short.available)
+                    )),
+                    info: Some(info),
+                    rate_limited: false,
+                });
+            }
+            permit.reservations.push(Reservation { key, period: 0, amount: worst });
+        }
+        Ok((permit, info))
+    }
+}
+
+/// The refusal of a rate limit, with its message.
+fn limit_refused(tenant: &TenantEntry, refusal: limiter::LimitRefusal, info: RateInfo) -> Refused {
+    let message = match refusal.kind {
+        LimitKind::Requests => format!(
+            "Rate limit reached: {} requests per minute for this tenant. Retry after {}.",
+            tenant.limits.requests_per_minute,
+            format_duration(refusal.retry_after)
+        ),
+        LimitKind::Tokens => format!(
+            "Rate limit reached: {} tokens per minute for this tenant ({} requested). Retry after {}.",
+            tenant.limits.tokens_per_minute,
+            refusal.needed_tokens,
+            format_duration(refusal.retry_after)
+        ),
+        LimitKind::Concurrency => format!(
+            "Too many requests in flight: at most {} at once for this tenant.",
+            tenant.limits.max_concurrency.unwrap_or(0)
+        ),
+        LimitKind::TooLarge => format!(
+            "Request too large: it needs about {} tokens, more than this tenant's limit of {} tokens per minute.",
+            refusal.needed_tokens, tenant.limits.tokens_per_minute
+        ),
+    };
+    Refused {
+        error: GatewayError::RateLimited { message, retry_after: refusal.retry_after },
+        info: Some(info),
+        rate_limited: true,
+    }
+}
+
+impl Permit {
+    /// Gives back everything taken so far (a refusal by the budget or the
+    /// pool); returns the header values after it.
+    fn give_back(&mut self, tenant: &TenantEntry) -> RateInfo {
+        let inner = &self.admission.0;
+        if let Some(mut grant) = self.grant.take() {
+            inner.limiter.give_back(&mut grant);
+        }
+        for r in self.reservations.drain(..) {
+            inner.spend.settle(&r.key, r.period, r.amount, 0);
+        }
+        self.soft_budget = None;
+        self.settled = true;
+        inner.limiter.info(&tenant.id, &tenant.limits, Instant::now())
+    }
+
+    /// Waits for a fair share of the route's upstream capacity.
+    pub async fn wait_for_capacity(
+        &mut self,
+        tenant: &TenantEntry,
+        route: &ModelRoute,
+        max_tokens: Option<u64>,
+    ) -> Result<(), Refused> {
+        let Some(upstream) = self.admission.upstream(&route.provider.name).cloned() else { return Ok(()) };
+        // A new route (a fallback) frees the previous route's slot first.
+        self.slot = None;
+        let reserved = if tenant.tier == sheepdog_types::Tier::Dedicated {
+            let mut ids: Vec<&str> = vec![tenant.id.as_str()];
+            ids.extend(tenant.aliases.iter().map(String::as_str));
+            upstream.reserved_for(&ids)
+        } else {
+            0
+        };
+        let tokens = self.estimated_prompt_tokens.saturating_add(max_tokens.unwrap_or(0));
+        match upstream.acquire(&tenant.id, reserved, tokens).await {
+            Ok(slot) => {
+                self.slot = Some(slot);
+                Ok(())
+            }
+            Err(r) => {
+                let message = match r {
+                    CapacityRefusal::QueueFull => format!(
+                        "Upstream {} is at capacity and this tenant already has the most requests waiting for it; retry shortly.",
+                        upstream.name()
+                    ),
+                    CapacityRefusal::Timeout => format!("Upstream {} is at capacity; the wait for a fair share timed out.", upstream.name()),
+                    CapacityRefusal::TooLarge => format!("Request too large for upstream {}'s capacity per minute.", upstream.name()),
+                };
+                Err(Refused {
+                    error: GatewayError::RateLimited { message, retry_after: Duration::from_secs(1) },
+                    info: None,
+                    rate_limited: true,
+                })
+            }
+        }
+    }
+
+    /// Replaces every estimate by the actual usage and cost, and releases.
+    pub fn settle(&mut self, usage: &Usage, cost: i64) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        let inner = &self.admission.0;
+        let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
+        if let Some(mut grant) = self.grant.take() {
+            inner.limiter.settle(&grant, tokens);
+            inner.limiter.release(&mut grant);
+        }
+        if let Some(slot) = self.slot.take() {
+            slot.settle(tokens);
+        }
+        for r in self.reservations.drain(..) {
+            inner.spend.settle(&r.key, r.period, r.amount, cost);
+        }
+        if let Some((tenant, limit)) = self.soft_budget.take() {
+            let period = month();
+            let spent = inner.spend.get(&budget_key(&tenant), period).settled;
+            if spent > limit {
+                let mut alerted = match inner.soft_alerts.lock() {
+                    Ok(a) => a,
+                    Err(p) => p.into_inner(),
+                };
+                if alerted.insert((tenant.clone(), period)) {
+                    tracing::warn!(
+                        tenant = %tenant,
+                        spent_usd = %sheepdog_types::format_usd(spent),
+                        budget_usd = %sheepdog_types::format_usd(limit),
+                        "soft monthly budget exceeded (alert only; requests continue)"
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settle(&Usage::default(), 0);
+        }
+    }
+}
+
+/// OpenAI-style durations for `x-ratelimit-reset-*`: `20ms`, `1.5s`, `6m0s`.
+pub fn format_duration(d: Duration) -> String {
+    let mut out = String::with_capacity(16);
+    push_duration(&mut out, d);
+    out
+}
+
+/// Appends `d` as [`format_duration`] writes it (integer arithmetic only).
+fn push_duration(out: &mut String, d: Duration) {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if ms < 1000 {
+        push_decimal(out, ms);
+        out.push_str("ms");
+    } else if ms < 60_000 {
+        push_decimal(out, ms / 1000);
+        let mut frac = ms % 1000;
+        if frac > 0 {
+            // Three decimals without their trailing zeros: 50 ms → ".05".
+            let mut places = 3;
+            while frac % 10 == 0 {
+                frac /= 10;
+                places -= 1;
+            }
+            out.push('.');
+            let digits = if frac >= 100 {
+                3
+            } else if frac >= 10 {
+                2
+            } else {
+                1
+            };
+            for _ in digits..places {
+                out.push('0');
+            }
+            push_decimal(out, frac);
+        }
+        out.push('s');
+    } else {
+        let secs = d.as_secs();
+        push_decimal(out, secs / 60);
+        out.push('m');
+        push_decimal(out, secs % 60);
+        out.push('s');
+    }
+}
+
+fn push_decimal(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// The six `x-ratelimit-*` headers.
+pub fn rate_headers(info: &RateInfo) -> [(HeaderName, HeaderValue); 6] {
+    enum Value {
+        Count(u64),
+        Reset(Duration),
+    }
+    // `const` blocks: the names are built at compile time (`from_static` at
+    // run time checks every byte).
+    let fields = [
+        (const { HeaderName::from_static("x-ratelimit-limit-requests") }, Value::Count(info.limit_requests)),
+        (const { HeaderName::from_static("x-ratelimit-remaining-requests") }, Value::Count(info.remaining_requests)),
+        (const { HeaderName::from_static("x-ratelimit-reset-requests") }, Value::Reset(info.reset_requests)),
+        (const { HeaderName::from_static("x-ratelimit-limit-tokens") }, Value::Count(info.limit_tokens)),
+        (const { HeaderName::from_static("x-ratelimit-remaining-tokens") }, Value::Count(info.remaining_tokens)),
+        (const { HeaderName::from_static("x-ratelimit-reset-tokens") }, Value::Reset(info.reset_tokens)),
+    ];
+    // All six values are written into one buffer, and each header value is a
+    // slice of it: one allocation for the six (this runs for every answer).
+    let mut text = String::with_capacity(96);
+    let mut ends = [0usize; 6];
+    for ((_, value), end) in fields.iter().zip(ends.iter_mut()) {
+        match value {
+            Value::Count(n) => push_decimal(&mut text, *n),
+            Value::Reset(d) => push_duration(&mut text, *d),
+        }
+        *end = text.len();
+    }
+    let text = bytes::Bytes::from(text);
+    let mut ends = ends.into_iter();
+    let mut from = 0;
+    fields.map(|(name, _)| {
+        let to = ends.next().unwrap_or(from);
+        // Digits, letters and '.': always a valid header value.
+        let value =
+            HeaderValue::from_maybe_shared(text.slice(from..to)).unwrap_or_else(|_| HeaderValue::from_static("0"));
+        from = to;
+        (name, value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_headers_carry_each_value() {
+        let info = RateInfo {
+            limit_requests: 600,
+            remaining_requests: 0,
+            reset_requests: Duration::from_millis(1_500),
+            limit_tokens: 18_446_744_073_709_551_615,
+            remaining_tokens: 42,
+            reset_tokens: Duration::from_secs(360),
+        };
+        let got: Vec<(String, String)> = rate_headers(&info)
+            .into_iter()
+            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let want = [
+            ("x-ratelimit-limit-requests", "600"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "1.5s"),
+            ("x-ratelimit-limit-tokens", "18446744073709551615"),
+            ("x-ratelimit-remaining-tokens", "42"),
+            ("x-ratelimit-reset-tokens", "6m0s"),
+        ];
+        assert_eq!(got, want.map(|(n, v)| (n.to_string(), v.to_string())));
+    }
+
+    fn model(max: Option<u64>) -> crate::config::ModelSettings {
+        crate::config::ModelSettings {
+            name: "m".into(),
+            provider: "p".into(),
+            upstream_model: "m".into(),
+            input_nanos_per_token: 1,
+            output_nanos_per_token: 1,
+            cached_input_nanos_per_token: 1,
+            fallbacks: Vec::new(),
+            max_output_tokens: max,
+        }
+    }
+
+    fn chat(extra: &str) -> ChatRequest {
+        let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}]{extra}}}"#);
+        crate::request::parse_chat(bytes::Bytes::from(body)).unwrap()
+    }
+
+    #[test]
+    fn max_tokens_above_the_models_maximum_output_is_refused() {
+        let refused = |c: &ChatRequest, m| match check_max_tokens(c, &model(m)) {
+            Err(e) => (e.status().as_u16(), e.code().to_string(), e.message(), e.body().error.param),
+            Ok(()) => (200, String::new(), String::new(), None),
+        };
+        // The model's own maximum.
+        assert!(check_max_tokens(&chat(r#","max_tokens":4096"#), &model(Some(4096))).is_ok());
+        let (status, code, message, param) = refused(&chat(r#","max_tokens":4097"#), Some(4096));
+        assert_eq!((status, code.as_str(), param.as_deref()), (400, "invalid_request_error", Some("max_tokens")));
+        assert!(message.contains("4096") && message.contains("4097"), "{message}");
+        // Without one, the documented default.
+        assert!(check_max_tokens(&chat(r#","max_tokens":131072"#), &model(None)).is_ok());
+        let (status, _, message, _) = refused(&chat(r#","max_tokens":131073"#), None);
+        assert_eq!(status, 400);
+        assert!(message.contains(&UNCONFIGURED_MAX_OUTPUT_TOKENS.to_string()), "{message}");
+        // 2^64 − 1 is refused, under either name.
+        let (status, _, _, param) = refused(&chat(r#","max_tokens":18446744073709551615"#), Some(u64::MAX - 1));
+        assert_eq!((status, param.as_deref()), (400, Some("max_tokens")));
+        let (status, _, _, param) = refused(&chat(r#","max_completion_tokens":18446744073709551615"#), None);
+        assert_eq!((status, param.as_deref()), (400, Some("max_completion_tokens")));
+        // Beyond u64: not an integer at all.
+        let e = crate::request::parse_chat(bytes::Bytes::from_static(
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":18446744073709551616}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(e.status().as_u16(), 400);
+        assert!(check_max_tokens(&chat(""), &model(Some(1))).is_ok());
+    }
+
+    #[test]
+    fn durations_read_like_openai() {
+        assert_eq!(format_duration(Duration::from_millis(20)), "20ms");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_duration(Duration::from_secs(1)), "1s");
+        assert_eq!(format_duration(Duration::from_secs(360)), "6m0s");
+        assert_eq!(format_duration(Duration::ZERO), "0ms");
+        assert_eq!(format_duration(Duration::from_millis(59_999)), "59.999s");
+        assert_eq!(format_duration(Duration::from_millis(2_050)), "2.05s");
+        assert_eq!(format_duration(Duration::from_millis(1_001)), "1.001s");
+        assert_eq!(format_duration(Duration::from_millis(1_010)), "1.01s");
+        assert_eq!(format_duration(Duration::from_millis(10_100)), "10.1s");
+        assert_eq!(format_duration(Duration::from_millis(999)), "999ms");
+        assert_eq!(format_duration(Duration::from_secs(3_725)), "62m5s");
+    }
+}

@@ -1,0 +1,369 @@
+//! The usage tables: `usage_records` (billing source of truth),
+//! `usage_hourly` and `usage_hourly_latency` (additive hourly aggregates),
+//! and the queries over them. A usage batch also debits pooled tenants'
+//! credit pools ([`crate::pools`]) in the same transaction.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
+
+use crate::db::{multi_row_insert, push_arg, Store, StoreError};
+use crate::pools::{insert_ledger_on, kind, LedgerEntry};
+use sheepdog_types::time;
+
+/// One usage record (billing source of truth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    pub id: String,
+    pub request_id: String,
+    pub tenant_id: String,
+    pub key_id: Option<String>,
+    pub cost_center: Option<String>,
+    pub model_requested: String,
+    pub model_served: Option<String>,
+    pub provider: Option<String>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_nanos: i64,
+    pub latency_ms: i64,
+    pub ttft_ms: Option<i64>,
+    pub status_code: i64,
+    /// `ok`, `upstream_error`, `client_cancelled`, `server_shutdown`, `rejected`.
+    pub outcome: String,
+    pub error_code: Option<String>,
+    pub stream: bool,
+    /// When the request arrived (ms since the Unix epoch, UTC); shown as RFC
+    /// 3339 with [`time::ms_to_rfc3339`] (not stored twice).
+    pub created_ms: i64,
+    /// The credit pool debited for this request (pooled tenants).
+    pub pool_id: Option<String>,
+}
+
+/// Additive hourly aggregate for one tenant and hour.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct HourlyDelta {
+    pub request_count: i64,
+    pub error_count: i64,
+    pub rate_limit_hits: i64,
+    pub latency_sum_ms: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_nanos: i64,
+    /// Latency histogram: bucket index → count.
+    #[sqlx(skip)]
+    pub latency: BTreeMap<i64, i64>,
+}
+
+/// A stored hourly bucket with its histogram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlyRow {
+    pub hour_ms: i64,
+    pub delta: HourlyDelta,
+}
+
+/// A usage aggregate row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageAggregate {
+    pub key: String,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_nanos: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    Tenant,
+    CostCenter,
+    Model,
+    Day,
+}
+
+impl UsageGroup {
+    /// The SQL expression usage queries group by (selected as `k`). A day is
+    /// grouped as its number since the epoch (UTC): portable integer SQL.
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            UsageGroup::Tenant => "tenant_id",
+            UsageGroup::CostCenter => "COALESCE(cost_center, '(none)')",
+            UsageGroup::Model => "model_requested",
+            UsageGroup::Day => "CAST(created_ms / 86400000 AS BIGINT)",
+        }
+    }
+
+    /// The group's key of a row: the value itself, or a day as `YYYY-MM-DD`.
+    pub(crate) fn read(self, row: &AnyRow) -> Result<String, StoreError> {
+        match self {
+            UsageGroup::Day => {
+                let day: i64 = row.try_get("k")?;
+                let mut date = time::ms_to_rfc3339(day.saturating_mul(86_400_000));
+                date.truncate(10);
+                Ok(date)
+            }
+            _ => Ok(row.try_get("k")?),
+        }
+    }
+}
+
+const USAGE_COLUMNS: usize = 20;
+/// Rows per multi-row INSERT (20 × 50 = 1,000 parameters, far below SQLite's
+/// and Postgres's limits).
+const USAGE_ROWS_PER_INSERT: usize = 50;
+
+impl Store {
+    /// Whether a usage record with this id is stored.
+    pub async fn usage_record_exists(&self, id: &str) -> Result<bool, StoreError> {
+        let row =
+            sqlx::query("SELECT id FROM usage_records WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.is_some())
+    }
+
+    /// Writes a batch of usage records and their hourly aggregates in one transaction.
+    pub async fn write_usage_batch(
+        &self,
+        records: &[UsageRecord],
+        hourly: &BTreeMap<(String, i64), HourlyDelta>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        // Many rows per statement: one round trip per chunk, not per record.
+        for chunk in records.chunks(USAGE_ROWS_PER_INSERT) {
+            let sql = multi_row_insert(
+                self.backend(),
+                "INSERT INTO usage_records (id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, \
+                 provider, input_tokens, output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, \
+                 error_code, stream, created_ms, pool_id) VALUES ",
+                USAGE_COLUMNS,
+                chunk.len(),
+            );
+            // Arguments sized up front: bound one by one, 1,050 values per
+            // statement grew their vector ten times over.
+            let mut args = sqlx::any::AnyArguments::default();
+            sqlx::Arguments::reserve(&mut args, chunk.len() * USAGE_COLUMNS, 0);
+            for r in chunk {
+                push_arg(&mut args, &r.id)?;
+                push_arg(&mut args, &r.request_id)?;
+                push_arg(&mut args, &r.tenant_id)?;
+                push_arg(&mut args, &r.key_id)?;
+                push_arg(&mut args, &r.cost_center)?;
+                push_arg(&mut args, &r.model_requested)?;
+                push_arg(&mut args, &r.model_served)?;
+                push_arg(&mut args, &r.provider)?;
+                push_arg(&mut args, r.input_tokens)?;
+                push_arg(&mut args, r.output_tokens)?;
+                push_arg(&mut args, r.cached_tokens)?;
+                push_arg(&mut args, r.cost_nanos)?;
+                push_arg(&mut args, r.latency_ms)?;
+                push_arg(&mut args, r.ttft_ms)?;
+                push_arg(&mut args, r.status_code)?;
+                push_arg(&mut args, &r.outcome)?;
+                push_arg(&mut args, &r.error_code)?;
+                push_arg(&mut args, i64::from(r.stream))?;
+                push_arg(&mut args, r.created_ms)?;
+                push_arg(&mut args, &r.pool_id)?;
+            }
+            sqlx::query_with(&sql, args).execute(&mut *tx).await?;
+        }
+        // Pooled tenants' usage debits their pool's ledger, in the same transaction.
+        insert_usage_debits(&mut tx, records).await?;
+        for ((tenant, hour), d) in hourly {
+            sqlx::query(
+                "INSERT INTO usage_hourly (tenant_id, hour_ms, request_count, error_count, rate_limit_hits, latency_sum_ms, \
+                 input_tokens, output_tokens, cost_nanos) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) \
+                 ON CONFLICT (tenant_id, hour_ms) DO UPDATE SET \
+                 request_count = usage_hourly.request_count + excluded.request_count, \
+                 error_count = usage_hourly.error_count + excluded.error_count, \
+                 rate_limit_hits = usage_hourly.rate_limit_hits + excluded.rate_limit_hits, \
+                 latency_sum_ms = usage_hourly.latency_sum_ms + excluded.latency_sum_ms, \
+                 input_tokens = usage_hourly.input_tokens + excluded.input_tokens, \
+                 output_tokens = usage_hourly.output_tokens + excluded.output_tokens, \
+                 cost_nanos = usage_hourly.cost_nanos + excluded.cost_nanos",
+            )
+            .bind(tenant)
+            .bind(*hour)
+            .bind(d.request_count)
+            .bind(d.error_count)
+            .bind(d.rate_limit_hits)
+            .bind(d.latency_sum_ms)
+            .bind(d.input_tokens)
+            .bind(d.output_tokens)
+            .bind(d.cost_nanos)
+            .execute(&mut *tx)
+            .await?;
+            for (bucket, count) in &d.latency {
+                sqlx::query(
+                    "INSERT INTO usage_hourly_latency (tenant_id, hour_ms, bucket, count) VALUES ($1,$2,$3,$4) \
+                     ON CONFLICT (tenant_id, hour_ms, bucket) DO UPDATE SET count = usage_hourly_latency.count + excluded.count",
+                )
+                .bind(tenant)
+                .bind(*hour)
+                .bind(*bucket)
+                .bind(*count)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Hourly buckets of one tenant with `from_ms <= hour < to_ms`.
+    pub async fn hourly(&self, tenant_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<HourlyRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT hour_ms, request_count, error_count, rate_limit_hits, latency_sum_ms, input_tokens, output_tokens, cost_nanos \
+             FROM usage_hourly WHERE tenant_id = $1 AND hour_ms >= $2 AND hour_ms < $3 ORDER BY hour_ms",
+        )
+        .bind(tenant_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let hist = sqlx::query(
+            "SELECT hour_ms, bucket, count AS n FROM usage_hourly_latency WHERE tenant_id = $1 AND hour_ms >= $2 AND hour_ms < $3",
+        )
+        .bind(tenant_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let out = hourly_from_rows(&rows, &hist)?;
+        Ok(out.into_iter().map(|(hour_ms, delta)| HourlyRow { hour_ms, delta }).collect())
+    }
+
+    /// Usage grouped by tenant, cost center, model or day, for `from_ms <= t < to_ms`.
+    pub async fn usage(
+        &self,
+        group: UsageGroup,
+        from_ms: i64,
+        to_ms: i64,
+        tenant_id: Option<&str>,
+    ) -> Result<Vec<UsageAggregate>, StoreError> {
+        let key = group.sql();
+        let tenant_filter = if tenant_id.is_some() { " AND tenant_id = $3" } else { "" };
+        let sql = format!(
+            "SELECT {key} AS k, COUNT(*) AS requests, CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+             CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+             CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT) AS cached_tokens, \
+             CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos \
+             FROM usage_records WHERE created_ms >= $1 AND created_ms < $2{tenant_filter} GROUP BY {key} ORDER BY {key}"
+        );
+        let mut q = sqlx::query(&sql).bind(from_ms).bind(to_ms);
+        if let Some(t) = tenant_id {
+            q = q.bind(t);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(UsageAggregate {
+                key: group.read(r)?,
+                requests: r.try_get("requests")?,
+                input_tokens: r.try_get("input_tokens")?,
+                output_tokens: r.try_get("output_tokens")?,
+                cached_tokens: r.try_get("cached_tokens")?,
+                cost_nanos: r.try_get("cost_nanos")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Spend per tenant since `from_ms` (this month's spend, loaded at start).
+    pub async fn spend_since(&self, from_ms: i64) -> Result<HashMap<String, i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost FROM usage_records \
+             WHERE created_ms >= $1 GROUP BY tenant_id",
+        )
+        .bind(from_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = HashMap::new();
+        for r in &rows {
+            out.insert(r.try_get("tenant_id")?, r.try_get("cost")?);
+        }
+        Ok(out)
+    }
+
+    /// All usage records of a tenant (oldest first), for audits and tests.
+    pub async fn usage_records(&self, tenant_id: &str) -> Result<Vec<UsageRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, provider, input_tokens, \
+             output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, error_code, stream, \
+             created_ms, pool_id FROM usage_records WHERE tenant_id = $1 ORDER BY created_ms, id",
+        )
+        .bind(tenant_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(UsageRecord {
+                id: r.try_get("id")?,
+                request_id: r.try_get("request_id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                key_id: r.try_get("key_id")?,
+                cost_center: r.try_get("cost_center")?,
+                model_requested: r.try_get("model_requested")?,
+                model_served: r.try_get("model_served")?,
+                provider: r.try_get("provider")?,
+                input_tokens: r.try_get("input_tokens")?,
+                output_tokens: r.try_get("output_tokens")?,
+                cached_tokens: r.try_get("cached_tokens")?,
+                cost_nanos: r.try_get("cost_nanos")?,
+                latency_ms: r.try_get("latency_ms")?,
+                ttft_ms: r.try_get("ttft_ms")?,
+                status_code: r.try_get("status_code")?,
+                outcome: r.try_get("outcome")?,
+                error_code: r.try_get("error_code")?,
+                stream: r.try_get::<i64, _>("stream")? != 0,
+                created_ms: r.try_get("created_ms")?,
+                pool_id: r.try_get("pool_id")?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Hourly buckets from rows of `usage_hourly` columns (one per hour) and
+/// their latency histograms from `(hour_ms, bucket, n)` rows; histogram rows
+/// of an hour without a bucket row are ignored.
+pub(crate) fn hourly_from_rows(rows: &[AnyRow], hist: &[AnyRow]) -> Result<BTreeMap<i64, HourlyDelta>, sqlx::Error> {
+    let mut out = BTreeMap::new();
+    for r in rows {
+        out.insert(r.try_get::<i64, _>("hour_ms")?, HourlyDelta::from_row(r)?);
+    }
+    for r in hist {
+        let hour: i64 = r.try_get("hour_ms")?;
+        if let Some(d) = out.get_mut(&hour) {
+            d.latency.insert(r.try_get("bucket")?, r.try_get("n")?);
+        }
+    }
+    Ok(out)
+}
+
+/// Inside the usage writer's transaction: one `usage` debit of its credit
+/// pool's ledger per billed record of a pooled tenant (`pool_id` set,
+/// cost > 0).
+async fn insert_usage_debits(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    records: &[UsageRecord],
+) -> Result<(), StoreError> {
+    for r in records {
+        let Some(pool_id) = &r.pool_id else { continue };
+        if r.cost_nanos <= 0 {
+            continue;
+        }
+        let entry = LedgerEntry {
+            id: uuid::Uuid::new_v4().to_string(),
+            pool_id: pool_id.clone(),
+            tenant_id: Some(r.tenant_id.clone()),
+            kind: kind::USAGE.into(),
+            amount_nanos: -r.cost_nanos,
+            request_id: Some(r.request_id.clone()),
+            note: None,
+            created_at: time::ms_to_rfc3339(r.created_ms),
+            created_ms: r.created_ms,
+        };
+        insert_ledger_on(&mut **tx, &entry).await?;
+    }
+    Ok(())
+}
