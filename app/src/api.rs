@@ -16,7 +16,7 @@ use sheepdog_types::{
     UserList,
 };
 
-use crate::ConsoleError;
+use crate::error::ConsoleError;
 
 /// The admin API client (cheap to clone).
 #[derive(Clone)]

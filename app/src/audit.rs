@@ -9,8 +9,8 @@ use serde_json::Value;
 use sheepdog_types::AuditRecord;
 
 use crate::components::{Empty, ErrorBox, Loading, PageHeader};
+use crate::error::ConsoleError;
 use crate::format::datetime;
-use crate::ConsoleError;
 
 /// Audit entries, newest first (at most 200).
 #[server(endpoint = "audit")]
@@ -37,7 +37,7 @@ pub async fn audit_log(
     };
     let from = day(from, false).map_err(with_status)?;
     let to = day(to, true).map_err(with_status)?;
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     state
         .api()
         .audit(&[

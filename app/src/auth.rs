@@ -12,7 +12,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use sheepdog_types::Role;
 
-use crate::ConsoleError;
+use crate::error::ConsoleError;
 
 /// The signed-in user as the UI sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +52,8 @@ pub mod ssr {
     use tower_sessions::Session;
 
     use super::SessionUser;
-    use crate::{ConsoleError, ConsoleState};
+    use crate::error::ConsoleError;
+    use crate::state::ConsoleState;
 
     const AUTH_KEY: &str = "auth";
 
@@ -261,7 +262,7 @@ pub fn is_local_path(next: &str) -> bool {
 /// and the browser is sent to `next` (a local path) or the user's home.
 #[server(endpoint = "login")]
 pub async fn login(email: String, password: String, next: Option<String>) -> Result<SessionUser, ConsoleError> {
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     let email = email.trim().to_lowercase();
     if email.is_empty() || password.is_empty() {
         return Err(ssr::with_status(ConsoleError::Invalid("Enter your email and password.".into())));

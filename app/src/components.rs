@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use sheepdog_types::{KeyCreated, TenantStatus, Tier};
 
-use crate::ConsoleError;
+use crate::error::ConsoleError;
 
 #[component]
 pub fn PageHeader(

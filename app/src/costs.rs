@@ -10,8 +10,8 @@ use sheepdog_types::UsageSeries;
 
 use crate::charts::{LineChart, Series, StackedBarChart};
 use crate::components::{Empty, ErrorBox, Loading, PageHeader};
+use crate::error::ConsoleError;
 use crate::format::{day, hour, thousands, usd, usd_nanos};
-use crate::ConsoleError;
 
 /// Ranges the page offers.
 pub const RANGES: [(&str, &str); 4] =
@@ -41,7 +41,8 @@ pub mod ssr {
     use leptos::reactive::computed::ScopedFuture;
     use sheepdog_types::UsageSeries;
 
-    use crate::{ConsoleError, ConsoleState};
+    use crate::error::ConsoleError;
+    use crate::state::ConsoleState;
 
     fn ts(t: DateTime<Utc>) -> String {
         t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -192,7 +193,7 @@ pub async fn get_cost_report(
     use crate::auth::ssr::{require_staff, with_status};
     require_staff().await?;
     let (range, from, to) = ssr::resolve(&range, from.as_deref(), to.as_deref()).map_err(with_status)?;
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     let api = state.api();
     let (t, c, m) = tokio::join!(
         api.usage_series("tenant", &from, &to, None, None),

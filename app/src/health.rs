@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::ConsoleError;
+use crate::error::ConsoleError;
 
 /// What the gateway's liveness endpoint answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +40,7 @@ impl GatewayHealth {
 #[cfg(feature = "ssr")]
 mod ssr {
     use super::GatewayHealth;
-    use crate::ConsoleState;
+    use crate::state::ConsoleState;
 
     pub async fn probe(state: &ConsoleState) -> GatewayHealth {
         let url = state.gateway_endpoint("/healthz");
@@ -62,7 +62,7 @@ mod ssr {
 #[server(endpoint = "gateway_health")]
 pub async fn check_gateway_health() -> Result<GatewayHealth, ConsoleError> {
     crate::auth::ssr::require_staff().await?;
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     Ok(ssr::probe(&state).await)
 }
 

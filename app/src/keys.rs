@@ -5,15 +5,15 @@ use leptos::prelude::*;
 use sheepdog_types::{KeyCreated, KeyInfo, KeyStatus};
 
 use crate::components::Empty;
+use crate::error::ConsoleError;
 use crate::format::datetime;
-use crate::ConsoleError;
 
 /// Creates a key for a tenant (operators and admins).
 #[server(endpoint = "create_tenant_key")]
 pub async fn create_tenant_key(tenant_id: String, name: Option<String>) -> Result<KeyCreated, ConsoleError> {
     use crate::auth::ssr::{require_operator, with_status};
     let user = require_operator().await?;
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     state.api().create_key(&crate::api::actor_for(&user.email), &tenant_id, name.as_deref()).await.map_err(with_status)
 }
@@ -24,7 +24,7 @@ pub async fn create_tenant_key(tenant_id: String, name: Option<String>) -> Resul
 pub async fn revoke_tenant_key(tenant_id: String, key_id: String) -> Result<KeyInfo, ConsoleError> {
     use crate::auth::ssr::{require_operator, with_status};
     let user = require_operator().await?;
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     let keys = state.api().tenant_keys(&tenant_id).await.map_err(with_status)?;
     // Only a tenant key of this tenant (never a platform key).
     if !keys.iter().any(|k| k.id == key_id && k.scope == sheepdog_types::KeyScope::Tenant && k.tenant_id.is_some()) {

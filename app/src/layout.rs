@@ -11,13 +11,13 @@ use sheepdog_types::Role;
 
 use crate::auth::{whoami, Login, Logout, SessionUser};
 use crate::components::{ErrorBox, Loading};
-use crate::ConsoleError;
+use crate::error::ConsoleError;
 
 fn login_path(path: &str) -> String {
     if path.is_empty() || path == "/" {
         "/login".into()
     } else {
-        format!("/login?next={}", crate::format_url_component(path))
+        format!("/login?next={}", crate::format::format_url_component(path))
     }
 }
 

@@ -7,15 +7,15 @@ use sheepdog_types::Overview;
 
 use crate::charts::{LineChart, Series};
 use crate::components::{Empty, ErrorBox, Loading, PageHeader, Stat};
+use crate::error::ConsoleError;
 use crate::format::{compact, datetime, hour, millis, percent, thousands, usd, usd_nanos};
 use crate::health::GatewayHealthCard;
-use crate::ConsoleError;
 
 /// Totals of the last 24 h across every tenant.
 #[server(endpoint = "overview")]
 pub async fn get_overview() -> Result<Overview, ConsoleError> {
     crate::auth::ssr::require_staff().await?;
-    crate::ConsoleState::current()?.api().overview().await.map_err(crate::auth::ssr::with_status)
+    crate::state::ConsoleState::current()?.api().overview().await.map_err(crate::auth::ssr::with_status)
 }
 
 fn money_axis(v: f64) -> String {

@@ -12,10 +12,10 @@ use sheepdog_types::{KeyCreated, KeyInfo, PoolInfo, Tenant, TenantMetrics, Usage
 
 use crate::components::{ErrorBox, KeyReveal, Loading, PageHeader, Stat, StatusBadge, TierBadge};
 use crate::costs::Breakdown;
+use crate::error::ConsoleError;
 use crate::format::{thousands, usd, usd_nanos};
 use crate::keys::KeysTable;
 use crate::tenants::MetricsCharts;
-use crate::ConsoleError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortalSummary {
@@ -35,7 +35,7 @@ pub struct PortalSummary {
 pub async fn get_portal_summary() -> Result<PortalSummary, ConsoleError> {
     use crate::auth::ssr::{require_tenant, with_status};
     let (_, tenant_id) = require_tenant().await?;
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     let api = state.api();
     let (from, to, _) = {
         let (_, f, t) = crate::costs::ssr::resolve("month", None, None).map_err(with_status)?;
@@ -75,7 +75,7 @@ pub async fn get_portal_summary() -> Result<PortalSummary, ConsoleError> {
 pub async fn portal_keys() -> Result<Vec<KeyInfo>, ConsoleError> {
     use crate::auth::ssr::{require_tenant, with_status};
     let (_, tenant_id) = require_tenant().await?;
-    crate::ConsoleState::current()?.api().tenant_keys(&tenant_id).await.map_err(with_status)
+    crate::state::ConsoleState::current()?.api().tenant_keys(&tenant_id).await.map_err(with_status)
 }
 
 /// Creates a key for the signed-in tenant; the secret is returned once.
@@ -84,7 +84,7 @@ pub async fn portal_create_key(name: Option<String>) -> Result<KeyCreated, Conso
     use crate::auth::ssr::{require_tenant, with_status};
     let (user, tenant_id) = require_tenant().await?;
     let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
-    crate::ConsoleState::current()?
+    crate::state::ConsoleState::current()?
         .api()
         .create_key(&crate::api::actor_for(&user.email), &tenant_id, name.as_deref())
         .await
@@ -96,7 +96,7 @@ pub async fn portal_create_key(name: Option<String>) -> Result<KeyCreated, Conso
 pub async fn portal_revoke_key(key_id: String) -> Result<KeyInfo, ConsoleError> {
     use crate::auth::ssr::{require_tenant, with_status};
     let (user, tenant_id) = require_tenant().await?;
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     let own = state.api().tenant_keys(&tenant_id).await.map_err(with_status)?;
     if !own.iter().any(|k| k.id == key_id && k.tenant_id.as_deref() == Some(tenant_id.as_str())) {
         tracing::warn!(email = %user.email, key_id, "tenant user tried to revoke a key of another tenant");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use leptos::prelude::use_context;
 
 use crate::api::AdminApi;
-use crate::ConsoleError;
+use crate::error::ConsoleError;
 
 /// Session rules (console.session_* settings).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,14 +5,14 @@ use leptos_meta::Title;
 use sheepdog_types::ConsoleUser;
 
 use crate::components::{action_result, ErrorBox, Loading, PageHeader};
+use crate::error::ConsoleError;
 use crate::format::{datetime, short_id};
-use crate::ConsoleError;
 
 #[server(endpoint = "users")]
 pub async fn list_users() -> Result<Vec<ConsoleUser>, ConsoleError> {
     use crate::auth::ssr::{require_admin, with_status};
     require_admin().await?;
-    crate::ConsoleState::current()?.api().users().await.map_err(with_status)
+    crate::state::ConsoleState::current()?.api().users().await.map_err(with_status)
 }
 
 /// Creates a console user; a `tenant` user needs the tenant's id or alias.
@@ -31,7 +31,7 @@ pub async fn create_user(
     })?;
     let tenant = tenant_id.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
     let tenant = if role == Role::Tenant { tenant } else { None };
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     state
         .api()
         .create_user(&crate::api::actor_for(&admin.email), email.trim(), role.as_str(), tenant.as_deref(), &password)
@@ -47,7 +47,7 @@ pub async fn set_user_disabled(id: String, disabled: String) -> Result<ConsoleUs
     if admin.id == id {
         return Err(with_status(ConsoleError::Invalid("You cannot disable yourself.".into())));
     }
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     state
         .api()
         .set_user_disabled(&crate::api::actor_for(&admin.email), &id, disabled == "true")

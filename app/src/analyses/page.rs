@@ -10,7 +10,7 @@ use super::{analysis_settings, bytes, AnalysisResult, UploadSettings};
 use super::{too_large_message, UPLOAD_PATH};
 use crate::components::{ErrorBox, Loading, PageHeader};
 #[cfg(feature = "ssr")]
-use crate::ConsoleError;
+use crate::error::ConsoleError;
 
 #[cfg(feature = "ssr")]
 fn set_status_forbidden() {
@@ -113,7 +113,7 @@ fn Analyser(settings: UploadSettings) -> impl IntoView {
             let query: Vec<String> = pairs
                 .iter()
                 .filter(|(_, v)| !v.trim().is_empty())
-                .map(|(k, v)| format!("{k}={}", crate::format_url_component(v.trim())))
+                .map(|(k, v)| format!("{k}={}", crate::format::format_url_component(v.trim())))
                 .collect();
             let url =
                 if query.is_empty() { UPLOAD_PATH.to_string() } else { format!("{UPLOAD_PATH}?{}", query.join("&")) };

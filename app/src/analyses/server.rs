@@ -5,14 +5,14 @@ use leptos::prelude::*;
 use sheepdog_types::Tenant;
 
 use super::UploadSettings;
-use crate::ConsoleError;
+use crate::error::ConsoleError;
 
 /// The page's settings (admins and operators only).
 #[server(endpoint = "analysis_settings")]
 pub async fn analysis_settings() -> Result<UploadSettings, ConsoleError> {
     use crate::auth::ssr::require_operator;
     require_operator().await?;
-    Ok(UploadSettings { max_upload_bytes: crate::ConsoleState::current()?.max_upload_bytes() })
+    Ok(UploadSettings { max_upload_bytes: crate::state::ConsoleState::current()?.max_upload_bytes() })
 }
 
 /// Sets a tenant's tier and limits from an analysis' recommendation (two
@@ -35,7 +35,7 @@ pub async fn apply_analysis(
     if requests_per_minute == 0 || tokens_per_minute == 0 || max_concurrency == 0 {
         return Err(with_status(ConsoleError::Invalid("Every limit must be at least 1.".into())));
     }
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     let actor = crate::api::actor_for(&user.email);
     let current = state.api().tenant(tenant_id.trim()).await.map_err(with_status)?;
     if tier == Tier::Pooled && current.tier != Tier::Pooled {

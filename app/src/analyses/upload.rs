@@ -18,7 +18,8 @@ use leptos::reactive::computed::ScopedFuture;
 
 use super::{plans, too_large_message, AnalysisResult, PARAMS};
 use crate::api::{actor_for, enc, AnalyzeFailure};
-use crate::{ConsoleError, ConsoleState};
+use crate::error::ConsoleError;
+use crate::state::ConsoleState;
 
 /// The longest an upload and its analysis may take.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);

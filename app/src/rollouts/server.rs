@@ -3,14 +3,14 @@
 use leptos::prelude::*;
 use sheepdog_types::{RolloutReport, RolloutView};
 
-use crate::ConsoleError;
+use crate::error::ConsoleError;
 
 /// Every rollout.
 #[server(endpoint = "rollouts")]
 pub async fn list_rollouts() -> Result<Vec<RolloutView>, ConsoleError> {
     use crate::auth::ssr::{require_staff, with_status};
     require_staff().await?;
-    crate::ConsoleState::current()?.api().rollouts().await.map_err(with_status)
+    crate::state::ConsoleState::current()?.api().rollouts().await.map_err(with_status)
 }
 
 /// One rollout with its history.
@@ -18,7 +18,7 @@ pub async fn list_rollouts() -> Result<Vec<RolloutView>, ConsoleError> {
 pub async fn get_rollout(id: String) -> Result<RolloutReport, ConsoleError> {
     use crate::auth::ssr::{require_staff, with_status};
     require_staff().await?;
-    crate::ConsoleState::current()?.api().rollout(&id).await.map_err(with_status)
+    crate::state::ConsoleState::current()?.api().rollout(&id).await.map_err(with_status)
 }
 
 /// Starts a rollout of `model` to another provider and upstream model.
@@ -52,7 +52,7 @@ pub async fn create_rollout(
         phase,
         ..Default::default()
     };
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     state.api().create_rollout(&crate::api::actor_for(&user.email), &body).await.map_err(with_status)
 }
 
@@ -65,7 +65,7 @@ pub async fn rollout_action(id: String, action: String, reason: Option<String>) 
         return Err(with_status(ConsoleError::Invalid("Unknown rollout action.".into())));
     }
     let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     state
         .api()
         .rollout_action(&crate::api::actor_for(&user.email), &id, &action, reason.as_deref())

@@ -8,14 +8,15 @@ use leptos::prelude::*;
 use sheepdog_types::{PoolInfo, Tenant};
 
 use super::{Onboarded, TenantDetail};
-use crate::ConsoleError;
+use crate::error::ConsoleError;
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use sheepdog_types::{BudgetInput, LimitsInput, PoolInfo, TenantMetrics};
 
+    use crate::error::ConsoleError;
+    use crate::state::ConsoleState;
     use crate::tenants::TenantDetail;
-    use crate::{ConsoleError, ConsoleState};
 
     /// An optional whole number from a form field.
     pub fn number(field: &str, text: &str) -> Result<Option<u64>, ConsoleError> {
@@ -80,7 +81,7 @@ pub async fn list_tenants(
 ) -> Result<Vec<Tenant>, ConsoleError> {
     use crate::auth::ssr::{require_staff, with_status};
     require_staff().await?;
-    let all = crate::ConsoleState::current()?.api().tenants().await.map_err(with_status)?;
+    let all = crate::state::ConsoleState::current()?.api().tenants().await.map_err(with_status)?;
     let q = q.unwrap_or_default().trim().to_lowercase();
     let tier = tier.filter(|t| !t.is_empty());
     let status = status.filter(|s| !s.is_empty());
@@ -104,7 +105,7 @@ pub async fn list_tenants(
 pub async fn get_tenant_detail(id: String) -> Result<TenantDetail, ConsoleError> {
     use crate::auth::ssr::{require_staff, with_status};
     require_staff().await?;
-    ssr::detail(&crate::ConsoleState::current()?, &id).await.map_err(with_status)
+    ssr::detail(&crate::state::ConsoleState::current()?, &id).await.map_err(with_status)
 }
 
 /// Credit pools (for the onboarding form).
@@ -112,7 +113,7 @@ pub async fn get_tenant_detail(id: String) -> Result<TenantDetail, ConsoleError>
 pub async fn list_pools() -> Result<Vec<PoolInfo>, ConsoleError> {
     use crate::auth::ssr::{require_staff, with_status};
     require_staff().await?;
-    crate::ConsoleState::current()?.api().pools().await.map_err(with_status)
+    crate::state::ConsoleState::current()?.api().pools().await.map_err(with_status)
 }
 
 /// Creates a tenant with its limits and budget, then its first key.
@@ -140,7 +141,7 @@ pub async fn onboard_tenant(
     use crate::api::actor_for;
     use crate::auth::ssr::{require_operator, with_status};
     let user = require_operator().await?;
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     let build = || -> Result<sheepdog_types::CreateTenant, ConsoleError> {
         let tier = sheepdog_types::Tier::parse(tier.trim())
             .ok_or_else(|| ConsoleError::Invalid("Choose a tier: shared, pooled or dedicated.".into()))?;
@@ -186,7 +187,7 @@ pub async fn update_limits(
     let user = require_operator().await?;
     let body = ssr::limits_body(&requests_per_minute, &tokens_per_minute, &max_concurrency.unwrap_or_default())
         .map_err(with_status)?;
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     state.api().put_limits(&crate::api::actor_for(&user.email), &id, &body).await.map_err(with_status)
 }
 
@@ -200,7 +201,7 @@ pub async fn update_budget(
     let user = require_operator().await?;
     let hard = hard.is_some_and(|h| !h.is_empty() && h != "false");
     let body = ssr::budget_body(&monthly_limit_usd.unwrap_or_default(), hard).map_err(with_status)?;
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     state.api().put_budget(&crate::api::actor_for(&user.email), &id, &body).await.map_err(with_status)
 }
 
@@ -211,7 +212,7 @@ pub async fn set_tenant_status(id: String, status: String) -> Result<Tenant, Con
     let user = require_operator().await?;
     let status = sheepdog_types::TenantStatus::parse(&status)
         .ok_or_else(|| with_status(ConsoleError::Invalid("status must be active or suspended.".into())))?;
-    let state = crate::ConsoleState::current()?;
+    let state = crate::state::ConsoleState::current()?;
     let body = sheepdog_types::PatchTenant { status: Some(status), ..Default::default() };
     state.api().patch_tenant(&crate::api::actor_for(&user.email), &id, &body).await.map_err(with_status)
 }
