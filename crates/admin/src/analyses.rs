@@ -6,7 +6,6 @@
 //! blocking thread with this gateway's price table and upstream capacity,
 //! and answers `{"report": <report.json>, "html": "<report.html>"}`.
 
-use std::collections::HashMap;
 use std::io::{Seek, SeekFrom};
 use std::sync::OnceLock;
 
@@ -31,11 +30,7 @@ use crate::error::AdminError;
 use sheepdog_core::config::{ModelSettings, ProviderSettings, Settings};
 use sheepdog_core::state::AppState;
 
-type QueryMap = crate::query::AdminQuery;
-
-/// Query parameters this endpoint accepts.
-const PARAMS: [&str; 7] =
-    ["format", "tenant_field", "map", "csv_map", "timestamp_at", "upstream_concurrency", "margin"];
+use crate::query::AdminQuery;
 
 /// Analyses running at once at most (each holds its upload on disk and one core).
 const CONCURRENT_ANALYSES: usize = 2;
@@ -45,8 +40,10 @@ fn slots() -> &'static Semaphore {
     SLOTS.get_or_init(|| Semaphore::new(CONCURRENT_ANALYSES))
 }
 
-#[derive(utoipa::IntoParams)]
+/// Query of `POST /admin/v1/analyses`; an unknown name is a 400.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AnalysisParams {
     /// `jsonl`, `litellm-json`, `litellm-csv`, `sheepdog-csv`, `sheepdog-jsonl` or `csv`; default: detected from the content.
     pub format: Option<String>,
@@ -104,50 +101,44 @@ pub fn base_options(settings: &Settings) -> Options {
     o
 }
 
-fn options(settings: &Settings, q: &HashMap<String, String>) -> Result<Options, AdminError> {
-    if let Some(k) = q.keys().find(|k| !PARAMS.contains(&k.as_str())) {
-        return Err(AdminError::BadRequest(format!("Unknown query parameter `{k}`; accepted: {}.", PARAMS.join(", "))));
-    }
+fn options(settings: &Settings, q: &AnalysisParams) -> Result<Options, AdminError> {
     let bad = |name: &str, e: String| AdminError::BadRequest(format!("`{name}`: {e}."));
     let mut o = base_options(settings);
     // The gateway serves requests too: one parser thread per analysis.
     o.threads = 1;
-    if let Some(f) = q.get("format").filter(|v| !v.is_empty()) {
+    if let Some(f) = q.format.as_deref().filter(|v| !v.is_empty()) {
         o.format = Some(f.parse::<Format>().map_err(|e| bad("format", e))?);
     }
-    if let Some(t) = q.get("tenant_field") {
+    if let Some(t) = &q.tenant_field {
         o.tenant_fields = parse_tenant_fields(t);
     }
-    if let Some(m) = q.get("map") {
+    if let Some(m) = &q.map {
         let mut map = ModelMap::default();
         map.parse_into(m).map_err(|e| bad("map", e))?;
         o.model_map = map;
     }
-    if let Some(m) = q.get("csv_map") {
+    if let Some(m) = &q.csv_map {
         o.field_map = parse_field_map(m).map_err(|e| bad("csv_map", e))?;
     }
-    if let Some(t) = q.get("timestamp_at") {
+    if let Some(t) = &q.timestamp_at {
         o.timestamp_at = match t.as_str() {
             "start" => TimestampAt::Start,
             "end" => TimestampAt::End,
             other => return Err(bad("timestamp_at", format!("{other:?} is not start or end"))),
         };
     }
-    if let Some(c) = q.get("upstream_concurrency") {
-        let n: u64 = c
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| bad("upstream_concurrency", format!("{c:?} is not a positive integer")))?;
+    if let Some(n) = q.upstream_concurrency {
+        if n == 0 {
+            return Err(bad("upstream_concurrency", "0 is not a positive integer".into()));
+        }
         o.upstream_concurrency = Some(n);
         o.upstream_concurrency_source = Some("upstream_concurrency".into());
     }
-    if let Some(m) = q.get("margin") {
-        o.margin_percent = m
-            .parse()
-            .ok()
-            .filter(|n| *n <= 1000)
-            .ok_or_else(|| bad("margin", format!("{m:?} is not a percentage from 0 to 1000")))?;
+    if let Some(m) = q.margin {
+        if m > 1000 {
+            return Err(bad("margin", format!("{m} is not a percentage from 0 to 1000")));
+        }
+        o.margin_percent = m;
     }
     sheepdog_analyze::validate(&o).map_err(|e| AdminError::BadRequest(format!("{e}.")))?;
     Ok(o)
@@ -245,10 +236,9 @@ struct AuditSummary<'a> {
 pub async fn create_analysis(
     State(state): State<AppState>,
     headers: HeaderMap,
-    q: QueryMap,
+    AdminQuery(q): AdminQuery<AnalysisParams>,
     body: Body,
 ) -> Result<Response, AdminError> {
-    let q = q.0;
     let opts = options(state.settings(), &q)?;
     let limit = state.settings().gateway.max_analysis_upload_bytes;
     let mut stream = body.into_data_stream();
@@ -321,23 +311,30 @@ mod tests {
             .unwrap_or_else(|e| {
                 unreachable!("default config: {e}");
             });
-        let q = |pairs: &[(&str, &str)]| {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>()
+        let q = |query: &str| {
+            let uri: axum::http::Uri =
+                format!("/admin/v1/analyses?{query}").parse().unwrap_or_else(|e| unreachable!("{e}"));
+            axum::extract::Query::<AnalysisParams>::try_from_uri(&uri).map(|axum::extract::Query(p)| p)
         };
-        let o =
-            options(&settings, &q(&[("format", "litellm-csv"), ("map", "gpt-4.1=deepseek-v3.2"), ("margin", "10")]));
-        let o = o.unwrap_or_else(|e| unreachable!("{e}"));
+        let parsed =
+            q("format=litellm-csv&map=gpt-4.1%3Ddeepseek-v3.2&margin=10").unwrap_or_else(|e| unreachable!("{e}"));
+        let o = options(&settings, &parsed).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(o.format, Some(Format::LitellmCsv));
         assert_eq!(o.margin_percent, 10);
+        // Wrong types and unknown names are refused by the typed decoding.
+        for bad in ["colour=blue", "margin=ten", "upstream_concurrency=-1"] {
+            assert!(q(bad).is_err(), "{bad}");
+        }
         for bad in [
-            q(&[("format", "xml")]),
-            q(&[("map", "gpt-4.1")]),
-            q(&[("map", "gpt-4.1=unknown-model")]),
-            q(&[("timestamp_at", "middle")]),
-            q(&[("upstream_concurrency", "0")]),
-            q(&[("colour", "blue")]),
-            q(&[("csv_map", "a=b")]),
+            "format=xml",
+            "map=gpt-4.1",
+            "map=gpt-4.1%3Dunknown-model",
+            "timestamp_at=middle",
+            "upstream_concurrency=0",
+            "margin=1001",
+            "csv_map=a%3Db",
         ] {
+            let bad = q(bad).unwrap_or_else(|e| unreachable!("{bad}: {e}"));
             assert!(matches!(options(&settings, &bad), Err(AdminError::BadRequest(_))), "{bad:?}");
         }
     }

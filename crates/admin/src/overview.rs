@@ -13,7 +13,8 @@ use sheepdog_types::{
 use crate::error::AdminError;
 use crate::flush::flush_usage;
 use crate::lookup::find_tenant;
-use crate::reports::{query, time_range, QueryMap};
+use crate::query::AdminQuery;
+use crate::reports::time_range;
 use sheepdog_core::accounting::histogram;
 use sheepdog_core::state::AppState;
 use sheepdog_store::UsageGroup;
@@ -42,9 +43,8 @@ fn upstream_status(requests: i64, errors: i64) -> &'static str {
     }
 }
 
-#[derive(utoipa::IntoParams)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // describes the query in the OpenAPI document; the handler reads `AdminQuery`
 pub struct OverviewParams {
     /// Hours ending now (1 to 168, default 24).
     pub hours: Option<i64>,
@@ -54,15 +54,14 @@ pub struct OverviewParams {
     description = "Totals across tenants over the last hours (requests, errors, p99 latency, spend), hourly buckets, \
                    top tenants by spend, and every upstream provider's status over the last hour.",
     responses((status = 200, body = Overview), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
-pub async fn overview(State(state): State<AppState>, q: QueryMap) -> Result<Json<Overview>, AdminError> {
-    let q = query(q)?;
-    let hours = match q.get("hours") {
+pub async fn overview(
+    State(state): State<AppState>,
+    AdminQuery(q): AdminQuery<OverviewParams>,
+) -> Result<Json<Overview>, AdminError> {
+    let hours = match q.hours {
         None => 24,
-        Some(h) => h
-            .parse::<i64>()
-            .ok()
-            .filter(|h| (1..=168).contains(h))
-            .ok_or_else(|| AdminError::BadRequest("`hours` must be an integer from 1 to 168.".into()))?,
+        Some(h) if (1..=168).contains(&h) => h,
+        Some(_) => return Err(AdminError::BadRequest("`hours` must be an integer from 1 to 168.".into())),
     };
     flush_usage(&state).await?;
     let now = now_ms();
@@ -157,9 +156,8 @@ pub async fn overview(State(state): State<AppState>, q: QueryMap) -> Result<Json
     }))
 }
 
-#[derive(utoipa::IntoParams)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // describes the query in the OpenAPI document; the handler reads `AdminQuery`
 pub struct SeriesParams {
     /// RFC 3339 start (inclusive); default: start of this calendar month (UTC).
     pub from: Option<String>,
@@ -176,10 +174,12 @@ pub struct SeriesParams {
 #[utoipa::path(get, path = "/admin/v1/usage/series", tag = "reports", params(SeriesParams),
     description = "Cost and requests per time bucket, one series per tenant, cost center or model (largest first).",
     responses((status = 200, body = UsageSeries), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody, description = "Unknown `tenant_id`")), security(("admin_token" = [])))]
-pub async fn usage_series(State(state): State<AppState>, q: QueryMap) -> Result<Json<UsageSeries>, AdminError> {
-    let q = query(q)?;
-    let (from, to) = time_range(&q)?;
-    let group_name = q.get("group_by").map(String::as_str).unwrap_or("tenant");
+pub async fn usage_series(
+    State(state): State<AppState>,
+    AdminQuery(q): AdminQuery<SeriesParams>,
+) -> Result<Json<UsageSeries>, AdminError> {
+    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
+    let group_name = q.group_by.as_deref().unwrap_or("tenant");
     let group = match group_name {
         "tenant" => UsageGroup::Tenant,
         "cost_center" => UsageGroup::CostCenter,
@@ -188,7 +188,7 @@ pub async fn usage_series(State(state): State<AppState>, q: QueryMap) -> Result<
             return Err(AdminError::BadRequest(format!("`group_by` {other:?} must be tenant, cost_center or model.")))
         }
     };
-    let bucket_name = match q.get("bucket").map(String::as_str) {
+    let bucket_name = match q.bucket.as_deref() {
         None if to - from <= 2 * DAY_MS => "hour",
         None => "day",
         Some(b @ ("hour" | "day")) => b,
@@ -202,7 +202,7 @@ pub async fn usage_series(State(state): State<AppState>, q: QueryMap) -> Result<
             "the range holds {count} {bucket_name} buckets; at most {MAX_BUCKETS} are allowed."
         )));
     }
-    let tenant = match q.get("tenant_id") {
+    let tenant = match q.tenant_id.as_deref() {
         Some(t) => Some(find_tenant(&state, t).await?.id),
         None => None,
     };

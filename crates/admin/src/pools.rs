@@ -26,6 +26,7 @@ use crate::body::parse_json;
 use crate::error::AdminError;
 use crate::flush::flush_usage;
 use crate::lookup::find_tenant;
+use crate::query::AdminQuery;
 use sheepdog_core::state::AppState;
 use sheepdog_store::pools::{kind, LedgerEntry, PoolBalance, PoolRow};
 use sheepdog_store::TenantRow;
@@ -146,7 +147,13 @@ fn credit_entry(
     }
 }
 
-type QueryMap = crate::query::AdminQuery;
+/// Query of `GET /admin/v1/pools/{id}/ledger`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LedgerParams {
+    /// Most recent entries to return: 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+}
 
 #[utoipa::path(post, path = "/admin/v1/pools", tag = "pools", request_body = CreatePool,
     responses((status = 201, body = Pool), (status = 400, body = sheepdog_types::ErrorBody)),
@@ -213,26 +220,22 @@ pub async fn credit_pool(
 }
 
 #[utoipa::path(get, path = "/admin/v1/pools/{id}/ledger", tag = "pools",
-    params(("id" = String, Path, description = "Pool id"),
-        ("limit" = Option<i64>, Query, description = "Most recent entries to return: 1 to 1000 (default 100)")),
+    params(("id" = String, Path, description = "Pool id"), LedgerParams),
     responses((status = 200, body = LedgerList), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn pool_ledger(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    q: QueryMap,
+    AdminQuery(q): AdminQuery<LedgerParams>,
 ) -> Result<Json<LedgerList>, AdminError> {
-    let q = q.0;
-    let limit = match q.get("limit") {
+    let limit = match q.limit {
         None => DEFAULT_LEDGER_LIMIT,
-        Some(l) => match l.parse::<i64>() {
-            Ok(n) if (1..=MAX_LEDGER_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(AdminError::BadRequest(format!(
-                    "`limit` {l:?} must be a whole number from 1 to {MAX_LEDGER_LIMIT}."
-                )))
-            }
-        },
+        Some(n) if (1..=MAX_LEDGER_LIMIT).contains(&n) => n,
+        Some(n) => {
+            return Err(AdminError::BadRequest(format!(
+                "`limit` {n} must be a whole number from 1 to {MAX_LEDGER_LIMIT}."
+            )))
+        }
     };
     flush_usage(&state).await?;
     let pool = find_pool(&state, &id).await?;

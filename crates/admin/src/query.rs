@@ -1,23 +1,46 @@
-//! Admin query strings, decoded strictly ([`AdminQuery`]).
+//! Admin query strings: checked strictly, then decoded into the endpoint's
+//! typed `…Params` struct ([`AdminQuery`]).
+
+use serde::de::DeserializeOwned;
 
 use crate::error::AdminError;
 
 /// Longest admin query string accepted (bytes, as sent).
 pub const MAX_QUERY_BYTES: usize = 8192;
 
-/// An admin request's query parameters, decoded strictly: a malformed
-/// percent-escape, bytes that are not UTF-8 once decoded (`%FF`), a control
-/// character (`%00`), a parameter given twice or a query string longer than
-/// [`MAX_QUERY_BYTES`] is a 400 in the admin error shape, before the handler
-/// runs. (axum's `Query` would replace bad bytes with U+FFFD silently.)
+/// An admin request's query parameters as the endpoint's `…Params` struct
+/// (the same struct documents them in the OpenAPI document).
+///
+/// The raw query is checked strictly first: a malformed percent-escape, bytes
+/// that are not UTF-8 once decoded (`%FF`), a control character (`%00`), a
+/// parameter given twice or a query string longer than [`MAX_QUERY_BYTES`] is
+/// a 400 in the admin error shape, before the handler runs (axum's `Query`
+/// alone would replace bad bytes with U+FFFD and keep the last duplicate
+/// silently). Then axum's `Query<T>` decodes it; a value of the wrong type (or
+/// an unknown name, where `T` denies them) is a 400 naming the parameter.
 #[derive(Debug, Default)]
-pub struct AdminQuery(pub std::collections::HashMap<String, String>);
+pub struct AdminQuery<T>(pub T);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AdminQuery {
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for AdminQuery<T> {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, AdminError> {
-        parse_query(parts.uri.query().unwrap_or_default()).map(AdminQuery)
+        parse_query(parts.uri.query().unwrap_or_default())?;
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(params)| AdminQuery(params))
+            .map_err(|rejection| AdminError::BadRequest(typed_error(&rejection.body_text())))
+    }
+}
+
+/// axum's rejection text as an admin error message: `limit: invalid digit
+/// found in string` → "Query parameter `limit`: invalid digit found in string."
+fn typed_error(text: &str) -> String {
+    let detail = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(text);
+    match detail.split_once(": ") {
+        Some((name, why)) if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+            format!("Query parameter `{name}`: {why}.")
+        }
+        _ => format!("Invalid query string: {detail}."),
     }
 }
 
@@ -95,5 +118,40 @@ mod tests {
             assert!(matches!(parse_query(bad), Err(AdminError::BadRequest(_))), "{bad}");
         }
         assert!(parse_query(&"a".repeat(MAX_QUERY_BYTES + 1)).is_err());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        limit: Option<i64>,
+        flag: Option<bool>,
+        name: Option<String>,
+    }
+
+    async fn extract(uri: &str) -> Result<Params, AdminError> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, ()) = axum::http::Request::builder().uri(uri).body(()).unwrap().into_parts();
+        AdminQuery::<Params>::from_request_parts(&mut parts, &()).await.map(|AdminQuery(p)| p)
+    }
+
+    fn message(r: Result<Params, AdminError>) -> String {
+        match r {
+            Err(AdminError::BadRequest(m)) => m,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn typed_params_are_decoded_after_the_strict_check() {
+        let p = extract("/x?limit=7&flag=true&name=caf%C3%A9+x").await.unwrap();
+        assert_eq!((p.limit, p.flag, p.name.as_deref()), (Some(7), Some(true), Some("café x")));
+        let p = extract("/x").await.unwrap();
+        assert_eq!((p.limit, p.flag, p.name), (None, None, None));
+        assert_eq!(message(extract("/x?limit=many").await), "Query parameter `limit`: invalid digit found in string.");
+        assert!(message(extract("/x?flag=yes").await).starts_with("Query parameter `flag`:"));
+        assert!(message(extract("/x?other=1").await).contains("unknown field `other`"));
+        // The strict check runs first: its messages, not serde's.
+        assert_eq!(message(extract("/x?limit=1&limit=2").await), "Query parameter `limit` is given more than once.");
+        assert!(message(extract("/x?name=%FF").await).contains("not valid UTF-8"));
     }
 }

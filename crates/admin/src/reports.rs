@@ -11,16 +11,11 @@ use sheepdog_types::{format_usd, AuditItem, AuditList, MetricsBucket, TenantMetr
 use crate::error::AdminError;
 use crate::flush::flush_usage;
 use crate::lookup::find_tenant;
+use crate::query::AdminQuery;
 use sheepdog_core::accounting::histogram;
 use sheepdog_core::state::AppState;
 use sheepdog_store::UsageGroup;
 use sheepdog_types::time::{hour_floor, month_bounds, ms_to_rfc3339_secs, now_ms, parse_rfc3339_ms, HOUR_MS};
-
-pub(super) type QueryMap = crate::query::AdminQuery;
-
-pub(super) fn query(q: QueryMap) -> Result<HashMap<String, String>, AdminError> {
-    Ok(q.0)
-}
 
 /// `24h`, `7d`, … → milliseconds (1 hour to 90 days).
 fn parse_period(text: &str) -> Result<i64, AdminError> {
@@ -48,9 +43,8 @@ fn parse_period(text: &str) -> Result<i64, AdminError> {
     Ok(ms)
 }
 
-#[derive(utoipa::IntoParams)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // describes the query in the OpenAPI document; the handler reads `AdminQuery`
 pub struct MetricsParams {
     /// Window ending now: `24h` (default), `7d`, … up to `90d`.
     pub period: Option<String>,
@@ -65,12 +59,11 @@ pub struct MetricsParams {
 pub async fn tenant_metrics(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    q: QueryMap,
+    AdminQuery(q): AdminQuery<MetricsParams>,
 ) -> Result<Json<TenantMetrics>, AdminError> {
-    let q = query(q)?;
-    let period = q.get("period").map(String::as_str).unwrap_or("24h");
+    let period = q.period.as_deref().unwrap_or("24h");
     let period_ms = parse_period(period)?;
-    let granularity = q.get("granularity").map(String::as_str).unwrap_or("1h");
+    let granularity = q.granularity.as_deref().unwrap_or("1h");
     if granularity != "1h" {
         return Err(AdminError::BadRequest(format!("`granularity` {granularity:?} is not supported; use 1h.")));
     }
@@ -102,26 +95,25 @@ pub async fn tenant_metrics(
 }
 
 /// `from` and `to` (RFC 3339) of a query, defaulting to this calendar month (UTC).
-pub(super) fn time_range(q: &HashMap<String, String>) -> Result<(i64, i64), AdminError> {
+pub(super) fn time_range(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64), AdminError> {
     let (month_start, month_end) = month_bounds(now_ms());
-    let time = |name: &str, default: i64| -> Result<i64, AdminError> {
-        match q.get(name) {
+    let time = |name: &str, value: Option<&str>, default: i64| -> Result<i64, AdminError> {
+        match value {
             None => Ok(default),
             Some(t) => parse_rfc3339_ms(t)
                 .ok_or_else(|| AdminError::BadRequest(format!("`{name}` {t:?} is not an RFC 3339 timestamp."))),
         }
     };
-    let from = time("from", month_start)?;
-    let to = time("to", month_end)?;
+    let from = time("from", from, month_start)?;
+    let to = time("to", to, month_end)?;
     if from >= to {
         return Err(AdminError::BadRequest("`from` must be before `to`.".into()));
     }
     Ok((from, to))
 }
 
-#[derive(utoipa::IntoParams)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // describes the query in the OpenAPI document; the handler reads `AdminQuery`
 pub struct UsageParams {
     /// RFC 3339 start (inclusive); default: start of this calendar month (UTC).
     pub from: Option<String>,
@@ -135,10 +127,12 @@ pub struct UsageParams {
 
 #[utoipa::path(get, path = "/admin/v1/usage", tag = "reports", params(UsageParams),
     responses((status = 200, body = UsageReport), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody, description = "Unknown `tenant_id`")), security(("admin_token" = [])))]
-pub async fn usage(State(state): State<AppState>, q: QueryMap) -> Result<Json<UsageReport>, AdminError> {
-    let q = query(q)?;
-    let (from, to) = time_range(&q)?;
-    let group_name = q.get("group_by").map(String::as_str).unwrap_or("tenant");
+pub async fn usage(
+    State(state): State<AppState>,
+    AdminQuery(q): AdminQuery<UsageParams>,
+) -> Result<Json<UsageReport>, AdminError> {
+    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
+    let group_name = q.group_by.as_deref().unwrap_or("tenant");
     let group = match group_name {
         "tenant" => UsageGroup::Tenant,
         "cost_center" => UsageGroup::CostCenter,
@@ -150,7 +144,7 @@ pub async fn usage(State(state): State<AppState>, q: QueryMap) -> Result<Json<Us
             )))
         }
     };
-    let tenant = match q.get("tenant_id") {
+    let tenant = match q.tenant_id.as_deref() {
         Some(t) => Some(find_tenant(&state, t).await?.id),
         None => None,
     };
@@ -176,9 +170,8 @@ pub async fn usage(State(state): State<AppState>, q: QueryMap) -> Result<Json<Us
     }))
 }
 
-#[derive(utoipa::IntoParams)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // describes the query in the OpenAPI document; the handler reads `AdminQuery`
 pub struct AuditParams {
     /// Newest entries first, at most this many (default 100, max 1000).
     pub limit: Option<i64>,
@@ -196,18 +189,17 @@ pub struct AuditParams {
 
 #[utoipa::path(get, path = "/admin/v1/audit", tag = "reports", params(AuditParams),
     responses((status = 200, body = AuditList), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
-pub async fn audit_log(State(state): State<AppState>, q: QueryMap) -> Result<Json<AuditList>, AdminError> {
-    let q = query(q)?;
-    let limit = match q.get("limit") {
+pub async fn audit_log(
+    State(state): State<AppState>,
+    AdminQuery(q): AdminQuery<AuditParams>,
+) -> Result<Json<AuditList>, AdminError> {
+    let limit = match q.limit {
         None => 100,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| AdminError::BadRequest("`limit` must be an integer from 1 to 1000.".into()))?,
+        Some(n) if (1..=1000).contains(&n) => n,
+        Some(_) => return Err(AdminError::BadRequest("`limit` must be an integer from 1 to 1000.".into())),
     };
-    let time = |name: &str| -> Result<Option<i64>, AdminError> {
-        match q.get(name).map(|t| t.trim()).filter(|t| !t.is_empty()) {
+    let time = |name: &str, value: Option<&str>| -> Result<Option<i64>, AdminError> {
+        match value.map(str::trim).filter(|t| !t.is_empty()) {
             None => Ok(None),
             Some(t) => parse_rfc3339_ms(t)
                 .map(Some)
@@ -215,11 +207,11 @@ pub async fn audit_log(State(state): State<AppState>, q: QueryMap) -> Result<Jso
         }
     };
     let filter = sheepdog_store::console::AuditFilter {
-        actor: q.get("actor").cloned(),
-        action: q.get("action").cloned(),
-        target: q.get("target").cloned(),
-        from_ms: time("from")?,
-        to_ms: time("to")?,
+        from_ms: time("from", q.from.as_deref())?,
+        to_ms: time("to", q.to.as_deref())?,
+        actor: q.actor,
+        action: q.action,
+        target: q.target,
         limit,
     };
     let rows = state.store().list_audit_filtered(&filter).await?;

@@ -417,30 +417,30 @@ pub async fn events(State(state): State<AppState>, Path(id): Path<String>) -> Re
     Ok(Json(EventList { data: events.iter().map(event_view).collect() }))
 }
 
+/// Query of `GET /admin/v1/rollouts/{id}/samples`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SamplesParams {
+    /// Only pairs whose outputs differ.
+    pub differing: Option<bool>,
+    /// At most this many, newest first (default 50, max 500).
+    pub limit: Option<i64>,
+}
+
 #[utoipa::path(get, path = "/admin/v1/rollouts/{id}/samples", tag = "rollouts",
-    params(("id" = String, Path, description = "Rollout id"),
-        ("differing" = Option<bool>, Query, description = "Only pairs whose outputs differ"),
-        ("limit" = Option<i64>, Query, description = "At most this many, newest first (default 50, max 500)")),
+    params(("id" = String, Path, description = "Rollout id"), SamplesParams),
     responses((status = 200, body = SampleList), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
 pub async fn samples(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    q: AdminQuery,
+    AdminQuery(q): AdminQuery<SamplesParams>,
 ) -> Result<Json<SampleList>, AdminError> {
-    let q = q.0;
     live_or_404(&state, &id)?;
-    let differing = match q.get("differing").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => return Err(AdminError::BadRequest(format!("`differing` {other:?} must be true or false."))),
-    };
-    let limit = match q.get("limit") {
+    let differing = q.differing.unwrap_or(false);
+    let limit = match q.limit {
         None => 50,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| AdminError::BadRequest("`limit` must be from 1 to 500.".into()))?,
+        Some(n) if (1..=500).contains(&n) => n,
+        Some(_) => return Err(AdminError::BadRequest("`limit` must be from 1 to 500.".into())),
     };
     let rows = state.store().rollout_samples(&id, differing, limit).await?;
     Ok(Json(SampleList { data: rows.iter().map(sample_view).collect() }))

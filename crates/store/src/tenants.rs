@@ -52,17 +52,12 @@ fn tenant_from_row(r: &AnyRow) -> Result<TenantRow, sqlx::Error> {
     })
 }
 
-impl Store {
-    pub async fn insert_tenant(&self, t: &TenantRow) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let exists = sqlx::query("SELECT id FROM tenants WHERE id = $1").bind(&t.id).fetch_optional(&mut *tx).await?;
-        if exists.is_some() {
-            return Err(StoreError::Conflict(format!("a tenant with id {} already exists", t.id)));
-        }
-        sqlx::query(&format!(
-            "INSERT INTO tenants ({TENANT_COLS}, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$11)"
-        ))
-        .bind(&t.id)
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds `$1`…`$12` in [`TENANT_COLS`] order; `stamp` is `$11` (the creation
+/// time on insert, the update time on update).
+fn bind_tenant<'q>(q: AnyQuery<'q>, t: &'q TenantRow, stamp: String) -> AnyQuery<'q> {
+    q.bind(&t.id)
         .bind(&t.name)
         .bind(t.tier.as_str())
         .bind(t.status.as_str())
@@ -72,10 +67,21 @@ impl Store {
         .bind(t.budget_monthly_nanos)
         .bind(i64::from(t.budget_hard))
         .bind(t.allowed_models.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()))
-        .bind(&t.created_at)
+        .bind(stamp)
         .bind(&t.pool_id)
-        .execute(&mut *tx)
-        .await?;
+}
+
+impl Store {
+    pub async fn insert_tenant(&self, t: &TenantRow) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let exists = sqlx::query("SELECT id FROM tenants WHERE id = $1").bind(&t.id).fetch_optional(&mut *tx).await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict(format!("a tenant with id {} already exists", t.id)));
+        }
+        let sql = format!(
+            "INSERT INTO tenants ({TENANT_COLS}, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$11)"
+        );
+        bind_tenant(sqlx::query(&sql), t, t.created_at.clone()).execute(&mut *tx).await?;
         Self::replace_aliases(&mut tx, &t.id, &t.aliases).await?;
         self.bump_version(&mut tx).await?;
         tx.commit().await?;
@@ -113,25 +119,10 @@ impl Store {
     /// Rewrites a tenant's mutable fields (and aliases).
     pub async fn update_tenant(&self, t: &TenantRow) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE tenants SET name = $2, tier = $3, status = $4, requests_per_minute = $5, tokens_per_minute = $6, \
-             max_concurrency = $7, budget_monthly_nanos = $8, budget_hard = $9, allowed_models = $10, updated_at = $11, \
-             pool_id = $12 WHERE id = $1",
-        )
-        .bind(&t.id)
-        .bind(&t.name)
-        .bind(t.tier.as_str())
-        .bind(t.status.as_str())
-        .bind(t.requests_per_minute)
-        .bind(t.tokens_per_minute)
-        .bind(t.max_concurrency)
-        .bind(t.budget_monthly_nanos)
-        .bind(i64::from(t.budget_hard))
-        .bind(t.allowed_models.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()))
-        .bind(time::now_rfc3339())
-        .bind(&t.pool_id)
-        .execute(&mut *tx)
-        .await?;
+        let sql = "UPDATE tenants SET name = $2, tier = $3, status = $4, requests_per_minute = $5, \
+             tokens_per_minute = $6, max_concurrency = $7, budget_monthly_nanos = $8, budget_hard = $9, \
+             allowed_models = $10, updated_at = $11, pool_id = $12 WHERE id = $1";
+        bind_tenant(sqlx::query(sql), t, time::now_rfc3339()).execute(&mut *tx).await?;
         Self::replace_aliases(&mut tx, &t.id, &t.aliases).await?;
         self.bump_version(&mut tx).await?;
         tx.commit().await?;
