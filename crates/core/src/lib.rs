@@ -32,6 +32,7 @@ pub mod routes;
 pub mod routing;
 pub mod server;
 pub mod service;
+pub mod shared;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;

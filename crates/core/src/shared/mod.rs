@@ -1,0 +1,435 @@
+//! Admission state shared by every replica, in Redis (`[redis] url` set).
+//!
+//! One script call per request admits it against everything global at once
+//! (`admit.lua`): requests/min and tokens/min (exact sliding-window logs on
+//! Redis's clock), the slot in flight (a lease), the hard budget and the
+//! credit pool (the worst case reserved under the same lease). Redis runs a
+//! script atomically, so N replicas together never admit more than a limit
+//! and never reserve more than a budget. Finishing a request (`finish.lua`:
+//! the slot freed, tokens and cost settled to the actual figures) happens off
+//! the request path, on a background task.
+//!
+//! Leases make it crash-safe: every slot and reservation carries an expiry
+//! ([`LEASE`]) that this replica extends while the request runs
+//! (`renew.lua`, every third of the lease). A replica that dies stops
+//! extending, and the next admission after the expiry frees what it held.
+
+pub mod keys;
+pub mod link;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sheepdog_types::Limits;
+use tokio::sync::mpsc;
+
+use crate::fastmap::FastMap;
+use crate::shutdown::Shutdown;
+use keys::Keys;
+use link::{RedisLink, SharedError};
+
+/// How long a slot or reservation outlives its replica's last renewal.
+pub const LEASE: Duration = Duration::from_secs(15);
+
+/// Largest amount handed to the scripts: Lua compares numbers as doubles,
+/// exact below 2^53 (9,007,199 USD in nano-USD, or tokens).
+pub const MAX_AMOUNT: i64 = (1 << 53) - 1;
+
+/// What admission does while Redis is unreachable (`[redis] on_failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Refuse requests that need shared state (503 `shared_state_unavailable`).
+    Closed,
+    /// Admit against per-replica shares (limits divided by live replicas).
+    Open,
+}
+
+/// The hard budget part of an admission.
+#[derive(Debug, Clone, Copy)]
+pub struct BudgetCheck {
+    pub period: i64,
+    /// `None`: no hard limit (the spend is still settled).
+    pub limit: Option<i64>,
+    /// What this replica knows was spent this period (seeds an account Redis
+    /// does not hold yet).
+    pub settled: i64,
+}
+
+/// The credit-pool part of an admission.
+#[derive(Debug, Clone)]
+pub struct PoolCheck {
+    pub pool: String,
+    pub hard: bool,
+    /// This replica's figures, to seed an account Redis does not hold yet.
+    pub credited: i64,
+    pub debited: i64,
+}
+
+/// One admission asked of the shared state.
+#[derive(Debug, Clone)]
+pub struct AdmitRequest<'a> {
+    pub tenant: &'a str,
+    pub limits: &'a Limits,
+    pub tokens: u64,
+    pub worst_cost: i64,
+    pub budget: Option<BudgetCheck>,
+    pub pool: Option<PoolCheck>,
+}
+
+/// Which limit refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedRefusal {
+    Requests,
+    Tokens,
+    Concurrency,
+    TooLarge,
+    Budget,
+    Pool,
+}
+
+/// The shared state's answer.
+#[derive(Debug)]
+pub struct Decision {
+    /// `None`: admitted.
+    pub refusal: Option<SharedRefusal>,
+    pub retry_after: Duration,
+    pub remaining_requests: u64,
+    pub reset_requests: Duration,
+    pub remaining_tokens: u64,
+    pub reset_tokens: Duration,
+    /// Budget or pool refusals: what was available (nano-USD).
+    pub available: i64,
+    /// Admitted: what the request holds until [`SharedState::finish`].
+    pub lease: Option<Lease>,
+}
+
+/// What one admitted request holds in the shared state.
+#[derive(Debug)]
+pub struct Lease {
+    id: u64,
+    keys: Arc<Keys>,
+    /// The tokens entry (Redis time, ms) the estimate was added to.
+    tokens_at: Option<i64>,
+    tokens_estimated: u64,
+    budget_period: Option<i64>,
+    pool: Option<String>,
+    concurrency: bool,
+}
+
+/// A finished request's settlement, queued for the background task.
+#[derive(Debug)]
+struct Finish {
+    lease: Lease,
+    actual_tokens: u64,
+    cost: i64,
+}
+
+/// The shared admission state of this replica.
+#[derive(Debug)]
+pub struct SharedState {
+    link: Arc<RedisLink>,
+    prefix: String,
+    replica: String,
+    pub on_failure: OnFailure,
+    /// [`LEASE`], shorter in tests.
+    lease: Duration,
+    next_lease: AtomicU64,
+    /// Leases of requests in flight here, extended until they finish.
+    live: Mutex<FastMap<u64, Vec<(String, String)>>>,
+    finishes: mpsc::UnboundedSender<Finish>,
+    finish_rx: Mutex<Option<mpsc::UnboundedReceiver<Finish>>>,
+    scripts: Scripts,
+    /// Requests admitted against per-replica shares while Redis was down.
+    pub open_admissions: AtomicU64,
+    /// Requests refused because Redis was down.
+    pub closed_refusals: AtomicU64,
+}
+
+struct Scripts {
+    admit: ::redis::Script,
+    finish: ::redis::Script,
+    renew: ::redis::Script,
+}
+
+impl std::fmt::Debug for Scripts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scripts")
+    }
+}
+
+impl SharedState {
+    /// The shared state behind `url` (connected by [`SharedState::start`]).
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        on_failure: OnFailure,
+        replica: &str,
+    ) -> Result<Arc<SharedState>, SharedError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Ok(Arc::new(SharedState {
+            link: Arc::new(RedisLink::new(url, timeout)?),
+            prefix: prefix.to_string(),
+            replica: replica.to_string(),
+            on_failure,
+            lease: LEASE,
+            next_lease: AtomicU64::new(1),
+            live: Mutex::new(FastMap::default()),
+            finishes: tx,
+            finish_rx: Mutex::new(Some(rx)),
+            scripts: Scripts {
+                admit: ::redis::Script::new(include_str!("admit.lua")),
+                finish: ::redis::Script::new(include_str!("finish.lua")),
+                renew: ::redis::Script::new(include_str!("renew.lua")),
+            },
+            open_admissions: AtomicU64::new(0),
+            closed_refusals: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn link(&self) -> &RedisLink {
+        &self.link
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Connects (a failure is not fatal: the probe task keeps trying) and
+    /// starts the background tasks: reconnecting, extending leases,
+    /// settling finished requests.
+    pub async fn start(self: &Arc<Self>, stop: Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
+        if let Err(e) = self.link.connect().await {
+            tracing::warn!(error = %e, "redis unreachable at start; retrying in the background");
+        }
+        let mut tasks = vec![tokio::spawn(self.link.clone().probe(stop.clone()))];
+        tasks.push(tokio::spawn(self.clone().renew_leases(stop.clone())));
+        let rx = lock(&self.finish_rx).take();
+        if let Some(rx) = rx {
+            tasks.push(tokio::spawn(self.clone().settle_finished(rx, stop)));
+        }
+        tasks
+    }
+
+    /// One script call: everything global this request needs, or nothing.
+    pub async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Decision, SharedError> {
+        let keys = Arc::new(Keys::new(&self.prefix, req.tenant, req.pool.as_ref().map(|p| p.pool.as_str())));
+        let id = self.next_lease.fetch_add(1, Ordering::Relaxed);
+        let lease_id = format!("{}:{id}", self.replica);
+        let limits = req.limits;
+        let cap = |v: u64| v.min(MAX_AMOUNT as u64);
+        let capi = |v: i64| v.clamp(0, MAX_AMOUNT);
+        let mut inv = self.scripts.admit.prepare_invoke();
+        for k in keys.admit() {
+            inv.key(k);
+        }
+        inv.arg(cap(limits.requests_per_minute))
+            .arg(cap(limits.tokens_per_minute))
+            .arg(limits.max_concurrency.map(|m| cap(m) as i64).unwrap_or(-1))
+            .arg(cap(req.tokens))
+            .arg(&lease_id)
+            .arg(self.lease.as_millis() as u64);
+        match &req.budget {
+            Some(b) => inv.arg(1).arg(b.period).arg(b.limit.map(capi).unwrap_or(-1)).arg(capi(b.settled)),
+            None => inv.arg(0).arg(0).arg(-1).arg(0),
+        };
+        inv.arg(capi(req.worst_cost));
+        match &req.pool {
+            Some(p) => inv.arg(1).arg(i32::from(p.hard)).arg(capi(p.credited)).arg(capi(p.debited)),
+            None => inv.arg(0).arg(0).arg(0).arg(0),
+        };
+        let reply: Vec<i64> = self.link.call(|mut conn| async move { inv.invoke_async(&mut conn).await }).await?;
+        let [status, retry, rem_rq, reset_rq, rem_tok, reset_tok, available, now] = reply[..] else {
+            return Err(SharedError::Failed(format!("admit script answered {} values", reply.len())));
+        };
+        let ms = |v: i64| Duration::from_millis(v.max(0) as u64);
+        let refusal = match status {
+            0 => None,
+            1 => Some(SharedRefusal::Requests),
+            2 => Some(SharedRefusal::Tokens),
+            3 => Some(SharedRefusal::Concurrency),
+            4 => Some(SharedRefusal::TooLarge),
+            5 => Some(SharedRefusal::Budget),
+            6 => Some(SharedRefusal::Pool),
+            other => return Err(SharedError::Failed(format!("admit script answered status {other}"))),
+        };
+        let lease = refusal.is_none().then(|| {
+            let lease = Lease {
+                id,
+                keys: keys.clone(),
+                tokens_at: (req.tokens > 0).then_some(now),
+                tokens_estimated: cap(req.tokens),
+                budget_period: req.budget.map(|b| b.period),
+                pool: req.pool.as_ref().map(|p| p.pool.clone()),
+                concurrency: limits.max_concurrency.is_some(),
+            };
+            let mut held = Vec::new();
+            if lease.concurrency {
+                held.push((keys.concurrency.clone(), lease_id.clone()));
+            }
+            if lease.budget_period.is_some() {
+                held.push((keys.budget_reservations.clone(), lease_id.clone()));
+            }
+            if lease.pool.is_some() {
+                held.push((keys.pool_reservations.clone(), lease_id.clone()));
+            }
+            if !held.is_empty() {
+                lock(&self.live).insert(id, held);
+            }
+            lease
+        });
+        Ok(Decision {
+            refusal,
+            retry_after: ms(retry),
+            remaining_requests: rem_rq.max(0) as u64,
+            reset_requests: ms(reset_rq),
+            remaining_tokens: rem_tok.max(0) as u64,
+            reset_tokens: ms(reset_tok),
+            available,
+            lease,
+        })
+    }
+
+    /// Settles a finished request off the request path: the slot freed, the
+    /// token estimate replaced by `actual_tokens`, the reservations by `cost`.
+    pub fn finish(&self, lease: Lease, actual_tokens: u64, cost: i64) {
+        lock(&self.live).remove(&lease.id);
+        // The receiver lives as long as the process serves; a send fails only
+        // at exit, when the leases run out by themselves.
+        let _ = self.finishes.send(Finish { lease, actual_tokens, cost });
+    }
+
+    /// The background task settling finished requests. Calls run
+    /// concurrently (pipelined on the one connection); a call that fails is
+    /// kept and tried again once Redis answers (the script is idempotent per
+    /// lease). At most [`MAX_PENDING`] wait; beyond that the oldest are
+    /// dropped with a warning: their leases run out by themselves and the
+    /// database, not Redis, holds the usage records.
+    async fn settle_finished(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Finish>, stop: Shutdown) {
+        let mut pending: std::collections::VecDeque<Finish> = std::collections::VecDeque::new();
+        let mut batch = Vec::with_capacity(256);
+        loop {
+            if pending.is_empty() {
+                tokio::select! {
+                    n = rx.recv_many(&mut batch, 256) => if n == 0 { return },
+                    () = stop.wait() => {
+                        // Drain what is queued, once, then stop.
+                        while let Ok(f) = rx.try_recv() { batch.push(f); }
+                        pending.extend(batch.drain(..));
+                        self.settle_batch(&mut pending).await;
+                        return;
+                    }
+                }
+            } else {
+                while let Ok(f) = rx.try_recv() {
+                    batch.push(f);
+                }
+            }
+            pending.extend(batch.drain(..));
+            while pending.len() > MAX_PENDING {
+                pending.pop_front();
+                tracing::warn!("redis settlement queue full: an old settlement dropped (its lease runs out)");
+            }
+            self.settle_batch(&mut pending).await;
+            if !pending.is_empty() {
+                tokio::select! {
+                    () = stop.wait() => return,
+                    () = tokio::time::sleep(link::PROBE_INTERVAL) => {}
+                }
+            }
+        }
+    }
+
+    /// Runs the settlements of `pending` (up to 256 at once); those that
+    /// fail stay in `pending`.
+    async fn settle_batch(&self, pending: &mut std::collections::VecDeque<Finish>) {
+        while !pending.is_empty() && self.link.is_up() {
+            let n = pending.len().min(256);
+            let calls: Vec<_> = pending.iter().take(n).map(|f| self.finish_call(f)).collect();
+            let results = futures::future::join_all(calls).await;
+            let mut kept = std::collections::VecDeque::new();
+            for (f, ok) in pending.drain(..n).zip(results) {
+                if !ok {
+                    kept.push_back(f);
+                }
+            }
+            let failed = !kept.is_empty();
+            kept.extend(pending.drain(..));
+            *pending = kept;
+            if failed {
+                return;
+            }
+        }
+    }
+
+    async fn finish_call(&self, f: &Finish) -> bool {
+        let lease = &f.lease;
+        let k = &lease.keys;
+        let lease_id = format!("{}:{}", self.replica, lease.id);
+        let mut inv = self.scripts.finish.prepare_invoke();
+        inv.key(&k.tokens_amounts)
+            .key(&k.concurrency)
+            .key(&k.budget)
+            .key(&k.budget_reservations)
+            .key(&k.pool)
+            .key(&k.pool_reservations)
+            .key(format!("{}done:{lease_id}", self.prefix))
+            .arg(&lease_id)
+            .arg(lease.tokens_at.map(|t| t.to_string()).unwrap_or_default())
+            .arg(lease.tokens_estimated)
+            .arg(f.actual_tokens.min(MAX_AMOUNT as u64))
+            .arg(i32::from(lease.budget_period.is_some()))
+            .arg(lease.budget_period.unwrap_or(0))
+            .arg(f.cost.clamp(0, MAX_AMOUNT))
+            .arg(i32::from(lease.pool.is_some()));
+        let r: Result<i64, _> = self.link.call(|mut conn| async move { inv.invoke_async(&mut conn).await }).await;
+        if let Err(e) = &r {
+            tracing::debug!(error = %e, "redis settlement failed; kept to try again");
+        }
+        r.is_ok()
+    }
+
+    /// Extends the leases of requests in flight here, every third of
+    /// [`LEASE`], until `stop`.
+    async fn renew_leases(self: Arc<Self>, stop: Shutdown) {
+        loop {
+            tokio::select! {
+                () = stop.wait() => return,
+                () = tokio::time::sleep(self.lease / 3) => {}
+            }
+            let held: Vec<(String, String)> = lock(&self.live).values().flatten().cloned().collect();
+            for chunk in held.chunks(256) {
+                let mut inv = self.scripts.renew.prepare_invoke();
+                inv.arg(self.lease.as_millis() as u64);
+                for (key, member) in chunk {
+                    inv.key(key).arg(member);
+                }
+                let r: Result<i64, _> =
+                    self.link.call(|mut conn| async move { inv.invoke_async(&mut conn).await }).await;
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "lease renewal failed");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Slots and reservations held by requests in flight here.
+    pub fn live_leases(&self) -> usize {
+        lock(&self.live).len()
+    }
+}
+
+/// Settlements kept at most while Redis is unreachable.
+pub const MAX_PENDING: usize = 100_000;
+
+#[cfg(test)]
+mod tests;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}

@@ -1,0 +1,152 @@
+//! The scripts against a real Redis (127.0.0.1:6379, `scripts/services.sh`
+//! starts it), each test under a fresh key prefix it deletes after.
+
+use super::*;
+
+const URL: &str = "redis://127.0.0.1:6379/0";
+
+async fn shared(lease: Duration) -> Arc<SharedState> {
+    let prefix = format!("sdtest:{}:", uuid::Uuid::new_v4().simple());
+    let mut s = SharedState::new(URL, &prefix, Duration::from_millis(500), OnFailure::Closed, "r1").unwrap();
+    Arc::get_mut(&mut s).unwrap().lease = lease;
+    s.link.connect().await.expect("redis on 127.0.0.1:6379 (scripts/services.sh starts it)");
+    s
+}
+
+async fn clean(s: &SharedState) {
+    let pattern = format!("{}*", s.prefix);
+    let _: Result<(), _> = s
+        .link
+        .call(|mut c| async move {
+            let keys: Vec<String> = ::redis::cmd("KEYS").arg(&pattern).query_async(&mut c).await?;
+            if !keys.is_empty() {
+                ::redis::cmd("DEL").arg(keys).query_async::<()>(&mut c).await?;
+            }
+            Ok(())
+        })
+        .await;
+}
+
+fn limits(rpm: u64, tpm: u64, conc: Option<u64>) -> Limits {
+    Limits { requests_per_minute: rpm, tokens_per_minute: tpm, max_concurrency: conc }
+}
+
+fn req<'a>(limits: &'a Limits, tokens: u64) -> AdmitRequest<'a> {
+    AdmitRequest { tenant: "t", limits, tokens, worst_cost: 0, budget: None, pool: None }
+}
+
+#[tokio::test]
+async fn requests_per_minute_are_exact_and_refusals_take_nothing() {
+    let s = shared(LEASE).await;
+    let lim = limits(3, 1000, None);
+    for i in 0..3u64 {
+        let d = s.admit(&req(&lim, 10)).await.unwrap();
+        assert_eq!(d.refusal, None);
+        assert_eq!(d.remaining_requests, 2 - i);
+        assert!(d.reset_requests <= Duration::from_secs(60) && d.reset_requests > Duration::from_secs(55));
+    }
+    let d = s.admit(&req(&lim, 10)).await.unwrap();
+    assert_eq!(d.refusal, Some(SharedRefusal::Requests));
+    assert!(d.retry_after > Duration::from_secs(55), "{:?}", d.retry_after);
+    assert_eq!((d.remaining_requests, d.remaining_tokens), (0, 970));
+    // Too many tokens for the whole minute; then too many for what is left.
+    let lim = limits(100, 1000, None);
+    assert_eq!(s.admit(&req(&lim, 1001)).await.unwrap().refusal, Some(SharedRefusal::TooLarge));
+    assert_eq!(s.admit(&req(&lim, 980)).await.unwrap().refusal, Some(SharedRefusal::Tokens));
+    assert_eq!(s.admit(&req(&lim, 970)).await.unwrap().refusal, None);
+    clean(&s).await;
+}
+
+#[tokio::test]
+async fn tokens_settle_to_the_actual_count_and_a_slot_frees_on_finish() {
+    let s = shared(LEASE).await;
+    let lim = limits(100, 1000, Some(1));
+    let d = s.admit(&req(&lim, 900)).await.unwrap();
+    let lease = d.lease.unwrap();
+    assert_eq!(s.admit(&req(&lim, 1)).await.unwrap().refusal, Some(SharedRefusal::Concurrency));
+    let f = Finish { lease, actual_tokens: 300, cost: 0 };
+    assert!(s.finish_call(&f).await);
+    assert!(s.finish_call(&f).await, "a retried settlement is harmless");
+    let d = s.admit(&req(&lim, 100)).await.unwrap();
+    assert_eq!(d.refusal, None);
+    assert_eq!(d.remaining_tokens, 600, "900 estimated, settled to 300, then 100");
+    clean(&s).await;
+}
+
+#[tokio::test]
+async fn a_dead_replicas_slot_frees_when_its_lease_runs_out() {
+    let s = shared(Duration::from_millis(300)).await;
+    let lim = limits(100, 1000, Some(1));
+    let held = s.admit(&req(&lim, 1)).await.unwrap().lease.unwrap();
+    assert_eq!(s.admit(&req(&lim, 1)).await.unwrap().refusal, Some(SharedRefusal::Concurrency));
+    // Nobody renews (the replica "died"): after the lease the slot is free.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(s.admit(&req(&lim, 1)).await.unwrap().refusal, None);
+    drop(held);
+    clean(&s).await;
+}
+
+#[tokio::test]
+async fn a_hard_budget_is_never_overspent_by_a_race() {
+    let s = shared(LEASE).await;
+    let lim = limits(10_000, 10_000_000, None);
+    let budget = BudgetCheck { period: 1, limit: Some(1000), settled: 0 };
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let s = s.clone();
+            let lim = lim.clone();
+            tokio::spawn(async move {
+                let r = AdmitRequest { worst_cost: 100, budget: Some(budget), ..req(&lim, 1) };
+                s.admit(&r).await.unwrap()
+            })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    for t in tasks {
+        let d = t.await.unwrap();
+        match d.refusal {
+            None => admitted.push(d.lease.unwrap()),
+            Some(r) => assert_eq!(r, SharedRefusal::Budget),
+        }
+    }
+    assert_eq!(admitted.len(), 10, "1000 nano-USD hold exactly ten worst cases of 100");
+    // Settled at 40 each: 400 spent, 600 left for new requests.
+    for lease in admitted {
+        assert!(s.finish_call(&Finish { lease, actual_tokens: 1, cost: 40 }).await);
+    }
+    let r = AdmitRequest { worst_cost: 600, budget: Some(budget), ..req(&lim, 1) };
+    assert_eq!(s.admit(&r).await.unwrap().refusal, None);
+    let r = AdmitRequest { worst_cost: 1, budget: Some(budget), ..req(&lim, 1) };
+    let d = s.admit(&r).await.unwrap();
+    assert_eq!((d.refusal, d.available), (Some(SharedRefusal::Budget), 0));
+    clean(&s).await;
+}
+
+#[tokio::test]
+async fn a_pool_is_seeded_once_and_shared() {
+    let s = shared(LEASE).await;
+    let lim = limits(10_000, 10_000_000, None);
+    let pool = |credited| PoolCheck { pool: "p".into(), hard: true, credited, debited: 100 };
+    let r = AdmitRequest { worst_cost: 800, pool: Some(pool(1000)), ..req(&lim, 1) };
+    let lease = s.admit(&r).await.unwrap().lease.unwrap();
+    // A replica with other (stale) figures does not reseed the account.
+    let r = AdmitRequest { worst_cost: 200, pool: Some(pool(1_000_000)), ..req(&lim, 1) };
+    let d = s.admit(&r).await.unwrap();
+    assert_eq!((d.refusal, d.available), (Some(SharedRefusal::Pool), 100));
+    assert!(s.finish_call(&Finish { lease, actual_tokens: 1, cost: 0 }).await);
+    let r = AdmitRequest { worst_cost: 900, pool: Some(pool(0)), ..req(&lim, 1) };
+    assert_eq!(s.admit(&r).await.unwrap().refusal, None);
+    clean(&s).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_fast() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let s = SharedState::new(&url, "x:", Duration::from_millis(50), OnFailure::Closed, "r1").unwrap();
+    assert!(s.link.connect().await.is_err());
+    let lim = limits(1, 1, None);
+    let started = std::time::Instant::now();
+    assert_eq!(s.admit(&req(&lim, 1)).await.unwrap_err(), SharedError::Down);
+    assert!(started.elapsed() < Duration::from_millis(50));
+}
