@@ -23,6 +23,7 @@ pub mod openapi;
 mod overview;
 mod pools;
 mod query;
+mod replicas;
 mod reports;
 mod rollouts;
 mod routes;

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin_tokens, analyses, keys, overview, pools, reports, rollouts, tenants, users};
+use crate::{admin_tokens, analyses, keys, overview, pools, replicas, reports, rollouts, tenants, users};
 
 struct AdminToken;
 
@@ -66,10 +66,11 @@ fn add_common_errors(op: &mut Operation) {
         rollouts::rollback, rollouts::events, rollouts::samples, rollouts::series, rollouts::upstreams,
         analyses::create_analysis,
         admin_tokens::rotate,
+        replicas::list,
     ),
     components(schemas(sheepdog_types::ErrorBody, sheepdog_types::ErrorDetail, sheepdog_types::Tenant, sheepdog_types::KeyInfo)),
     modifiers(&AdminToken),
-    tags((name = "tenants"), (name = "keys"), (name = "reports"), (name = "pools"), (name = "users"), (name = "rollouts"), (name = "analyses"), (name = "admin-tokens"))
+    tags((name = "tenants"), (name = "keys"), (name = "reports"), (name = "pools"), (name = "users"), (name = "rollouts"), (name = "analyses"), (name = "admin-tokens"), (name = "replicas"))
 )]
 pub struct ApiDoc;
 

@@ -11,7 +11,7 @@ use sheepdog_core::state::AppState;
 use crate::audit::{actor_of, ACTOR};
 use crate::error::AdminError;
 use crate::query::decode_component;
-use crate::{admin_tokens, analyses, keys, openapi, overview, pools, reports, rollouts, tenants, users};
+use crate::{admin_tokens, analyses, keys, openapi, overview, pools, replicas, reports, rollouts, tenants, users};
 
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let ok = sheepdog_core::auth::bearer(request.headers()).map(|t| state.is_admin_token(t)).unwrap_or(false);
@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/rollouts/{id}/samples", get(rollouts::samples))
         .route("/rollouts/{id}/series", get(rollouts::series))
         .route("/upstreams", get(rollouts::upstreams))
+        .route("/replicas", get(replicas::list))
         .route("/analyses", post(analyses::create_analysis))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)

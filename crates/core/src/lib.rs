@@ -25,6 +25,7 @@ pub mod listener;
 pub mod metrics;
 pub mod providers;
 pub mod proxy;
+pub mod replicas;
 pub mod request;
 pub mod resilience;
 pub mod rollout;

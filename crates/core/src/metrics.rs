@@ -97,6 +97,11 @@ impl Metrics {
         t
     }
 
+    /// Requests being served now (summed over the shards).
+    pub fn in_flight_now(&self) -> i64 {
+        self.shards.iter().map(|s| s.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).in_flight).sum()
+    }
+
     /// A chat completion request entered (+1) or left (-1) the gateway.
     pub fn in_flight(&self, delta: i64) {
         self.shard().in_flight += delta;

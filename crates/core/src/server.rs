@@ -14,6 +14,7 @@ use crate::admission::Admission;
 use crate::catalog::CatalogHandle;
 use crate::config::{Secret, Settings};
 use crate::listener::{Phases, ShutdownSignal};
+use crate::replicas::ThisReplica;
 use crate::rollout::Rollouts;
 use crate::routes::{metrics_router, serve_metrics};
 use crate::routing::Models;
@@ -100,11 +101,27 @@ impl Gateway {
         let refresher = catalog.spawn_refresher(Duration::from_millis(500), stop.clone());
         let token_refresher = admin_tokens.spawn_refresher(store.clone(), stop.clone());
         let rollouts = Rollouts::load(&store, &models).await?;
-        let state =
-            AppState::new(Parts { settings, store, catalog, models, accountant, admission, rollouts, admin_tokens });
+        let replica = ThisReplica::new(env!("CARGO_PKG_VERSION"));
+        let state = AppState::new(Parts {
+            settings,
+            store,
+            catalog,
+            models,
+            accountant,
+            admission,
+            rollouts,
+            admin_tokens,
+            replica: replica.clone(),
+            shared: None,
+        });
         let bootstrap = (boot.admin_token.is_some() || boot.admin_user.is_some()).then_some(boot);
+        let in_flight = {
+            let state = state.clone();
+            move || state.metrics().in_flight_now()
+        };
+        let heartbeat = replica.spawn(state.store().clone(), in_flight, stop.clone());
         let schedule = crate::rollout::controller::spawn_schedule(state.clone(), stop);
-        let tasks = [Some(refresher), Some(schedule), token_refresher].into_iter().flatten().collect();
+        let tasks = [Some(refresher), Some(schedule), Some(heartbeat), token_refresher].into_iter().flatten().collect();
         Ok(Gateway { state, metrics_listener, writer, trigger, tasks, bootstrap })
     }
 

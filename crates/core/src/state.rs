@@ -10,8 +10,10 @@ use crate::catalog::CatalogHandle;
 use crate::config::Settings;
 use crate::listener::Stage;
 use crate::metrics::Metrics;
+use crate::replicas::ThisReplica;
 use crate::rollout::Rollouts;
 use crate::routing::Models;
+use crate::shared::SharedState;
 use sheepdog_store::Store;
 
 /// State shared by every handler (cheap to clone).
@@ -29,6 +31,8 @@ struct Inner {
     rollouts: Rollouts,
     metrics: Metrics,
     admin_tokens: Arc<AdminTokens>,
+    replica: Arc<ThisReplica>,
+    shared: Option<Arc<SharedState>>,
     /// How far the gateway listener's shutdown has gone.
     shutdown: Stage,
 }
@@ -70,6 +74,14 @@ impl AppState {
     pub fn admin_tokens(&self) -> &AdminTokens {
         &self.0.admin_tokens
     }
+    /// This process as a replica (its heartbeat, the live count).
+    pub fn replica(&self) -> &Arc<ThisReplica> {
+        &self.0.replica
+    }
+    /// The state shared with other replicas in Redis (`[redis] url` set).
+    pub fn shared(&self) -> Option<&Arc<SharedState>> {
+        self.0.shared.as_ref()
+    }
 }
 
 /// What [`AppState::new`] assembles (metrics and the shutdown stage start empty).
@@ -83,6 +95,8 @@ pub struct Parts {
     pub admission: Admission,
     pub rollouts: Rollouts,
     pub admin_tokens: Arc<AdminTokens>,
+    pub replica: Arc<ThisReplica>,
+    pub shared: Option<Arc<SharedState>>,
 }
 
 impl AppState {
@@ -97,6 +111,8 @@ impl AppState {
             rollouts: p.rollouts,
             metrics: Metrics::default(),
             admin_tokens: p.admin_tokens,
+            replica: p.replica,
+            shared: p.shared,
             shutdown: Stage::default(),
         }))
     }

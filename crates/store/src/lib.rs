@@ -10,12 +10,13 @@
 //! `db` (the handle, connection, migrations, errors, shared helpers),
 //! `settings`, `tenants`, `keys`, `usage` (records, hourly aggregates,
 //! spend; a usage batch debits [`pools`] in the same transaction), `audit`,
-//! `users`, [`pools`], [`rollouts`] and [`console`] (the console's filtered
+//! `users`, [`pools`], [`replicas`] (heartbeats), [`rollouts`] and [`console`] (the console's filtered
 //! audit log, totals and series).
 
 pub mod config;
 pub mod console;
 pub mod pools;
+pub mod replicas;
 pub mod rollouts;
 
 mod audit;

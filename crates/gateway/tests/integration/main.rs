@@ -13,6 +13,7 @@ mod holes;
 mod pools;
 mod resilience;
 mod rollouts;
+mod scale_out;
 mod storage;
 mod tenancy;
 mod upstreams;

@@ -271,3 +271,36 @@ async fn usage_records_survive_the_narrowing_migration() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn replica_heartbeats_on_both_databases() {
+    use sheepdog_gateway::store::replicas::ReplicaRow;
+    on_both(|db| async move {
+        let test_db = TestDb::new(db).await;
+        let store = Store::connect_url(&test_db.url, 4).await.unwrap();
+        store.migrate().await.unwrap();
+        let row = |id: &str, seen: i64, in_flight: i64| ReplicaRow {
+            id: id.into(),
+            version: "0.1.0".into(),
+            started_at: "2026-12-04T10:00:00.000Z".into(),
+            last_seen_ms: seen,
+            in_flight,
+        };
+        let now = 1_780_000_000_000i64;
+        store.heartbeat(&row("a", now - 20_000, 1)).await.unwrap();
+        store.heartbeat(&row("b", now - 1_000, 2)).await.unwrap();
+        // A second heartbeat rewrites the row (the start time stays).
+        let mut again = row("a", now, 5);
+        again.started_at = "2030-01-01T00:00:00.000Z".into();
+        store.heartbeat(&again).await.unwrap();
+        let live = store.live_replicas(now - 10_000).await.unwrap();
+        assert_eq!(live, vec![row("a", now, 5), row("b", now - 1_000, 2)], "{db:?}");
+        assert_eq!(store.live_replicas(now - 500).await.unwrap().len(), 1);
+        // Replicas gone for a day are forgotten by the next heartbeat.
+        store.heartbeat(&row("c", now + 2 * 24 * 3600 * 1000, 0)).await.unwrap();
+        assert_eq!(store.live_replicas(0).await.unwrap().len(), 1, "{db:?}");
+        store.forget_replica("c").await.unwrap();
+        assert!(store.live_replicas(0).await.unwrap().is_empty());
+    })
+    .await;
+}
