@@ -3,7 +3,7 @@
 //! and the queries over them. A usage batch also debits pooled tenants'
 //! credit pools ([`crate::pools`]) in the same transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
@@ -12,8 +12,9 @@ use crate::db::{multi_row_insert, push_arg, Store, StoreError};
 use crate::pools::{insert_ledger_on, kind, LedgerEntry};
 use sheepdog_types::time;
 
-/// One usage record (billing source of truth).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One usage record (billing source of truth). Serializable: the gateway's
+/// journal keeps each one on disk until it is in the database.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsageRecord {
     pub id: String,
     pub request_id: String,
@@ -30,7 +31,8 @@ pub struct UsageRecord {
     pub latency_ms: i64,
     pub ttft_ms: Option<i64>,
     pub status_code: i64,
-    /// `ok`, `upstream_error`, `client_cancelled`, `server_shutdown`, `rejected`.
+    /// `ok`, `upstream_error`, `client_cancelled`, `server_shutdown`,
+    /// `rejected`, `interrupted` (in flight when its replica died).
     pub outcome: String,
     pub error_code: Option<String>,
     pub stream: bool,
@@ -114,6 +116,24 @@ const USAGE_COLUMNS: usize = 20;
 const USAGE_ROWS_PER_INSERT: usize = 50;
 
 impl Store {
+    /// Which of these records (tenant, created_ms, id: the primary key) are
+    /// stored already.
+    pub async fn stored_usage_ids(&self, records: &[UsageRecord]) -> Result<HashSet<String>, StoreError> {
+        let mut found = HashSet::new();
+        for r in records {
+            let row = sqlx::query("SELECT id FROM usage_records WHERE tenant_id = $1 AND created_ms = $2 AND id = $3")
+                .bind(&r.tenant_id)
+                .bind(r.created_ms)
+                .bind(&r.id)
+                .fetch_optional(self.pool())
+                .await?;
+            if row.is_some() {
+                found.insert(r.id.clone());
+            }
+        }
+        Ok(found)
+    }
+
     /// Whether a usage record with this id is stored.
     pub async fn usage_record_exists(&self, id: &str) -> Result<bool, StoreError> {
         let row =
