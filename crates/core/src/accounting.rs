@@ -4,6 +4,9 @@
 //! latency histogram) by one writer task. Nothing queued is lost on graceful
 //! shutdown: the writer drains the queue before it exits.
 //!
+//! Every record is also in the usage journal (`journal.rs`) from before its
+//! answer completes until it is written here, so a crash loses none.
+//!
 //! While the database is unreachable the writer keeps its batch and retries
 //! it (backing off from 100 ms to 5 s) for as long as it takes; new records
 //! wait in the queue (`accounting.queue_capacity`, then back-pressure on
@@ -20,6 +23,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::{AccountingConfig, ModelSettings};
+use crate::journal::Journal;
 use crate::providers::Usage;
 use sheepdog_store::{HourlyDelta, Store, UsageRecord};
 use sheepdog_types::time::hour_floor;
@@ -99,6 +103,8 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub struct Accountant {
     tx: mpsc::Sender<Event>,
+    /// Where every record also goes, on local disk, until it is written.
+    journal: Option<Arc<Journal>>,
     /// Wakes the writer before its interval is up: a full batch is waiting,
     /// or someone waits for a flush. Without it the writer would wake for
     /// every event while a batch fills (one wake-up per request).
@@ -113,16 +119,22 @@ pub const DRAIN_ATTEMPTS: u32 = 20;
 
 impl Accountant {
     /// Starts the writer task. `stop` makes it drain what is queued and exit.
-    pub fn start(store: Store, cfg: &AccountingConfig) -> (Accountant, Writer) {
+    pub fn start(store: Store, cfg: &AccountingConfig, journal: Option<Arc<Journal>>) -> (Accountant, Writer) {
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let batch = cfg.batch_size;
         let every = Duration::from_millis(cfg.flush_interval_ms.max(1));
         let urgent = Arc::new(Notify::new());
         let failing = Arc::new(AtomicBool::new(false));
-        let writer = WriterTask { store, stop: stop_rx, stopping: false, failing: failing.clone() };
+        let writer =
+            WriterTask { store, stop: stop_rx, stopping: false, failing: failing.clone(), journal: journal.clone() };
         let handle = tokio::spawn(writer_loop(writer, rx, urgent.clone(), batch, every));
-        (Accountant { tx, urgent, batch, failing }, Writer { stop: Some(stop_tx), handle: Some(handle) })
+        (Accountant { tx, journal, urgent, batch, failing }, Writer { stop: Some(stop_tx), handle: Some(handle) })
+    }
+
+    /// The usage journal, if `accounting.journal_dir` is set.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.as_ref()
     }
 
     /// Queues the event in `slot`, waiting while the queue is full
@@ -217,6 +229,47 @@ impl Writer {
     }
 }
 
+/// What a journal recovery found and wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub segments: usize,
+    /// Records written to the database (ended and interrupted).
+    pub written: usize,
+    pub interrupted: usize,
+}
+
+/// Replays the journal segments of this database that no live process holds
+/// (see [`crate::journal`]): the records the database lacks are written with
+/// their hourly buckets (and pool debits), then the segments are deleted.
+/// Idempotent; a database error leaves the segments for the next try.
+pub async fn recover_journal(dir: &std::path::Path, tag: &str, store: &Store) -> anyhow::Result<Recovered> {
+    let unheld = crate::journal::take_unheld(dir, tag).await?;
+    if unheld.segments() == 0 {
+        return Ok(Recovered::default());
+    }
+    let stored = store.stored_usage_ids(&unheld.records).await?;
+    let missing = unheld.records.iter().filter(|r| !stored.contains(&r.id)).cloned();
+    let (records, hourly) = aggregate(missing.map(|r| Event::Usage(Box::new(r))), &mut Vec::new());
+    if !records.is_empty() {
+        store.write_usage_batch(&records, &hourly).await?;
+    }
+    let recovered = Recovered {
+        segments: unheld.segments(),
+        written: records.len(),
+        interrupted: records.iter().filter(|r| r.outcome == "interrupted").count(),
+    };
+    unheld.done();
+    if recovered.written > 0 {
+        tracing::info!(
+            segments = recovered.segments,
+            records = recovered.written,
+            interrupted = recovered.interrupted,
+            "usage journal recovered"
+        );
+    }
+    Ok(recovered)
+}
+
 /// Aggregates one batch into hourly deltas.
 pub fn aggregate(
     events: impl IntoIterator<Item = Event>,
@@ -260,6 +313,7 @@ struct WriterTask {
     stop: tokio::sync::oneshot::Receiver<()>,
     stopping: bool,
     failing: Arc<AtomicBool>,
+    journal: Option<Arc<Journal>>,
 }
 
 async fn writer_loop(
@@ -346,6 +400,9 @@ impl WriterTask {
                 if self.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!(attempt, records = records.len(), "usage written again after database failures");
                 }
+                if let Some(j) = &self.journal {
+                    j.written(records.iter().map(|r| r.id.as_str()));
+                }
                 return;
             };
             self.failing.store(true, Ordering::Relaxed);
@@ -368,8 +425,9 @@ impl WriterTask {
             }
             delay = (delay * 2).min(Duration::from_secs(5));
         }
-        // Stopping and still unwritable: the records go to the log in full so
-        // they can be replayed (never silently lost).
+        // Stopping and still unwritable: the records stay in the journal (the
+        // next start replays them) and go to the log in full (never silently
+        // lost).
         for r in records {
             tracing::error!(target: "sheepdog::unwritten_usage", record = ?r, "usage record could not be written");
         }

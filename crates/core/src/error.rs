@@ -43,6 +43,10 @@ pub enum GatewayError {
     /// The shutdown grace ended while the request was in flight.
     #[error("server shutting down")]
     ShuttingDown,
+    /// Redis (the replicas' shared admission state) is unreachable and
+    /// `redis.on_failure = "closed"`.
+    #[error("shared state unavailable")]
+    SharedStateUnavailable,
 }
 
 impl GatewayError {
@@ -63,7 +67,7 @@ impl GatewayError {
             GatewayError::RateLimited { .. } | GatewayError::InsufficientQuota(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Upstream(e) => upstream_status(e),
             GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::ShuttingDown | GatewayError::SharedStateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -89,6 +93,7 @@ impl GatewayError {
             GatewayError::MethodNotAllowed(_) => "method_not_allowed",
             GatewayError::Internal => "internal_error",
             GatewayError::ShuttingDown => "server_shutting_down",
+            GatewayError::SharedStateUnavailable => "shared_state_unavailable",
         }
     }
 
@@ -103,7 +108,7 @@ impl GatewayError {
             GatewayError::Upstream(e) if upstream_status(e) == StatusCode::BAD_REQUEST => "invalid_request_error",
             GatewayError::Upstream(_) => "upstream_error",
             GatewayError::Internal => "server_error",
-            GatewayError::ShuttingDown => "service_unavailable",
+            GatewayError::ShuttingDown | GatewayError::SharedStateUnavailable => "service_unavailable",
             _ => "invalid_request_error",
         }
     }
@@ -132,6 +137,9 @@ impl GatewayError {
             GatewayError::Internal => "The gateway had an internal error; it has been logged.".into(),
             GatewayError::ShuttingDown => {
                 "The gateway is shutting down and ended this request; retry it (another replica, or after the restart).".into()
+            }
+            GatewayError::SharedStateUnavailable => {
+                "The gateway cannot reach its shared limit state (Redis) and refuses requests until it returns; retry shortly.".into()
             }
         }
     }
@@ -216,6 +224,7 @@ mod tests {
             (GatewayError::Upstream(UpstreamError::from_status("p", 400, b"", None)), 400, "invalid_request_error"),
             (GatewayError::Upstream(UpstreamError::new(UpstreamErrorKind::Timeout, "t")), 504, "upstream_timeout"),
             (GatewayError::ShuttingDown, 503, "server_shutting_down"),
+            (GatewayError::SharedStateUnavailable, 503, "shared_state_unavailable"),
         ];
         for (err, status, code) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

@@ -2,8 +2,10 @@
 //! complete, so a replica killed with SIGKILL loses none.
 //!
 //! Each replica appends JSON lines to its own segment files in
-//! `accounting.journal_dir` (`<replica id>-<seq>.journal`, held with an
-//! exclusive `flock` while the replica lives):
+//! `accounting.journal_dir` (`<database tag>-<replica id>-<seq>.journal`,
+//! held with an exclusive `flock` while the replica lives; the tag, a hash of
+//! the database URL, keeps gateways of different databases sharing a
+//! directory from replaying each other's records):
 //! - `{"t":"s", …}` when a request is admitted (who, which model, the prompt
 //!   estimate and its cost);
 //! - `{"t":"p", …}` while a stream runs, at most once a second (the output
@@ -18,11 +20,12 @@
 //! requests still in flight are carried into the new one. A closed segment
 //! is deleted once every record in it is in the database.
 //!
-//! [`recover`] replays the segments no live process holds (a crashed
-//! replica's, this machine's earlier runs'): records not yet in the database
-//! are written (the record id is the key, so replaying twice writes once),
-//! and a request started but never ended becomes an `interrupted` record,
-//! billed for what is known (the prompt estimate and anything streamed).
+//! [`take_unheld`] takes the segments no live process holds (a crashed
+//! replica's, this machine's earlier runs') for recovery (`accounting`
+//! writes what the database lacks: the record id is the key, so replaying
+//! twice writes once); a request started but never ended becomes an
+//! `interrupted` record, billed for what is known (the prompt estimate and
+//! anything streamed).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -32,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sheepdog_store::{Store, StoreError, UsageRecord};
+use sheepdog_store::UsageRecord;
 
 use crate::fastmap::FastMap;
 
@@ -42,6 +45,8 @@ pub const ROTATE_BYTES: u64 = 16 << 20;
 pub const ROTATE_AFTER: Duration = Duration::from_secs(60);
 /// How often the current segment is flushed to the disk (off the request path).
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// How often a running stream's progress is journaled at most.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// A request admitted: enough to bill it if it never ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -299,15 +304,6 @@ fn encode(line: &Line) -> Option<Vec<u8>> {
     Some(v)
 }
 
-/// What a recovery found and wrote.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Recovered {
-    pub segments: usize,
-    /// Records written to the database (ended and interrupted).
-    pub written: usize,
-    pub interrupted: usize,
-}
-
 /// The records a set of journal lines stands for: every ended request's
 /// record, and an `interrupted` one for each request started and not ended.
 pub fn records_of(lines: impl IntoIterator<Item = String>) -> Vec<UsageRecord> {
@@ -367,46 +363,46 @@ pub fn records_of(lines: impl IntoIterator<Item = String>) -> Vec<UsageRecord> {
     ended.into_values().collect()
 }
 
-/// Replays every segment in `dir` that no live process holds, then deletes
-/// them. Idempotent: records already in the database are not written again.
-/// A database error leaves the segments for the next try.
-pub async fn recover(dir: &Path, store: &Store) -> Result<Recovered, StoreError> {
-    let dir = dir.to_path_buf();
-    let found = tokio::task::spawn_blocking(move || read_unheld(&dir))
-        .await
-        .map_err(|e| StoreError::Other(anyhow::anyhow!("journal recovery task: {e}")))?;
-    let (files, lines) = match found {
-        Ok(v) => v,
-        Err(e) => return Err(StoreError::Other(anyhow::anyhow!("journal directory: {e}"))),
-    };
-    if files.is_empty() {
-        return Ok(Recovered::default());
+/// The tag of a database's segments: 16 hex digits of the SHA-256 of its URL.
+pub fn database_tag(url: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(url.as_bytes())[..8])
+}
+
+/// The segments of a database no live process holds, taken for recovery
+/// (locked by us until [`Unheld::done`]), and the records they stand for.
+#[derive(Debug)]
+pub struct Unheld {
+    files: Vec<(PathBuf, File)>,
+    pub records: Vec<UsageRecord>,
+}
+
+impl Unheld {
+    pub fn segments(&self) -> usize {
+        self.files.len()
     }
-    let records = records_of(lines);
-    let stored = store.stored_usage_ids(&records).await?;
-    let missing: Vec<UsageRecord> = records.into_iter().filter(|r| !stored.contains(&r.id)).collect();
-    let mut acks = Vec::new();
-    let events = missing.iter().cloned().map(|r| crate::accounting::Event::Usage(Box::new(r)));
-    let (records, hourly) = crate::accounting::aggregate(events, &mut acks);
-    if !records.is_empty() {
-        store.write_usage_batch(&records, &hourly).await?;
-    }
-    let interrupted_written = records.iter().filter(|r| r.outcome == "interrupted").count();
-    // Deleted while still locked (the lock goes with the handles below).
-    for (path, _) in &files {
-        if let Err(e) = std::fs::remove_file(path) {
-            tracing::warn!(error = %e, path = %path.display(), "recovered journal segment not deleted");
+
+    /// The records are in the database: the segments go (deleted while
+    /// still locked).
+    pub fn done(self) {
+        for (path, _) in &self.files {
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::warn!(error = %e, path = %path.display(), "recovered journal segment not deleted");
+            }
         }
     }
-    if !records.is_empty() {
-        tracing::info!(
-            segments = files.len(),
-            records = records.len(),
-            interrupted = interrupted_written,
-            "usage journal recovered"
-        );
-    }
-    Ok(Recovered { segments: files.len(), written: records.len(), interrupted: interrupted_written })
+}
+
+/// Takes every segment of the database tagged `tag` in `dir` that no live
+/// process holds (a crashed replica's, this machine's earlier runs'). The
+/// caller writes the records that are not in the database yet, then calls
+/// [`Unheld::done`]; dropped instead, the segments stay for the next try.
+pub async fn take_unheld(dir: &Path, tag: &str) -> std::io::Result<Unheld> {
+    let dir = dir.to_path_buf();
+    let prefix = format!("{tag}-");
+    let (files, lines) =
+        tokio::task::spawn_blocking(move || read_unheld(&dir, &prefix)).await.map_err(std::io::Error::other)??;
+    Ok(Unheld { records: if files.is_empty() { Vec::new() } else { records_of(lines) }, files })
 }
 
 /// Segments taken for recovery: each path with its (locked) handle.
@@ -414,7 +410,7 @@ type Held = Vec<(PathBuf, File)>;
 
 /// The lines of every segment no live process holds (locked by us while we
 /// read and write them).
-fn read_unheld(dir: &Path) -> std::io::Result<(Held, Vec<String>)> {
+fn read_unheld(dir: &Path, prefix: &str) -> std::io::Result<(Held, Vec<String>)> {
     let mut files = Vec::new();
     let mut lines = Vec::new();
     let entries = match std::fs::read_dir(dir) {
@@ -422,8 +418,12 @@ fn read_unheld(dir: &Path) -> std::io::Result<(Held, Vec<String>)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((files, lines)),
         Err(e) => return Err(e),
     };
-    let mut paths: Vec<PathBuf> =
-        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "journal")).collect();
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "journal"))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .collect();
     paths.sort();
     for path in paths {
         let Ok(file) = File::open(&path) else { continue };
@@ -555,7 +555,7 @@ mod tests {
         let j = Journal::open(dir.path(), "r1").unwrap();
         j.start(&start("a"));
         // Another process (another open file description) cannot take it.
-        let (held, _) = read_unheld(dir.path()).unwrap();
+        let (held, _) = read_unheld(dir.path(), "r1").unwrap();
         assert!(held.is_empty(), "a held segment is not recovered");
         j.finish(&ended("a"));
         j.close();

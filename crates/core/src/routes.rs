@@ -156,6 +156,38 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let now = tokio::time::Instant::now();
     let breakers: Vec<(String, u8)> =
         state.models().providers().map(|p| (p.name.clone(), p.breaker.report(now).state.gauge())).collect();
-    let text = state.metrics().render(state.accountant().queue_depth(), &breakers);
+    let mut text = state.metrics().render(state.accountant().queue_depth(), &breakers);
+    if let Some(shared) = state.shared() {
+        shared_metrics(&mut text, shared, state.replica().live_replicas());
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+/// The shared state's figures (`[redis] url` set).
+fn shared_metrics(out: &mut String, shared: &crate::shared::SharedState, replicas: u64) {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering;
+    let link = shared.link();
+    let rows: [(&str, &str, &str, u64); 5] = [
+        ("sheepdog_redis_up", "gauge", "Whether this replica reaches Redis (1) or not (0).", u64::from(link.is_up())),
+        ("sheepdog_redis_errors_total", "counter", "Redis calls that failed or timed out.", link.failures()),
+        (
+            "sheepdog_shared_state_open_admissions_total",
+            "counter",
+            "Requests admitted against this replica's share while Redis was unreachable (on_failure = open).",
+            shared.open_admissions.load(Ordering::Relaxed),
+        ),
+        (
+            "sheepdog_shared_state_refusals_total",
+            "counter",
+            "Requests refused with shared_state_unavailable while Redis was unreachable (on_failure = closed).",
+            shared.closed_refusals.load(Ordering::Relaxed),
+        ),
+        ("sheepdog_replicas_live", "gauge", "Live gateway replicas at the last heartbeat.", replicas),
+    ];
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    }
 }

@@ -13,13 +13,15 @@ use crate::admin_tokens::AdminTokens;
 use crate::admission::Admission;
 use crate::catalog::CatalogHandle;
 use crate::config::{Secret, Settings};
+use crate::journal::{self, Journal};
 use crate::listener::{Phases, ShutdownSignal};
 use crate::replicas::ThisReplica;
 use crate::rollout::Rollouts;
 use crate::routes::{metrics_router, serve_metrics};
 use crate::routing::Models;
 use crate::service::GatewayService;
-use crate::shutdown::{self, Trigger};
+use crate::shared::{OnFailure, SharedState};
+use crate::shutdown::{self, Shutdown, Trigger};
 use crate::state::{AppState, Parts};
 use sheepdog_store::Store;
 
@@ -89,19 +91,37 @@ impl Gateway {
             }
         }
         let catalog = CatalogHandle::load(store.clone()).await?;
-        let admission = Admission::new(&settings);
+        let replica = ThisReplica::new(env!("CARGO_PKG_VERSION"));
+        let (trigger, stop) = shutdown::channel();
+        let mut tasks = Vec::new();
+        let journal = open_journal(&settings, &store, &replica, &stop, &mut tasks).await;
+        let shared = match &settings.redis {
+            Some(r) => {
+                let on_failure = if r.on_failure == "open" { OnFailure::Open } else { OnFailure::Closed };
+                let shared = SharedState::new(
+                    &r.url,
+                    &r.key_prefix,
+                    Duration::from_millis(r.timeout_ms),
+                    on_failure,
+                    &replica.id,
+                )
+                .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
+                tasks.extend(shared.start(stop.clone()).await);
+                Some(shared)
+            }
+            None => None,
+        };
+        let admission = Admission::new(&settings, shared.clone(), replica.clone());
         crate::admission::tokens::warm_up().await;
         let month_start = sheepdog_types::time::month_bounds(sheepdog_types::time::now_ms()).0;
         admission.load_month_spend(&store.spend_since(month_start).await?);
         for (pool, (credited, debited)) in store.pool_sums().await? {
             admission.load_pool(&pool, credited, debited);
         }
-        let (accountant, writer) = Accountant::start(store.clone(), &settings.accounting);
-        let (trigger, stop) = shutdown::channel();
+        let (accountant, writer) = Accountant::start(store.clone(), &settings.accounting, journal.clone());
         let refresher = catalog.spawn_refresher(Duration::from_millis(500), stop.clone());
         let token_refresher = admin_tokens.spawn_refresher(store.clone(), stop.clone());
         let rollouts = Rollouts::load(&store, &models).await?;
-        let replica = ThisReplica::new(env!("CARGO_PKG_VERSION"));
         let state = AppState::new(Parts {
             settings,
             store,
@@ -112,16 +132,16 @@ impl Gateway {
             rollouts,
             admin_tokens,
             replica: replica.clone(),
-            shared: None,
+            shared,
         });
         let bootstrap = (boot.admin_token.is_some() || boot.admin_user.is_some()).then_some(boot);
         let in_flight = {
             let state = state.clone();
             move || state.metrics().in_flight_now()
         };
-        let heartbeat = replica.spawn(state.store().clone(), in_flight, stop.clone());
-        let schedule = crate::rollout::controller::spawn_schedule(state.clone(), stop);
-        let tasks = [Some(refresher), Some(schedule), Some(heartbeat), token_refresher].into_iter().flatten().collect();
+        tasks.push(replica.spawn(state.store().clone(), in_flight, stop.clone()));
+        tasks.push(crate::rollout::controller::spawn_schedule(state.clone(), stop));
+        tasks.extend([Some(refresher), token_refresher].into_iter().flatten());
         Ok(Gateway { state, metrics_listener, writer, trigger, tasks, bootstrap })
     }
 
@@ -203,6 +223,57 @@ impl Gateway {
             let _ = t.await;
         }
         self.writer.drain().await;
+        // Every record is in the database now (or the journal keeps it).
+        if let Some(j) = self.state.accountant().journal() {
+            j.close();
+        }
         self.state.store().close().await;
     }
 }
+
+/// Recovers the journals no live process holds (this machine's earlier runs,
+/// a crashed replica's), opens this replica's, and keeps recovering every
+/// [`RECOVER_EVERY`] in the background (a database that was down at start,
+/// a replica that died since). `None` when `accounting.journal_dir` is empty
+/// or cannot be written (logged: the gateway still serves).
+async fn open_journal(
+    settings: &Settings,
+    store: &Store,
+    replica: &ThisReplica,
+    stop: &Shutdown,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Option<Arc<Journal>> {
+    let dir = settings.accounting.journal_dir.trim();
+    if dir.is_empty() {
+        return None;
+    }
+    let dir = std::path::PathBuf::from(dir);
+    let tag = journal::database_tag(&settings.database.url);
+    if let Err(e) = crate::accounting::recover_journal(&dir, &tag, store).await {
+        tracing::error!(error = %e, "usage journal not recovered yet; retrying in the background");
+    }
+    let journal = match Journal::open(&dir, &format!("{tag}-{}", replica.id)) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, dir = %dir.display(), "usage journal cannot be opened; serving without it");
+            return None;
+        }
+    };
+    tasks.push(journal.spawn_sync(stop.clone()));
+    let (store, stop) = (store.clone(), stop.clone());
+    tasks.push(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.wait() => return,
+                () = tokio::time::sleep(RECOVER_EVERY) => {}
+            }
+            if let Err(e) = crate::accounting::recover_journal(&dir, &tag, &store).await {
+                tracing::debug!(error = %e, "usage journal recovery failed; trying again later");
+            }
+        }
+    }));
+    Some(journal)
+}
+
+/// How often journals left by dead processes are looked for.
+pub const RECOVER_EVERY: Duration = Duration::from_secs(10);

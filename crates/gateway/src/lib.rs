@@ -12,8 +12,9 @@ use sheepdog_core::listener::ShutdownSignal;
 pub use sheepdog_admin as admin;
 pub use sheepdog_admin::{accounts as users, signin};
 pub use sheepdog_core::{
-    accounting, admin_tokens, admission, auth, catalog, config, error, ids, jsonscan, listener, metrics, providers,
-    proxy, request, resilience, rollout, routes, routing, service, shutdown, state, telemetry, workers,
+    accounting, admin_tokens, admission, auth, catalog, config, error, ids, journal, jsonscan, listener, metrics,
+    providers, proxy, replicas, request, resilience, rollout, routes, routing, service, shared, shutdown, state,
+    telemetry, workers,
 };
 pub use sheepdog_core::{AppState, Bootstrap};
 pub use sheepdog_store as store;

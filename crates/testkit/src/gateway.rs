@@ -87,6 +87,9 @@ impl<'a> GatewayBuilder<'a> {
         let mut config = Config::default();
         config.database.url = db_url.clone();
         config.accounting.flush_interval_ms = 20;
+        // One journal directory for every test gateway: segments are tagged
+        // with their database, so tests never replay each other's records.
+        config.accounting.journal_dir = test_journal_dir();
         for customize in self.customize {
             customize(&mut config);
         }
@@ -135,6 +138,11 @@ impl<'a> GatewayBuilder<'a> {
             db_url,
         }
     }
+}
+
+/// Where test gateways journal usage (under the system's temp directory).
+pub fn test_journal_dir() -> String {
+    std::env::temp_dir().join("sheepdog-test-journals").to_string_lossy().into_owned()
 }
 
 /// The real gateway serving on a local port. Dropped without

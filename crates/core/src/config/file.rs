@@ -137,10 +137,32 @@ impl Default for TenantConfig {
     }
 }
 
+/// `[redis]`: shared admission state for several replicas (`url` set).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     pub url: String,
+    /// Every key this deployment writes starts with it.
+    #[serde(default = "d_key_prefix")]
+    pub key_prefix: String,
+    /// One Redis call; past it the call counts as failed.
+    #[serde(default = "d_redis_timeout_ms")]
+    pub timeout_ms: u64,
+    /// `closed` or `open`: what admission does while Redis is unreachable.
+    #[serde(default = "d_on_failure")]
+    pub on_failure: String,
+}
+
+fn d_key_prefix() -> String {
+    "sheepdog:".into()
+}
+
+fn d_redis_timeout_ms() -> u64 {
+    50
+}
+
+fn d_on_failure() -> String {
+    "closed".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,11 +175,19 @@ pub struct AccountingConfig {
     /// Records queued in memory at most; when full, the request path waits
     /// (usage is never dropped).
     pub queue_capacity: usize,
+    /// Where this replica journals usage records until they are in the
+    /// database (see `journal.rs`); `""` turns the journal off.
+    pub journal_dir: String,
 }
 
 impl Default for AccountingConfig {
     fn default() -> Self {
-        AccountingConfig { batch_size: 1000, flush_interval_ms: 200, queue_capacity: 100_000 }
+        AccountingConfig {
+            batch_size: 1000,
+            flush_interval_ms: 200,
+            queue_capacity: 100_000,
+            journal_dir: "data/journal".into(),
+        }
     }
 }
 

@@ -44,6 +44,38 @@ mod tests {
     }
 
     #[test]
+    fn redis_section_defaults_and_checks() {
+        let s = from_toml("[redis]\nurl = \"redis://127.0.0.1:6379/0\"\n").unwrap();
+        let r = s.redis.unwrap();
+        assert_eq!((r.key_prefix.as_str(), r.timeout_ms, r.on_failure.as_str()), ("sheepdog:", 50, "closed"));
+        for (bad, key) in [
+            ("url = \"http://x\"", "redis.url"),
+            ("url = \"redis://x\"\non_failure = \"maybe\"", "redis.on_failure"),
+            ("url = \"redis://x\"\ntimeout_ms = 0", "redis.timeout_ms"),
+            ("url = \"redis://x\"\nkey_prefix = \"a b\"", "redis.key_prefix"),
+        ] {
+            let e = from_toml(&format!("[redis]\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
+        assert_eq!(from_toml("").unwrap().accounting.journal_dir, "data/journal");
+    }
+
+    /// The deployment examples under `deploy/` are valid configurations.
+    #[test]
+    fn the_deployment_examples_load() {
+        let systemd = include_str!("../../../../deploy/systemd/sheepdog.toml");
+        let s = from_toml(systemd).unwrap();
+        assert!(s.redis.is_some());
+        let k8s = include_str!("../../../../deploy/kubernetes/sheepdog.yaml");
+        let start = k8s.find("sheepdog.toml: |\n").unwrap() + "sheepdog.toml: |\n".len();
+        let end = k8s[start..].find("\n---").unwrap() + start;
+        let toml: String =
+            k8s[start..end].lines().map(|l| l.strip_prefix("    ").unwrap_or(l)).collect::<Vec<_>>().join("\n");
+        let s = from_toml(&toml).unwrap();
+        assert_eq!(s.accounting.journal_dir, "/var/lib/sheepdog/journal");
+    }
+
+    #[test]
     fn defaults_serve_the_price_table_from_the_simulator() {
         let s = from_toml("").unwrap();
         assert_eq!(s.providers.len(), 1);

@@ -31,6 +31,20 @@ impl Settings {
         if config.accounting.batch_size == 0 || config.accounting.queue_capacity == 0 {
             return Err(err("accounting", "batch_size and queue_capacity must be greater than 0".into()));
         }
+        if let Some(r) = &config.redis {
+            if !(r.url.starts_with("redis://") || r.url.starts_with("rediss://") || r.url.starts_with("unix://")) {
+                return Err(err("redis.url", "must start with redis://, rediss:// or unix://".into()));
+            }
+            if !matches!(r.on_failure.as_str(), "closed" | "open") {
+                return Err(err("redis.on_failure", format!("{:?} is not closed or open", r.on_failure)));
+            }
+            if r.timeout_ms == 0 || r.timeout_ms > 10_000 {
+                return Err(err("redis.timeout_ms", format!("{} is not from 1 to 10000", r.timeout_ms)));
+            }
+            if r.key_prefix.len() > 64 || r.key_prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(err("redis.key_prefix", "must be at most 64 characters without spaces".into()));
+            }
+        }
         if !matches!(config.log.format.as_str(), "text" | "json") {
             return Err(err("log.format", format!("{:?} is not text or json", config.log.format)));
         }

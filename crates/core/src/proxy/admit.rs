@@ -32,7 +32,7 @@ pub(super) async fn take_request(
 /// Admission: the tenant's tokens/min, budget and pool (the worst case over
 /// every route that may serve the request). Refusals by a limit count as
 /// rate-limit hits.
-pub(super) fn admit(
+pub(super) async fn admit(
     state: &AppState,
     caller: &Caller,
     ticket: admission::Ticket,
@@ -40,7 +40,7 @@ pub(super) fn admit(
     chat: &ChatRequest,
     rate: &mut Option<RateInfo>,
 ) -> Result<Permit, GatewayError> {
-    match state.admission().admit_with(ticket, &caller.tenant, plan, chat) {
+    match state.admission().admit_with(ticket, &caller.tenant, plan, chat).await {
         Ok((permit, info)) => {
             *rate = Some(info);
             Ok(permit)

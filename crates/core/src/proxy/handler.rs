@@ -122,7 +122,7 @@ async fn serve(
         state.rollouts().decide(&caller.tenant.id, &chat.requested_model, sticky, sheepdog_types::time::now_ms());
     let first = decision.as_ref().map(|d| d.route.clone()).unwrap_or_else(|| requested.clone());
     let plan = state.models().plan(&requested, first);
-    let permit = admit(state, caller, ticket, &plan, &chat, rate)?;
+    let permit = admit(state, caller, ticket, &plan, &chat, rate).await?;
     let meta = RequestMeta { request_id: request_id.to_string(), cost_center, started };
     let mut pending = Pending::new(state.clone(), caller, &requested, &chat, meta, permit);
     if let Some(d) = decision {

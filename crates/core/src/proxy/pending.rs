@@ -9,6 +9,7 @@ use super::estimate::content_chars;
 use crate::accounting::{cost_nanos, Event};
 use crate::admission::Permit;
 use crate::auth::Caller;
+use crate::journal::{Progress, Start, PROGRESS_EVERY};
 use crate::providers::{ChatRequest, Usage};
 use crate::rollout::guard::Side;
 use crate::rollout::{compare, shadow, Live};
@@ -60,6 +61,11 @@ pub(super) struct Pending {
     stream: bool,
     started: Instant,
     created_ms: i64,
+    /// The usage record's id (UUID v7), known from the start: the journal
+    /// pairs the start with the end by it.
+    record_id: String,
+    /// When the journal last heard how far the stream got.
+    journaled_progress: Option<Instant>,
     first_chunk: Option<Instant>,
     streamed_chars: u64,
     pub(super) usage: Option<Usage>,
@@ -88,6 +94,29 @@ impl Pending {
     ) -> Pending {
         let RequestMeta { request_id, cost_center, started } = meta;
         state.metrics().in_flight(1);
+        let created_ms = sheepdog_types::time::now_ms();
+        let record_id = crate::ids::new_record_id(created_ms).to_string();
+        let pool_id = match caller.tenant.tier {
+            sheepdog_types::Tier::Pooled => caller.tenant.pool_id.clone(),
+            _ => None,
+        };
+        if let Some(journal) = state.accountant().journal() {
+            let input = permit.estimated_prompt_tokens;
+            journal.start(&Start {
+                id: record_id.clone(),
+                request_id: request_id.clone(),
+                tenant_id: caller.tenant.id.clone(),
+                key_id: Some(caller.key_id.clone()),
+                cost_center: cost_center.clone(),
+                model: requested.model.name.clone(),
+                provider: requested.provider.name.clone(),
+                stream: chat.stream,
+                created_ms,
+                pool_id: pool_id.clone(),
+                input_tokens: input as i64,
+                cost_nanos: cost_nanos(&requested.model, &Usage { input_tokens: input, ..Usage::default() }),
+            });
+        }
         Pending {
             state,
             requested: requested.clone(),
@@ -99,14 +128,13 @@ impl Pending {
             cost_center,
             stream: chat.stream,
             started,
-            created_ms: sheepdog_types::time::now_ms(),
+            created_ms,
+            record_id,
+            journaled_progress: None,
             first_chunk: None,
             streamed_chars: 0,
             usage: None,
-            pool_id: match caller.tenant.tier {
-                sheepdog_types::Tier::Pooled => caller.tenant.pool_id.clone(),
-                _ => None,
-            },
+            pool_id,
             permit: Some(permit),
             rollout: None,
             shadow: None,
@@ -125,6 +153,34 @@ impl Pending {
         if let Some(out) = self.output.as_mut() {
             out.add_chunk(chunk, &mut self.tool_args);
         }
+        self.journal_progress();
+    }
+
+    /// Tells the journal how far the stream got, at most every
+    /// [`PROGRESS_EVERY`]: what an `interrupted` record bills if this
+    /// replica dies before the end.
+    fn journal_progress(&mut self) {
+        let Some(journal) = self.state.accountant().journal() else { return };
+        let now = Instant::now();
+        let since = self.journaled_progress.unwrap_or(self.started);
+        if now.duration_since(since) < PROGRESS_EVERY {
+            return;
+        }
+        self.journaled_progress = Some(now);
+        let usage = Usage {
+            input_tokens: self.permit.as_ref().map(|p| p.estimated_prompt_tokens).unwrap_or(0),
+            output_tokens: self.streamed_chars.div_ceil(4),
+            cached_tokens: 0,
+        };
+        let priced = self.served.as_ref().unwrap_or(&self.requested);
+        journal.progress(
+            &self.record_id,
+            Progress {
+                input_tokens: usage.input_tokens as i64,
+                output_tokens: usage.output_tokens as i64,
+                cost_nanos: cost_nanos(&priced.model, &usage),
+            },
+        );
     }
 
     pub(super) fn finish(&mut self, outcome: Outcome, status: u16, error_code: Option<&str>) {
@@ -156,7 +212,7 @@ impl Pending {
         let latency = self.started.elapsed();
         let ttft_ms = self.first_chunk.map(|t| t.duration_since(self.started).as_millis() as i64);
         let record = UsageRecord {
-            id: crate::ids::new_record_id(self.created_ms).to_string(),
+            id: std::mem::take(&mut self.record_id),
             // `finish` runs once (`done`) and nothing reads these afterwards:
             // they move into the record instead of being copied.
             request_id: std::mem::take(&mut self.request_id),
@@ -182,6 +238,10 @@ impl Pending {
         let metrics = self.state.metrics();
         metrics.request(&priced.model.name, &priced.provider.name, status, latency.as_secs_f64());
         metrics.tokens(&priced.model.name, usage.input_tokens, usage.output_tokens, usage.cached_tokens, cost);
+        // On disk before the answer completes: a crash from here on loses nothing.
+        if let Some(journal) = self.state.accountant().journal() {
+            journal.finish(&record);
+        }
         self.event = Some(Event::Usage(Box::new(record)));
 
         // The rollout's guard sees this side's outcome; a request the

@@ -5,7 +5,7 @@
 //! timeout per call during an outage). A background task reconnects and
 //! clears the flag when Redis answers again (within 250 ms of its return).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,6 +15,10 @@ use crate::shutdown::Shutdown;
 
 /// How often an unreachable Redis is tried again.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Calls timing out in a row that mark Redis down (a refused or lost
+/// connection marks it down at once). One slow call fails alone.
+pub const TIMEOUTS_TO_DOWN: u32 = 3;
 
 /// Why a shared-state call did not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +40,11 @@ pub struct RedisLink {
     up: AtomicBool,
     /// Calls that failed (counted in `/metrics`).
     failures: AtomicU64,
+    /// Calls timed out in a row.
+    timeouts: AtomicU32,
+    /// Loaded into Redis on every (re)connection, so the first call of each
+    /// script after it needs no second round trip.
+    scripts: Vec<redis::Script>,
 }
 
 impl std::fmt::Debug for RedisLink {
@@ -48,7 +57,7 @@ impl std::fmt::Debug for RedisLink {
 impl RedisLink {
     /// A link to `url` (not connected yet: [`RedisLink::connect`] or the
     /// probe task connects).
-    pub fn new(url: &str, timeout: Duration) -> Result<RedisLink, SharedError> {
+    pub fn new(url: &str, timeout: Duration, scripts: Vec<redis::Script>) -> Result<RedisLink, SharedError> {
         // The error text of a bad URL may repeat the URL (and its password).
         let client = redis::Client::open(url).map_err(|_| SharedError::Failed("invalid redis URL".into()))?;
         Ok(RedisLink {
@@ -57,6 +66,8 @@ impl RedisLink {
             timeout,
             up: AtomicBool::new(false),
             failures: AtomicU64::new(0),
+            timeouts: AtomicU32::new(0),
+            scripts,
         })
     }
 
@@ -86,6 +97,14 @@ impl RedisLink {
             Ok(Err(e)) => return Err(SharedError::Failed(format!("{:?}", e.kind()))),
             Err(_) => return Err(SharedError::Timeout),
         }
+        for script in &self.scripts {
+            match tokio::time::timeout(budget, script.prepare_invoke().load_async(&mut conn)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(SharedError::Failed(format!("{:?}", e.kind()))),
+                Err(_) => return Err(SharedError::Timeout),
+            }
+        }
+        self.timeouts.store(0, Ordering::Relaxed);
         *lock(&self.conn) = Some(conn);
         self.up.store(true, Ordering::Release);
         Ok(())
@@ -105,7 +124,10 @@ impl RedisLink {
             return Err(SharedError::Down);
         };
         let result = match tokio::time::timeout(self.timeout, f(conn)).await {
-            Ok(Ok(v)) => return Ok(v),
+            Ok(Ok(v)) => {
+                self.timeouts.store(0, Ordering::Relaxed);
+                return Ok(v);
+            }
             Ok(Err(e)) if !is_connection_error(&e) => {
                 // Redis answered with an error (a script bug, wrong type):
                 // Redis itself is up.
@@ -113,7 +135,13 @@ impl RedisLink {
                 return Err(SharedError::Failed(e.to_string()));
             }
             Ok(Err(e)) => SharedError::Failed(format!("{:?}", e.kind())),
-            Err(_) => SharedError::Timeout,
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                if self.timeouts.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_TO_DOWN {
+                    self.mark_down();
+                }
+                return Err(SharedError::Timeout);
+            }
         };
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.mark_down();

@@ -168,8 +168,14 @@ impl SharedState {
         replica: &str,
     ) -> Result<Arc<SharedState>, SharedError> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let scripts = Scripts {
+            admit: ::redis::Script::new(include_str!("admit.lua")),
+            finish: ::redis::Script::new(include_str!("finish.lua")),
+            renew: ::redis::Script::new(include_str!("renew.lua")),
+        };
+        let all = vec![scripts.admit.clone(), scripts.finish.clone(), scripts.renew.clone()];
         Ok(Arc::new(SharedState {
-            link: Arc::new(RedisLink::new(url, timeout)?),
+            link: Arc::new(RedisLink::new(url, timeout, all)?),
             prefix: prefix.to_string(),
             replica: replica.to_string(),
             on_failure,
@@ -178,11 +184,7 @@ impl SharedState {
             live: Mutex::new(FastMap::default()),
             finishes: tx,
             finish_rx: Mutex::new(Some(rx)),
-            scripts: Scripts {
-                admit: ::redis::Script::new(include_str!("admit.lua")),
-                finish: ::redis::Script::new(include_str!("finish.lua")),
-                renew: ::redis::Script::new(include_str!("renew.lua")),
-            },
+            scripts,
             open_admissions: AtomicU64::new(0),
             closed_refusals: AtomicU64::new(0),
         }))

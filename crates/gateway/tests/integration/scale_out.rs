@@ -1,8 +1,18 @@
-//! Several replicas on one database: heartbeats and `GET /admin/v1/replicas`.
+//! Several replicas on one database and one Redis: heartbeats, every limit
+//! global and exact, changes everywhere within a second, and Redis outages
+//! (closed: refused at once and recovered by itself; open: per-replica
+//! shares).
 
-use std::time::Duration;
+// Helpers of the tests below (not #[test] fns) unwrap and panic like them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use reqwest::Method;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sheepdog_gateway::config::RedisConfig;
 use sheepdog_testkit::*;
 
 #[tokio::test]
@@ -39,4 +49,357 @@ async fn replicas_list_every_live_replica_on_both_databases() {
         a.stop().await;
     })
     .await;
+}
+
+/// A Redis of the test's own, on a free port (stopped and restarted by the
+/// outage tests), or the machine's (127.0.0.1:6379) under a fresh prefix.
+struct TestRedis {
+    port: u16,
+    prefix: String,
+    child: Option<Child>,
+    timeout_ms: u64,
+}
+
+impl TestRedis {
+    fn shared() -> TestRedis {
+        // A generous timeout: the test process runs three debug-built
+        // gateways and every client on two cores.
+        let prefix = format!("sdtest:{}:", uuid::Uuid::new_v4().simple());
+        TestRedis { port: 6379, prefix, child: None, timeout_ms: 1000 }
+    }
+
+    async fn own() -> TestRedis {
+        let port = free_port();
+        let mut r = TestRedis { port, prefix: "sd:".into(), child: None, timeout_ms: 50 };
+        r.start().await;
+        r
+    }
+
+    async fn start(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn config(&self, on_failure: &str) -> RedisConfig {
+        RedisConfig {
+            url: format!("redis://127.0.0.1:{}/0", self.port),
+            key_prefix: self.prefix.clone(),
+            timeout_ms: self.timeout_ms,
+            on_failure: on_failure.into(),
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli").arg("-p").arg(self.port.to_string()).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.kill();
+        } else {
+            let keys = self.cli(&["--scan", "--pattern", &format!("{}*", self.prefix)]);
+            for k in keys.lines().filter(|k| !k.is_empty()) {
+                self.cli(&["DEL", k]);
+            }
+        }
+    }
+}
+
+/// `n` replicas on one fresh Postgres database and `redis`.
+async fn replicas(db: &TestDb, redis: &TestRedis, on_failure: &str, n: usize) -> Vec<Arc<TestGateway>> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let cfg = redis.config(on_failure);
+        let gw = TestGateway::builder_on_url(&db.url)
+            .config(move |c| {
+                c.redis = Some(cfg);
+                let mut slow = simulated_provider();
+                slow.latency_ms = 500;
+                c.providers.insert("slow".into(), slow);
+                c.providers.insert("fast".into(), simulated_provider());
+                c.models.insert("slow".into(), model("slow", "slow", "2", "8"));
+                c.models.insert("gpt-4.1".into(), model("fast", "gpt-4.1", "2", "8"));
+            })
+            .start()
+            .await;
+        out.push(Arc::new(gw));
+    }
+    out
+}
+
+async fn stop_all(gws: Vec<Arc<TestGateway>>) {
+    for gw in gws {
+        if let Ok(gw) = Arc::try_unwrap(gw) {
+            gw.stop().await;
+        }
+    }
+}
+
+/// Waits until every replica's catalog holds `tenant` (≤ 1 s: each polls
+/// the database every 500 ms).
+async fn known_everywhere(gws: &[Arc<TestGateway>], tenant: &str) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !gws.iter().all(|g| g.state.catalog().snapshot().tenant(tenant).is_some()) {
+        assert!(Instant::now() < deadline, "tenant not on every replica within 2 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn status_of(gw: &TestGateway, key: &str, body: &Value) -> (StatusCode, Value) {
+    let r = gw.chat(key).json(body).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn requests_per_minute_are_exact_across_three_replicas() {
+    let db = TestDb::new(Db::Postgres).await;
+    let redis = TestRedis::shared();
+    let gws = replicas(&db, &redis, "closed", 3).await;
+    let (t, k) = gws[0]
+        .tenant_and_key(json!({"name": "rpm", "tier": "shared",
+            "limits": {"requests_per_minute": 30, "tokens_per_minute": 10000000}}))
+        .await;
+    known_everywhere(&gws, &t).await;
+    let body = chat_body("gpt-4.1", "hi");
+    let sends: Vec<_> = (0..90).map(|i| gws[i % 3].chat(&k).json(&body).send()).collect();
+    let statuses: Vec<_> = futures::future::join_all(sends).await.into_iter().map(|r| r.unwrap().status()).collect();
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((ok, limited), (30, 60), "{statuses:?}");
+    // Every replica answers with the deployment's numbers.
+    let r = gws[2].chat(&k).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["x-ratelimit-remaining-requests"], "0");
+    assert_eq!(r.headers()["x-ratelimit-limit-requests"], "30");
+    stop_all(gws).await;
+}
+
+#[tokio::test]
+async fn a_hard_budget_is_never_overspent_by_three_replicas() {
+    let db = TestDb::new(Db::Postgres).await;
+    let redis = TestRedis::shared();
+    let gws = replicas(&db, &redis, "closed", 3).await;
+    let (t, k) = gws[0]
+        .tenant_and_key(json!({"name": "budget", "tier": "shared",
+            "budget": {"monthly_limit_usd": "0.0090", "hard": true}}))
+        .await;
+    known_everywhere(&gws, &t).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(64));
+    let mut handles = Vec::new();
+    for i in 0..64 {
+        let (gw, k, barrier) = (gws[i % 3].clone(), k.clone(), barrier.clone());
+        handles.push(tokio::spawn(async move {
+            let req = gw.chat(&k).json(&json!({"model": "gpt-4.1", "max_tokens": 100,
+                "messages": [{"role": "user", "content": format!("request {i} [sim:tokens=100]")}]}));
+            barrier.wait().await;
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut ok = 0;
+    for h in handles {
+        let (status, v) = h.await.unwrap();
+        match status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => assert_eq!(v["error"]["code"], "insufficient_quota", "{v}"),
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert!((5..=10).contains(&ok), "{ok} requests fit");
+    for gw in &gws {
+        gw.state.accountant().flush().await;
+    }
+    let records = usage_records(&db.url, &t).await;
+    let spent: i64 = records.iter().map(|r| r.cost_nanos).sum();
+    assert_eq!(records.len(), ok, "only admitted requests are recorded");
+    assert!(spent <= 9_000_000, "spent {spent} nano-USD of a 9,000,000 budget");
+    // The shared account settles (off the request path) to the records' sum.
+    let account = format!("{}t:{t}:b", redis.prefix);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let settled: i64 = redis.cli(&["HGET", &account, "s"]).parse().unwrap_or(-1);
+        let reserved: i64 = redis.cli(&["HGET", &account, "r"]).parse().unwrap_or(-1);
+        if (settled, reserved) == (spent, 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "shared account {settled} settled, {reserved} reserved; records {spent}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_all(gws).await;
+}
+
+#[tokio::test]
+async fn max_concurrency_holds_across_replicas() {
+    let db = TestDb::new(Db::Postgres).await;
+    let redis = TestRedis::shared();
+    let gws = replicas(&db, &redis, "closed", 3).await;
+    let (t, k) = gws[0]
+        .tenant_and_key(json!({"name": "conc", "tier": "shared",
+            "limits": {"requests_per_minute": 1000, "tokens_per_minute": 10000000, "max_concurrency": 2}}))
+        .await;
+    known_everywhere(&gws, &t).await;
+    let body = chat_body("slow", "hi");
+    let sends: Vec<_> = (0..6).map(|i| gws[i % 3].chat(&k).json(&body).send()).collect();
+    let statuses: Vec<_> = futures::future::join_all(sends).await.into_iter().map(|r| r.unwrap().status()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 2, "{statuses:?}");
+    // The slots are free again once the requests end (settled off the path).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (s, v) = status_of(&gws[1], &k, &chat_body("gpt-4.1", "hi")).await;
+        if s == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slots not freed: {s} {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_all(gws).await;
+}
+
+#[tokio::test]
+async fn revocations_and_limit_changes_reach_every_replica_within_a_second() {
+    let db = TestDb::new(Db::Postgres).await;
+    let redis = TestRedis::shared();
+    let gws = replicas(&db, &redis, "closed", 3).await;
+    let (t, k) = gws[0].tenant_with_key("changes").await;
+    known_everywhere(&gws, &t).await;
+    let body = chat_body("gpt-4.1", "hi");
+    for gw in &gws {
+        assert_eq!(status_of(gw, &k, &body).await.0, StatusCode::OK);
+    }
+    // A limit changed on replica 2: 3 requests made this minute, 2 allowed.
+    let (s, v) = gws[1]
+        .admin(
+            Method::PUT,
+            &format!("/admin/v1/tenants/{t}/limits"),
+            Some(json!({"requests_per_minute": 2, "tokens_per_minute": 1000000})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let changed = Instant::now();
+    for gw in [&gws[0], &gws[2]] {
+        loop {
+            let (s, _) = status_of(gw, &k, &body).await;
+            if s == StatusCode::TOO_MANY_REQUESTS {
+                break;
+            }
+            assert!(changed.elapsed() < Duration::from_secs(1), "the new limit was not enforced within 1 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // A key revoked on replica 1 is refused by replica 3 within 1 s.
+    let (_, keys) = gws[0].admin(Method::GET, &format!("/admin/v1/tenants/{t}/keys"), None).await;
+    let key_id = keys["data"][0]["id"].as_str().unwrap().to_string();
+    let (s, v) = gws[0].admin(Method::DELETE, &format!("/admin/v1/keys/{key_id}"), None).await;
+    assert!(s.is_success(), "{v}");
+    let revoked = Instant::now();
+    loop {
+        let (s, _) = status_of(&gws[2], &k, &body).await;
+        if s == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(revoked.elapsed() < Duration::from_secs(1), "the revoked key still works after 1 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop_all(gws).await;
+}
+
+#[tokio::test]
+async fn redis_down_closed_refuses_at_once_and_recovers_by_itself() {
+    let db = TestDb::new(Db::Postgres).await;
+    let mut redis = TestRedis::own().await;
+    let gws = replicas(&db, &redis, "closed", 2).await;
+    let (t, k) = gws[0].tenant_with_key("outage").await;
+    known_everywhere(&gws, &t).await;
+    let body = chat_body("gpt-4.1", "hi");
+    assert_eq!(status_of(&gws[0], &k, &body).await.0, StatusCode::OK);
+    redis.kill();
+    for gw in &gws {
+        let started = Instant::now();
+        let (s, v) = status_of(gw, &k, &body).await;
+        let took = started.elapsed();
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert_eq!(
+            (v["error"]["type"].as_str(), v["error"]["code"].as_str()),
+            (Some("service_unavailable"), Some("shared_state_unavailable")),
+            "{v}"
+        );
+        assert!(took < Duration::from_millis(150), "refused after {took:?} (timeout_ms = 50)");
+    }
+    let (_, list) = gws[0].admin(Method::GET, "/admin/v1/replicas", None).await;
+    assert_eq!(list["redis"], "down", "{list}");
+    let metrics = metrics_text(&gws[0]).await;
+    assert!(metrics.contains("sheepdog_redis_up 0"), "{metrics}");
+    assert!(!metrics.contains("sheepdog_shared_state_refusals_total 0\n"), "{metrics}");
+    // Redis returns: every replica admits again within 5 s, by itself.
+    redis.start().await;
+    let back = Instant::now();
+    for gw in &gws {
+        loop {
+            let (s, _) = status_of(gw, &k, &body).await;
+            if s == StatusCode::OK {
+                break;
+            }
+            assert!(back.elapsed() < Duration::from_secs(5), "not recovered 5 s after Redis returned");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    stop_all(gws).await;
+}
+
+#[tokio::test]
+async fn redis_down_open_admits_against_per_replica_shares() {
+    let db = TestDb::new(Db::Postgres).await;
+    let mut redis = TestRedis::own().await;
+    let gws = replicas(&db, &redis, "open", 3).await;
+    let (t, k) = gws[0]
+        .tenant_and_key(json!({"name": "open", "tier": "shared",
+            "limits": {"requests_per_minute": 30, "tokens_per_minute": 10000000}}))
+        .await;
+    known_everywhere(&gws, &t).await;
+    // Every replica has seen the others' heartbeats (the divisor).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gws.iter().all(|g| g.state.replica().live_replicas() == 3) {
+        assert!(Instant::now() < deadline, "heartbeats not seen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    redis.kill();
+    let body = chat_body("gpt-4.1", "hi");
+    for gw in &gws {
+        let mut ok = 0;
+        for _ in 0..12 {
+            if status_of(gw, &k, &body).await.0 == StatusCode::OK {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 10, "30 per minute over 3 live replicas: 10 each");
+    }
+    let metrics = metrics_text(&gws[0]).await;
+    assert!(metrics.contains("sheepdog_shared_state_open_admissions_total 12"), "{metrics}");
+    stop_all(gws).await;
+}
+
+async fn metrics_text(gw: &TestGateway) -> String {
+    gw.client.get(format!("{}/metrics", gw.url)).send().await.unwrap().text().await.unwrap()
 }
