@@ -19,7 +19,11 @@
 //!   when all slots are busy the attempt is answered `429` at once, without
 //!   queueing on the blocking pool, and is not counted.
 //!
-//! The state is per gateway process.
+//! The state is per gateway process, unless the replicas share state in
+//! Redis (`[redis] url`): then the counts live there (the same policy, one
+//! script call per attempt; see [`SignIn::begin_shared`]) and every replica
+//! sees every attempt. While Redis is unreachable each replica falls back to
+//! its own counts (still throttled, per replica).
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -27,6 +31,7 @@ use std::time::Duration;
 
 use hashlink::LruCache;
 use sha2::{Digest, Sha256};
+use sheepdog_core::shared::{SharedState, SignInThrottle, ThrottlePolicy};
 use tokio::time::Instant;
 
 /// How an attempt count turns into delays.
@@ -90,6 +95,18 @@ pub fn delay(policy: Policy, count: u32) -> Duration {
     policy.base.saturating_mul(1u32 << doublings).min(policy.cap)
 }
 
+/// The policies as the shared-state script takes them.
+fn throttle<'a>(pair: &'a str, address: &'a str) -> SignInThrottle<'a> {
+    let policy = |p: Policy| ThrottlePolicy { free: p.free, base: p.base, cap: p.cap };
+    SignInThrottle {
+        pair,
+        address,
+        pair_policy: policy(PAIR),
+        address_policy: policy(ADDRESS),
+        forget_after: FORGET_AFTER,
+    }
+}
+
 #[derive(Debug)]
 struct Tables {
     pairs: LruCache<Key, Entry>,
@@ -104,6 +121,11 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// The hex keys of the pair and the address (what Redis holds).
+    pub fn hex_keys(&self) -> (String, String) {
+        (hex::encode(self.pair), hex::encode(self.address))
+    }
+
     /// `client_ip` is what the console passed (`None`: one shared "unknown" address).
     pub fn new(email: &str, client_ip: Option<IpAddr>) -> Attempt {
         let address = client_ip.map(sheepdog_types::net::throttle_key).unwrap_or_else(|| "unknown".into());
@@ -178,6 +200,36 @@ impl SignIn {
             }
         }
         Ok(())
+    }
+
+    /// [`SignIn::begin`] with the counts in the replicas' shared state when
+    /// there is one (this process's own counts while it is unreachable).
+    pub async fn begin_shared(
+        &self,
+        shared: Option<&SharedState>,
+        attempt: &Attempt,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        if let Some(shared) = shared {
+            let (pair, address) = attempt.hex_keys();
+            match shared.signin(&throttle(&pair, &address), false).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(wait),
+                Err(e) => tracing::warn!(error = %e, "shared sign-in throttle unreachable; counting here"),
+            }
+        }
+        self.begin(attempt, now)
+    }
+
+    /// [`SignIn::succeeded`] in the shared state too, when there is one.
+    pub async fn succeeded_shared(&self, shared: Option<&SharedState>, attempt: &Attempt) {
+        if let Some(shared) = shared {
+            let (pair, address) = attempt.hex_keys();
+            if let Err(e) = shared.signin(&throttle(&pair, &address), true).await {
+                tracing::warn!(error = %e, "shared sign-in throttle unreachable");
+            }
+        }
+        self.succeeded(attempt);
     }
 
     /// The password was right: the pair starts over and the address gets its attempt back.

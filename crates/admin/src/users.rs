@@ -6,7 +6,8 @@
 //! parameters). Attempts are throttled per (email, client address) with
 //! doubling delays and per client address, counted before the password is
 //! hashed, and at most one hash per core runs at once: see
-//! [`crate::signin`]. Throttling state is per gateway process.
+//! [`crate::signin`]. Throttling state is per gateway process, or shared by
+//! the replicas in Redis when `[redis] url` is set.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,7 +131,8 @@ pub async fn verify(
         ));
     };
     let attempt = Attempt::new(&email, client_ip);
-    if let Err(wait) = auth.signin.begin(&attempt, Instant::now()) {
+    let shared = state.shared().map(|s| &**s);
+    if let Err(wait) = auth.signin.begin_shared(shared, &attempt, Instant::now()).await {
         tracing::warn!(email = %email, client_ip = ?client_ip, wait_secs = wait.as_secs(), "console sign-in throttled");
         return Ok(throttled(wait, "too_many_attempts", "Too many failed sign-ins; try again in {secs} s."));
     }
@@ -147,7 +149,7 @@ pub async fn verify(
     };
     match user {
         Some(u) if password_ok && !u.disabled => {
-            auth.signin.succeeded(&attempt);
+            auth.signin.succeeded_shared(shared, &attempt).await;
             Ok(Json(to_api(&u)).into_response())
         }
         _ => {

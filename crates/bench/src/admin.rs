@@ -51,13 +51,15 @@ pub async fn drain_accounting(gw: SocketAddr, mode: Mode) -> anyhow::Result<Lag>
     })
 }
 
+/// Usage records (all gateways share the database) against the chat
+/// requests sent through every gateway path.
 pub async fn check_accounting(
     gw: SocketAddr,
     admin: &str,
-    gateway: &Target,
+    gateways: &[std::sync::Arc<Target>],
     lag: Vec<Lag>,
 ) -> anyhow::Result<Accounting> {
-    let sent = gateway.sent.load(Ordering::Relaxed);
+    let sent: u64 = gateways.iter().map(|g| g.sent.load(Ordering::Relaxed)).sum();
     let path = "/admin/v1/usage?group_by=tenant&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z";
     let t0 = Instant::now();
     let (st, b) = client::call(gw, Method::GET, path, Some(admin), None).await?;

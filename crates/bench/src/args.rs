@@ -93,6 +93,20 @@ pub struct RunArgs {
     /// Exit non-zero when a target is missed (errors and accounting always do).
     #[arg(long)]
     pub enforce_targets: bool,
+    /// Adds a path `gw-redis`: gateway replicas sharing their admission state
+    /// in this Redis (default `redis://127.0.0.1:6379/0`), on the in-memory
+    /// gateway's database, the load spread over them.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "redis://127.0.0.1:6379/0")]
+    pub redis: Option<String>,
+    /// Replicas of the `gw-redis` path (with `--redis`).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// Target: `gw-redis` throughput at least this fraction of the in-memory gateway's.
+    #[arg(long, default_value_t = 0.6)]
+    pub min_redis_ratio: f64,
+    /// Target: `gw-redis` p50 at c=1 at most this many µs above the in-memory gateway's.
+    #[arg(long, default_value_t = 150.0)]
+    pub max_redis_added_p50_us: f64,
     /// Hard limit on the whole run, in seconds.
     #[arg(long, default_value_t = 900)]
     pub max_seconds: u64,

@@ -45,7 +45,9 @@ impl Mode {
 #[derive(Debug)]
 pub struct Target {
     pub name: &'static str,
-    pub addr: SocketAddr,
+    /// Every address of this path (replicas): new connections take them in turn.
+    addrs: Vec<SocketAddr>,
+    next: std::sync::atomic::AtomicUsize,
     host: HeaderValue,
     auth: HeaderValue,
     /// Chat requests handed to this path (all phases, warm-ups included).
@@ -56,15 +58,32 @@ pub struct Target {
 
 impl Target {
     pub fn new(name: &'static str, addr: SocketAddr, key: &str) -> anyhow::Result<Arc<Target>> {
+        Target::spread(name, vec![addr], key)
+    }
+
+    /// A path served by several replicas: connections spread over `addrs`.
+    pub fn spread(name: &'static str, addrs: Vec<SocketAddr>, key: &str) -> anyhow::Result<Arc<Target>> {
+        let addr = *addrs.first().ok_or_else(|| anyhow!("{name}: no address"))?;
         Ok(Arc::new(Target {
             name,
-            addr,
+            addrs,
+            next: std::sync::atomic::AtomicUsize::new(0),
             host: HeaderValue::from_str(&addr.to_string())?,
             auth: HeaderValue::from_str(&format!("Bearer {key}"))?,
             sent: AtomicU64::new(0),
             expected_json: Bytes::from_static(upstream::COMPLETION),
             expected_sse: Bytes::from(upstream::sse_bytes()),
         }))
+    }
+
+    /// The address of the next new connection (round robin over replicas).
+    pub fn next_addr(&self) -> SocketAddr {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.addrs[i % self.addrs.len()]
+    }
+
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
     }
 }
 
@@ -100,7 +119,7 @@ impl Requester {
             if usable {
                 break;
             }
-            self.sender = Some(connect(self.target.addr).await?);
+            self.sender = Some(connect(self.target.next_addr()).await?);
             self.connects += 1;
         }
         self.sender.as_mut().ok_or_else(|| anyhow!("no connection"))

@@ -19,6 +19,9 @@ fn cpu_pids(env: &Env) -> Vec<(&'static str, Vec<u32>)> {
     if let Some(g) = &env.gateway {
         v.push(("gateway", vec![g.pid()]));
     }
+    if !env.replicas.is_empty() {
+        v.push(("replicas", env.replicas.iter().map(procs::Proc::pid).collect()));
+    }
     if let Some(n) = &env.nginx {
         let mut p = vec![n.pid()];
         p.extend(env.nginx_workers.iter().copied());

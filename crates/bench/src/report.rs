@@ -169,7 +169,7 @@ impl Report {
         for mode in [Mode::NonStream, Mode::Stream] {
             let lat = |name: &str| i.latency.iter().find(|l| l.mode == mode && l.target == name);
             if let Some(d) = lat("direct") {
-                for name in ["gateway", "nginx"] {
+                for name in ["gateway", "gw-redis", "nginx"] {
                     if let Some(l) = lat(name) {
                         added.push(Added {
                             mode,
@@ -182,7 +182,7 @@ impl Report {
             }
             let tp = |name: &str| i.throughput.iter().find(|t| t.result.mode == mode && t.result.target == name);
             if let Some(d) = tp("direct") {
-                for name in ["gateway", "nginx"] {
+                for name in ["gateway", "gw-redis", "nginx"] {
                     if let Some(t) = tp(name) {
                         let ratio = if d.result.rps > 0.0 { t.result.rps / d.result.rps } else { 0.0 };
                         ratios.push(Ratio {
@@ -211,6 +211,27 @@ impl Report {
                     value: a.added_p50_us,
                     limit: i.args.max_added_p50_us,
                     met: a.added_p50_us <= i.args.max_added_p50_us,
+                });
+            }
+            // Shared state in Redis against the in-memory gateway.
+            if let (Some(m), Some(r)) = (tp("gateway"), tp("gw-redis")) {
+                let ratio = if m.result.rps > 0.0 { r.result.rps / m.result.rps } else { 0.0 };
+                targets.push(TargetCheck {
+                    name: "gw-redis throughput / gateway (in-memory)".into(),
+                    mode,
+                    value: ratio,
+                    limit: i.args.min_redis_ratio,
+                    met: ratio >= i.args.min_redis_ratio,
+                });
+            }
+            if let (Some(m), Some(r)) = (lat("gateway"), lat("gw-redis")) {
+                let added = r.stats.p50_us - m.stats.p50_us;
+                targets.push(TargetCheck {
+                    name: "gw-redis p50 above the in-memory gateway's (µs)".into(),
+                    mode,
+                    value: added,
+                    limit: i.args.max_redis_added_p50_us,
+                    met: added <= i.args.max_redis_added_p50_us,
                 });
             }
         }
@@ -346,7 +367,7 @@ impl Report {
         );
         let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for mode in [Mode::NonStream, Mode::Stream] {
-            for name in ["direct", "gateway", "nginx"] {
+            for name in ["direct", "gateway", "gw-redis", "nginx"] {
                 let lat = self.latency.iter().find(|l| l.mode == mode && l.target == name);
                 let tp = self.throughput.iter().find(|t| t.result.mode == mode && t.result.target == name);
                 if lat.is_none() && tp.is_none() {
@@ -382,8 +403,11 @@ impl Report {
             c.concurrency
         );
         let _ = writeln!(s);
-        let _ = writeln!(s, "| mode | path | loadgen | upstream | gateway | nginx | ours total | other (noise) |");
-        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            s,
+            "| mode | path | loadgen | upstream | gateway | replicas | nginx | ours total | other (noise) |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
         for t in &self.throughput {
             let cell = |p: &str| {
                 t.cpu.iter().find(|c| c.process == p).filter(|c| c.percent_of_one_core >= 0.5).map_or(
@@ -403,12 +427,13 @@ impl Report {
             let other = t.cpu.iter().find(|c| c.process == "other").map_or(0.0, |c| c.percent_of_one_core);
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.0} % ({:.1}; {:.1}) | {:.0} % |",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.0} % ({:.1}; {:.1}) | {:.0} % |",
                 t.result.mode.label(),
                 t.result.target,
                 cell("loadgen"),
                 cell("upstream"),
                 cell("gateway"),
+                cell("replicas"),
                 cell("nginx"),
                 total_pct,
                 total_us,

@@ -49,7 +49,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
 
     let tmp = tempfile::Builder::new().prefix("sheepdog-bench-").tempdir()?;
     let guard = Guard::spawn(&exe)?;
-    let mut env = Env { nginx: None, nginx_workers: Vec::new(), gateway: None, upstream: None, guard, tmp };
+    let mut env =
+        Env { nginx: None, nginx_workers: Vec::new(), replicas: Vec::new(), gateway: None, upstream: None, guard, tmp };
     if args.keep_tmp {
         notes.push(format!("temporary directory kept: {}", env.tmp.path().display()));
     } else {
@@ -65,8 +66,18 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let gw_addr = services::start_gateway(&mut env, &gateway_bin, up_addr, &admin_token).await?;
     let key = admin::create_tenant_key(gw_addr, &admin_token).await?;
 
-    // 3. nginx.
+    // 3. nginx, and the replicas sharing their state in Redis (`--redis`).
     let mut targets = vec![Target::new("direct", up_addr, &key)?, Target::new("gateway", gw_addr, &key)?];
+    let mut redis_prefix = None;
+    if let Some(url) = &args.redis {
+        let prefix = format!("sdbench:{}:", procs::random_hex()?);
+        let addrs =
+            services::start_replicas(&mut env, &gateway_bin, up_addr, &admin_token, url, &prefix, args.replicas.max(1))
+                .await?;
+        notes.push(format!("gw-redis: {} replica(s) sharing their admission state in {url}", addrs.len()));
+        targets.push(Target::spread("gw-redis", addrs, &key)?);
+        redis_prefix = Some(prefix);
+    }
     let mut nginx_version = None;
     if let Some(bin) = &nginx_bin {
         nginx_version = Some(services::command_version(bin, &["-v"]));
@@ -128,11 +139,17 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
             if t.name == "gateway" {
                 accounting_lag.push(admin::drain_accounting(gw_addr, mode).await?);
             }
+            if t.name == "gw-redis" {
+                for addr in t.addrs() {
+                    admin::drain_accounting(*addr, mode).await?;
+                }
+            }
         }
     }
 
     // 5. Accounting: every answered request must be recorded.
-    let accounting = admin::check_accounting(gw_addr, &admin_token, &targets[1], accounting_lag).await?;
+    let gateways: Vec<_> = targets.iter().filter(|t| matches!(t.name, "gateway" | "gw-redis")).cloned().collect();
+    let accounting = admin::check_accounting(gw_addr, &admin_token, &gateways, accounting_lag).await?;
     eprintln!(
         "accounting : gateway answered {} chat requests, usage records {} ({})",
         accounting.gateway_requests_sent,
@@ -142,6 +159,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
 
     // 6. Stop everything, the gateway gracefully.
     let (gateway_shutdown, gateway_stopped_ok) = services::stop_all(&mut env).await?;
+    if let Some(prefix) = redis_prefix {
+        services::delete_redis_keys(args.redis.as_deref().unwrap_or_default(), &prefix);
+    }
     if args.keep_tmp {
         let _ = env.tmp.keep();
     }

@@ -19,6 +19,8 @@ use crate::procs::{self, Guard, Proc};
 pub struct Env {
     pub nginx: Option<Proc>,
     pub nginx_workers: Vec<u32>,
+    /// The `gw-redis` replicas (`--redis`).
+    pub replicas: Vec<Proc>,
     pub gateway: Option<Proc>,
     pub upstream: Option<Proc>,
     pub guard: Guard,
@@ -66,15 +68,67 @@ pub async fn start_gateway(
     up_addr: SocketAddr,
     admin_token: &str,
 ) -> anyhow::Result<SocketAddr> {
+    let dir = env.tmp.path().join("gateway");
+    let db = dir.join("sheepdog.db");
+    let spec = Spec { name: "gateway", dir: &dir, db: &db, redis: None };
+    let (gw, addr) = spawn_gateway(env, bin, up_addr, admin_token, spec).await?;
+    eprintln!("gateway    : http://{addr} (pid {})", gw.pid());
+    env.gateway = Some(gw);
+    Ok(addr)
+}
+
+/// Starts `n` replicas sharing their admission state in `redis` (under a
+/// fresh key prefix), on the gateway's database; their addresses.
+pub async fn start_replicas(
+    env: &mut Env,
+    bin: &Path,
+    up_addr: SocketAddr,
+    admin_token: &str,
+    redis: &str,
+    prefix: &str,
+    n: usize,
+) -> anyhow::Result<Vec<SocketAddr>> {
+    let db = env.tmp.path().join("gateway").join("sheepdog.db");
+    let mut addrs = Vec::new();
+    for i in 0..n {
+        let dir = env.tmp.path().join(format!("replica-{i}"));
+        let spec = Spec { name: "replica", dir: &dir, db: &db, redis: Some((redis, prefix)) };
+        let (gw, addr) = spawn_gateway(env, bin, up_addr, admin_token, spec).await?;
+        eprintln!("gw-redis   : http://{addr} (pid {}, replica {i})", gw.pid());
+        env.replicas.push(gw);
+        addrs.push(addr);
+    }
+    Ok(addrs)
+}
+
+/// What one gateway process runs with.
+struct Spec<'a> {
+    name: &'static str,
+    /// Its directory (config, log).
+    dir: &'a Path,
+    /// Its SQLite database.
+    db: &'a Path,
+    /// The URL and key prefix of shared admission state.
+    redis: Option<(&'a str, &'a str)>,
+}
+
+/// One `sheepdog gateway` process, ready.
+async fn spawn_gateway(
+    env: &mut Env,
+    bin: &Path,
+    up_addr: SocketAddr,
+    admin_token: &str,
+    spec: Spec<'_>,
+) -> anyhow::Result<(Proc, SocketAddr)> {
+    let Spec { name, dir, db, redis } = spec;
     let gw_addr = loopback(sheepdog_testkit::try_free_port()?);
-    let gw_dir = env.tmp.path().join("gateway");
-    std::fs::create_dir_all(&gw_dir)?;
-    let config_path = gw_dir.join("sheepdog.toml");
-    std::fs::write(&config_path, gateway_config(gw_addr, &gw_dir.join("sheepdog.db"), up_addr))?;
-    let log_path = gw_dir.join("gateway.log");
+    std::fs::create_dir_all(dir)?;
+    let config_path = dir.join("sheepdog.toml");
+    std::fs::write(&config_path, gateway_config(gw_addr, db, up_addr, redis))?;
+    let log_path = dir.join("gateway.log");
     let log = std::fs::File::create(&log_path)?;
     let mut cmd = Command::new(bin);
-    cmd.arg("gateway").arg("--config").arg(&config_path).current_dir(&gw_dir);
+    cmd.arg("gateway").arg("--config").arg(&config_path).current_dir(dir);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("SHEEPDOG_") {
             cmd.env_remove(k);
@@ -85,22 +139,24 @@ pub async fn start_gateway(
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    let gw = Proc::spawn("gateway", &mut cmd)?;
+    let mut gw = Proc::spawn(name, &mut cmd)?;
     env.guard.watch(gw.pid());
-    env.gateway = Some(gw);
-    wait_ready(env, gw_addr, &log_path).await?;
-    eprintln!("gateway    : http://{gw_addr} (pid {})", env.gateway.as_ref().map_or(0, Proc::pid));
-    Ok(gw_addr)
+    wait_ready(&mut gw, gw_addr, &log_path).await?;
+    Ok((gw, gw_addr))
 }
 
-fn gateway_config(listen: SocketAddr, db: &Path, up: SocketAddr) -> String {
+fn gateway_config(listen: SocketAddr, db: &Path, up: SocketAddr, redis: Option<(&str, &str)>) -> String {
+    let redis = match redis {
+        Some((url, prefix)) => format!("\n[redis]\nurl = \"{url}\"\nkey_prefix = \"{prefix}\"\n"),
+        None => String::new(),
+    };
     format!(
         r#"[gateway]
 listen = "{listen}"
 
 [database]
 url = "sqlite://{db}"
-
+{redis}
 [providers.up]
 kind = "openai"
 base_url = "http://{up}/v1"
@@ -115,13 +171,11 @@ output_per_mtok = 8
     )
 }
 
-async fn wait_ready(env: &mut Env, addr: SocketAddr, log: &Path) -> anyhow::Result<()> {
+async fn wait_ready(gw: &mut Proc, addr: SocketAddr, log: &Path) -> anyhow::Result<()> {
     let t0 = Instant::now();
     loop {
-        if let Some(g) = env.gateway.as_mut() {
-            if let Err(e) = g.check_alive() {
-                bail!("{e}; its log:\n{}", procs::tail(log, 30));
-            }
+        if let Err(e) = gw.check_alive() {
+            bail!("{e}; its log:\n{}", procs::tail(log, 30));
         }
         if let Ok((StatusCode::OK, _)) = client::call(addr, Method::GET, "/readyz", None, None).await {
             return Ok(());
@@ -233,6 +287,10 @@ pub async fn stop_all(env: &mut Env) -> anyhow::Result<(String, bool)> {
             env.guard.release(w);
         }
     }
+    for mut r in std::mem::take(&mut env.replicas) {
+        r.stop(Signal::TERM, Duration::from_secs(30)).await?;
+        env.guard.release(r.pid());
+    }
     let mut gateway_shutdown = "killed after 30 s (did not stop on SIGTERM)".to_string();
     let mut gateway_stopped_ok = false;
     if let Some(mut g) = env.gateway.take() {
@@ -256,5 +314,17 @@ pub fn command_version(bin: &Path, args: &[&str]) -> String {
             s.trim().to_string()
         }
         Err(_) => "unknown".into(),
+    }
+}
+
+/// Deletes the run's keys from Redis (with `redis-cli`, if installed).
+pub fn delete_redis_keys(url: &str, prefix: &str) {
+    let scan = Command::new("redis-cli").args(["-u", url, "--scan", "--pattern", &format!("{prefix}*")]).output();
+    let Ok(out) = scan else {
+        eprintln!("note: redis-cli not found; keys under {prefix} were left in Redis");
+        return;
+    };
+    for key in String::from_utf8_lossy(&out.stdout).lines().filter(|k| !k.is_empty()) {
+        let _ = Command::new("redis-cli").args(["-u", url, "DEL", key]).output();
     }
 }

@@ -150,6 +150,28 @@ struct Scripts {
     admit: ::redis::Script,
     finish: ::redis::Script,
     renew: ::redis::Script,
+    signin: ::redis::Script,
+}
+
+/// A sign-in throttling policy as the script takes it: attempts before any
+/// delay, the first delay and the longest (doubling in between).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    pub free: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+/// The console sign-in throttle's two counters and their policies.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInThrottle<'a> {
+    /// Hex keys of the (email, address) pair and of the address (hashes:
+    /// no email or address is written to Redis).
+    pub pair: &'a str,
+    pub address: &'a str,
+    pub pair_policy: ThrottlePolicy,
+    pub address_policy: ThrottlePolicy,
+    pub forget_after: Duration,
 }
 
 impl std::fmt::Debug for Scripts {
@@ -172,8 +194,9 @@ impl SharedState {
             admit: ::redis::Script::new(include_str!("admit.lua")),
             finish: ::redis::Script::new(include_str!("finish.lua")),
             renew: ::redis::Script::new(include_str!("renew.lua")),
+            signin: ::redis::Script::new(include_str!("signin.lua")),
         };
-        let all = vec![scripts.admit.clone(), scripts.finish.clone(), scripts.renew.clone()];
+        let all = vec![scripts.admit.clone(), scripts.finish.clone(), scripts.renew.clone(), scripts.signin.clone()];
         Ok(Arc::new(SharedState {
             link: Arc::new(RedisLink::new(url, timeout, all)?),
             prefix: prefix.to_string(),
@@ -415,6 +438,22 @@ impl SharedState {
                 }
             }
         }
+    }
+
+    /// Console sign-in throttling across replicas: counts an attempt and
+    /// answers `Ok(None)`, or `Ok(Some(wait))` when the pair or the address
+    /// must wait (nothing counted). `success`: the pair starts over and the
+    /// address gets its attempt back (answers `Ok(None)`).
+    pub async fn signin(&self, t: &SignInThrottle<'_>, success: bool) -> Result<Option<Duration>, SharedError> {
+        let mut inv = self.scripts.signin.prepare_invoke();
+        inv.key(format!("{}signin:p:{}", self.prefix, t.pair)).key(format!("{}signin:a:{}", self.prefix, t.address));
+        inv.arg(if success { "success" } else { "begin" });
+        for p in [t.pair_policy, t.address_policy] {
+            inv.arg(p.free).arg(p.base.as_millis() as u64).arg(p.cap.as_millis() as u64);
+        }
+        inv.arg(t.forget_after.as_millis() as u64);
+        let wait: i64 = self.link.call(|mut conn| async move { inv.invoke_async(&mut conn).await }).await?;
+        Ok((wait > 0).then(|| Duration::from_millis(wait as u64)))
     }
 
     /// Slots and reservations held by requests in flight here.

@@ -4,7 +4,8 @@
 //! `database_unavailable`, `/readyz` says unavailable.
 //!
 //! Postgres: an instance of our own (initdb + pg_ctl on a free port in a temp
-//! directory) that is stopped for 10 s and started again. SQLite: another
+//! directory) that is stopped for 10 s and started again, with the admission
+//! state shared in Redis as replicas run it. SQLite: another
 //! connection holds an exclusive write lock (`BEGIN EXCLUSIVE`) for 10 s, so
 //! every write gets SQLITE_BUSY.
 // Helpers outside #[test] functions, which clippy.toml's test allowances do not reach.
@@ -233,7 +234,20 @@ async fn outage_under_load(db: Db) {
             (Outage::Sqlite { url: url.clone(), holder: None }, url, Some(dir))
         }
     };
-    let gw = TestGateway::builder_on_url(&url).client_timeout(Duration::from_secs(30)).start().await;
+    // On Postgres the admission state is shared in Redis (as with several
+    // replicas): admission goes on while the database is away.
+    let prefix = format!("sdtest:{}:", uuid::Uuid::new_v4().simple());
+    let redis = (db == Db::Postgres).then(|| sheepdog_gateway::config::RedisConfig {
+        url: "redis://127.0.0.1:6379/0".into(),
+        key_prefix: prefix.clone(),
+        timeout_ms: 1000,
+        on_failure: "closed".into(),
+    });
+    let gw = TestGateway::builder_on_url(&url)
+        .client_timeout(Duration::from_secs(30))
+        .config(move |c| c.redis = redis)
+        .start()
+        .await;
     let (tenant, key) = gw.tenant_with_key("outage").await;
     // Above the default 1,000 requests/min: the load is not rate limited.
     let limits = json!({"requests_per_minute": 1_000_000, "tokens_per_minute": 100_000_000});
@@ -346,6 +360,13 @@ async fn outage_under_load(db: Db) {
 
     gw.stop().await;
     drop(outage);
+    if db == Db::Postgres {
+        let keys =
+            std::process::Command::new("redis-cli").args(["--scan", "--pattern", &format!("{prefix}*")]).output();
+        for k in keys.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default().lines() {
+            let _ = std::process::Command::new("redis-cli").args(["DEL", k]).output();
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -403,3 +403,20 @@ async fn redis_down_open_admits_against_per_replica_shares() {
 async fn metrics_text(gw: &TestGateway) -> String {
     gw.client.get(format!("{}/metrics", gw.url)).send().await.unwrap().text().await.unwrap()
 }
+
+#[tokio::test]
+async fn console_sign_in_throttling_counts_every_replicas_attempts() {
+    let db = TestDb::new(Db::Postgres).await;
+    let redis = TestRedis::shared();
+    let gws = replicas(&db, &redis, "closed", 3).await;
+    let attempt = json!({"email": "nobody@example.com", "password": "wrong-password-123", "client_ip": "203.0.113.7"});
+    // Three failures, one on each replica: each replica alone has seen one.
+    for gw in &gws {
+        let (s, v) = gw.admin(Method::POST, "/admin/v1/auth/verify", Some(attempt.clone())).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    }
+    // The pair's fourth attempt waits, on any replica.
+    let (s, v) = gws[0].admin(Method::POST, "/admin/v1/auth/verify", Some(attempt.clone())).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")), "{v}");
+    stop_all(gws).await;
+}
