@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use sheepdog_types::{
     AdvanceInput, AnalysisResponse, AuditList, AuditRecord, BudgetInput, ConsoleUser, CreateRollout, CreateTenantKey,
     ErrorBody, KeyCreated, KeyInfo, KeyList, LimitsInput, Overview, PatchTenant, PatchUserRequest, Pool, PoolList,
-    ReasonInput, RolloutList, RolloutReport, RolloutView, Tenant, TenantList, TenantMetrics, UsageReport, UsageSeries,
-    UserList,
+    ReasonInput, ReplicaList, RolloutList, RolloutReport, RolloutView, Tenant, TenantList, TenantMetrics, UsageReport,
+    UsageSeries, UserList,
 };
 
 use crate::error::ConsoleError;
@@ -277,6 +277,10 @@ impl AdminApi {
 
     pub async fn overview(&self) -> Result<Overview, ConsoleError> {
         self.get("/overview").await
+    }
+
+    pub async fn replicas(&self) -> Result<ReplicaList, ConsoleError> {
+        self.get("/replicas").await
     }
 
     pub async fn usage(

@@ -1,5 +1,6 @@
 //! Overview: the last 24 hours across tenants — requests, error rate, p99
-//! latency and spend, top tenants by spend, upstream health.
+//! latency and spend, top tenants by spend, upstream health, the gateway
+//! replicas.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -10,6 +11,7 @@ use crate::components::{Empty, ErrorBox, Loading, PageHeader, Stat};
 use crate::error::ConsoleError;
 use crate::format::{compact, datetime, hour, millis, percent, thousands, usd, usd_nanos};
 use crate::health::GatewayHealthCard;
+use crate::replicas::ReplicasCard;
 
 /// Totals of the last 24 h across every tenant.
 #[server(endpoint = "overview")]
@@ -38,6 +40,7 @@ pub fn OverviewPage() -> impl IntoView {
         </Suspense>
         <div class="grid">
             <GatewayHealthCard/>
+            <ReplicasCard/>
         </div>
     }
 }

@@ -84,6 +84,9 @@ test('onboard a tenant, watch its traffic and spend, limit it, revoke its key, h
   expect(total).toBeGreaterThanOrEqual(23);
   await expect(overview.topTenants).toContainText('Acme Corp');
   await expect(overview.upstreams.first()).toContainText('simulated');
+  // The gateway replica serving the console, from its heartbeat.
+  await expect(overview.replicas.first()).toBeVisible();
+  await expect(overview.redisState).toHaveAttribute('data-state', 'off');
   await screenshot(page, testInfo, 'overview');
 
   // Tighten the limit: the next request is refused with 429.
