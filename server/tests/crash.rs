@@ -7,47 +7,34 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sheepdog_testkit::process::{free_port, sheepdog_command, wait_for_port};
+use sheepdog_testkit::process::{free_port, spawn_gateway};
 use sheepdog_testkit::{usage_records, AdminClient, Db, TestDb};
 
 const ADMIN: &str = "crash-test-admin-token-0123456789";
 
 /// `sheepdog gateway` on `db_url` and the machine's Redis (under `prefix`),
-/// journaling under `dir/journal`; a model `slow` answering in 200 ms and
-/// streaming a chunk every 50 ms.
+/// journaling under `dir/journal` (each start in a directory of its own, the
+/// journal shared); a model `slow` answering in 200 ms and streaming a chunk
+/// every 50 ms.
 fn start_gateway(dir: &Path, db_url: &str, prefix: &str) -> (Child, u16) {
     let port = free_port();
-    let config = dir.join(format!("sheepdog-{port}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "[gateway]\nlisten = \"127.0.0.1:{port}\"\nworkers = 2\n\
-             [database]\nurl = \"{db_url}\"\n\
-             [redis]\nurl = \"redis://127.0.0.1:6379/0\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 1000\n\
-             [accounting]\nflush_interval_ms = 50\njournal_dir = \"{}\"\n\
-             [providers.slow]\nkind = \"simulated\"\nlatency_ms = 200\nchunk_interval_ms = 50\n\
-             [models.slow]\nprovider = \"slow\"\ninput_per_mtok = 2\noutput_per_mtok = 8\n",
-            dir.join("journal").display()
-        ),
-    )
-    .unwrap();
-    let log = dir.join(format!("sheepdog-{port}.log"));
-    let mut child = sheepdog_command(env!("CARGO_BIN_EXE_sheepdog"), "info")
-        .current_dir(dir)
-        .args(["gateway", "--config"])
-        .arg(&config)
-        .env("SHEEPDOG_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, &mut child, Some(&log));
-    (child, port)
+    let config = format!(
+        "[gateway]\nlisten = \"127.0.0.1:{port}\"\nworkers = 2\n\
+         [database]\nurl = \"{db_url}\"\n\
+         [redis]\nurl = \"redis://127.0.0.1:6379/0\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 1000\n\
+         [accounting]\nflush_interval_ms = 50\njournal_dir = \"{}\"\n\
+         [providers.slow]\nkind = \"simulated\"\nlatency_ms = 200\nchunk_interval_ms = 50\n\
+         [models.slow]\nprovider = \"slow\"\ninput_per_mtok = 2\noutput_per_mtok = 8\n",
+        dir.join("journal").display()
+    );
+    let own = dir.join(format!("start-{port}"));
+    std::fs::create_dir_all(&own).unwrap();
+    (spawn_gateway(env!("CARGO_BIN_EXE_sheepdog"), &own, &config, port, ADMIN), port)
 }
 
 #[tokio::test]

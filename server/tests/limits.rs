@@ -7,14 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sheepdog::console::Console;
 use sheepdog_gateway::config::{Config, Secret, Settings};
 use sheepdog_gateway::listener::ShutdownSignal;
-use sheepdog_testkit::process::{self, fake_site, free_port, sheepdog_command, wait_for_port};
+use sheepdog_testkit::process::{self, fake_site, free_port};
 use sheepdog_testkit::raw::time_to_close;
 use sheepdog_testkit::{sse_payloads, usage_records, AdminClient, Db, TestDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -68,31 +68,15 @@ async fn the_console_closes_half_sent_heads_and_idle_connections() {
 /// 100 ms) and the given grace.
 fn start_gateway(dir: &Path, db_url: &str, grace_secs: u64) -> (Child, u16) {
     let port = free_port();
-    let config = dir.join("sheepdog.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gateway]\nlisten = \"127.0.0.1:{port}\"\nworkers = 2\nshutdown_grace_secs = {grace_secs}\n\
-             [database]\nurl = \"{db_url}\"\n\
-             [accounting]\nflush_interval_ms = 50\n\
-             [providers.slow]\nkind = \"simulated\"\nchunk_interval_ms = 100\nstream_idle_timeout_ms = 60000\n\
-             total_timeout_ms = 600000\n\
-             [models.slow]\nprovider = \"slow\"\ninput_per_mtok = 2\noutput_per_mtok = 8\n"
-        ),
-    )
-    .unwrap();
-    let log = dir.join("sheepdog.log");
-    let mut child = sheepdog_command(env!("CARGO_BIN_EXE_sheepdog"), "info")
-        .current_dir(dir)
-        .args(["gateway", "--config"])
-        .arg(&config)
-        .env("SHEEPDOG_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, &mut child, Some(&log));
-    (child, port)
+    let config = format!(
+        "[gateway]\nlisten = \"127.0.0.1:{port}\"\nworkers = 2\nshutdown_grace_secs = {grace_secs}\n\
+         [database]\nurl = \"{db_url}\"\n\
+         [accounting]\nflush_interval_ms = 50\n\
+         [providers.slow]\nkind = \"simulated\"\nchunk_interval_ms = 100\nstream_idle_timeout_ms = 60000\n\
+         total_timeout_ms = 600000\n\
+         [models.slow]\nprovider = \"slow\"\ninput_per_mtok = 2\noutput_per_mtok = 8\n"
+    );
+    (process::spawn_gateway(env!("CARGO_BIN_EXE_sheepdog"), dir, &config, port, ADMIN), port)
 }
 
 fn sigterm(child: &Child) {

@@ -4,7 +4,7 @@
 //! latency histogram) by one writer task. Nothing queued is lost on graceful
 //! shutdown: the writer drains the queue before it exits.
 //!
-//! Every record is also in the usage journal (`journal.rs`) from before its
+//! Every record is also in the usage journal (`journal/`) from before its
 //! answer completes until it is written here, so a crash loses none.
 //!
 //! While the database is unreachable the writer keeps its batch and retries

@@ -268,3 +268,33 @@ pub async fn usage_records(db_url: &str, tenant: &str) -> Vec<UsageRecord> {
     store.close().await;
     records
 }
+
+/// `n` gpt-4.1 requests (`max_tokens` 100, 100 completion tokens) released
+/// together by a barrier, spread over `gateways` in turn: how many were
+/// answered 200. Every other answer must be `429 insufficient_quota` (a hard
+/// budget or pool refusing what could overspend it).
+pub async fn budget_race(gateways: &[std::sync::Arc<TestGateway>], key: &str, n: usize) -> usize {
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let (gw, key, barrier) = (gateways[i % gateways.len()].clone(), key.to_string(), barrier.clone());
+        handles.push(tokio::spawn(async move {
+            let req = gw.chat(&key).json(&serde_json::json!({"model": "gpt-4.1", "max_tokens": 100,
+                "messages": [{"role": "user", "content": format!("request {i} [sim:tokens=100]")}]}));
+            barrier.wait().await;
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut ok = 0;
+    for h in handles {
+        let (status, v) = h.await.unwrap();
+        match status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => assert_eq!(v["error"]["code"], "insufficient_quota", "{v}"),
+            other => panic!("{other}: {v}"),
+        }
+    }
+    ok
+}

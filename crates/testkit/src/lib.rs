@@ -36,4 +36,4 @@ pub use sse::{sse_data, sse_payloads};
 #[cfg(feature = "gateway")]
 pub use config::{emulated_provider, model, provider_kind, simulated_provider};
 #[cfg(feature = "gateway")]
-pub use gateway::{usage_records, GatewayBuilder, TestGateway, ADMIN_TOKEN};
+pub use gateway::{budget_race, usage_records, GatewayBuilder, TestGateway, ADMIN_TOKEN};

@@ -98,3 +98,24 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
+
+/// `sheepdog gateway` (the binary at `exe`) started in `dir` with the
+/// configuration `config` (written to `dir/sheepdog.toml`), `admin_token` as
+/// its admin token and its log in `dir/sheepdog.log`; returns once `port`
+/// (the configuration's `gateway.listen` port) accepts connections.
+pub fn spawn_gateway(exe: &str, dir: &Path, config: &str, port: u16, admin_token: &str) -> Child {
+    let path = dir.join("sheepdog.toml");
+    std::fs::write(&path, config).unwrap();
+    let log = dir.join("sheepdog.log");
+    let mut child = sheepdog_command(exe, "info")
+        .current_dir(dir)
+        .args(["gateway", "--config"])
+        .arg(&path)
+        .env("SHEEPDOG_ADMIN_TOKEN", admin_token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, Some(&log));
+    child
+}

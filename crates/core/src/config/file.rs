@@ -176,7 +176,7 @@ pub struct AccountingConfig {
     /// (usage is never dropped).
     pub queue_capacity: usize,
     /// Where this replica journals usage records until they are in the
-    /// database (see `journal.rs`); `""` turns the journal off.
+    /// database (see `journal/`); `""` turns the journal off.
     pub journal_dir: String,
 }
 

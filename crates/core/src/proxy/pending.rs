@@ -2,6 +2,7 @@
 //! once: on success, on failure, or when the client goes away; the
 //! rollout's guard and the shadow call see its outcome.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -103,16 +104,16 @@ impl Pending {
         if let Some(journal) = state.accountant().journal() {
             let input = permit.estimated_prompt_tokens;
             journal.start(&Start {
-                id: record_id.clone(),
-                request_id: request_id.clone(),
-                tenant_id: caller.tenant.id.clone(),
-                key_id: Some(caller.key_id.clone()),
-                cost_center: cost_center.clone(),
-                model: requested.model.name.clone(),
-                provider: requested.provider.name.clone(),
+                id: Cow::Borrowed(&record_id),
+                request_id: Cow::Borrowed(&request_id),
+                tenant_id: Cow::Borrowed(&caller.tenant.id),
+                key_id: Some(Cow::Borrowed(&caller.key_id)),
+                cost_center: cost_center.as_deref().map(Cow::Borrowed),
+                model: Cow::Borrowed(&requested.model.name),
+                provider: Cow::Borrowed(&requested.provider.name),
                 stream: chat.stream,
                 created_ms,
-                pool_id: pool_id.clone(),
+                pool_id: pool_id.as_deref().map(Cow::Borrowed),
                 input_tokens: input as i64,
                 cost_nanos: cost_nanos(&requested.model, &Usage { input_tokens: input, ..Usage::default() }),
             });

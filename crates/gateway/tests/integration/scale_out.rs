@@ -171,6 +171,27 @@ async fn status_of(gw: &TestGateway, key: &str, body: &Value) -> (StatusCode, Va
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Sends `body` to `gw` until it answers `want`; fails with `why` if that
+/// takes longer than `within` from `since`.
+async fn until_status(
+    gw: &TestGateway,
+    key: &str,
+    body: &Value,
+    want: StatusCode,
+    since: Instant,
+    within: Duration,
+    why: &str,
+) {
+    loop {
+        let (s, v) = status_of(gw, key, body).await;
+        if s == want {
+            return;
+        }
+        assert!(since.elapsed() < within, "{why} (last answer {s}: {v})");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn requests_per_minute_are_exact_across_three_replicas() {
     let db = TestDb::new(Db::Postgres).await;
@@ -205,28 +226,7 @@ async fn a_hard_budget_is_never_overspent_by_three_replicas() {
             "budget": {"monthly_limit_usd": "0.0090", "hard": true}}))
         .await;
     known_everywhere(&gws, &t).await;
-    let barrier = Arc::new(tokio::sync::Barrier::new(64));
-    let mut handles = Vec::new();
-    for i in 0..64 {
-        let (gw, k, barrier) = (gws[i % 3].clone(), k.clone(), barrier.clone());
-        handles.push(tokio::spawn(async move {
-            let req = gw.chat(&k).json(&json!({"model": "gpt-4.1", "max_tokens": 100,
-                "messages": [{"role": "user", "content": format!("request {i} [sim:tokens=100]")}]}));
-            barrier.wait().await;
-            let r = req.send().await.unwrap();
-            let status = r.status();
-            (status, r.json::<Value>().await.unwrap())
-        }));
-    }
-    let mut ok = 0;
-    for h in handles {
-        let (status, v) = h.await.unwrap();
-        match status {
-            StatusCode::OK => ok += 1,
-            StatusCode::TOO_MANY_REQUESTS => assert_eq!(v["error"]["code"], "insufficient_quota", "{v}"),
-            other => panic!("{other}: {v}"),
-        }
-    }
+    let ok = budget_race(&gws, &k, 64).await;
     assert!((5..=10).contains(&ok), "{ok} requests fit");
     for gw in &gws {
         gw.state.accountant().flush().await;
@@ -265,15 +265,8 @@ async fn max_concurrency_holds_across_replicas() {
     let statuses: Vec<_> = futures::future::join_all(sends).await.into_iter().map(|r| r.unwrap().status()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 2, "{statuses:?}");
     // The slots are free again once the requests end (settled off the path).
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let (s, v) = status_of(&gws[1], &k, &chat_body("gpt-4.1", "hi")).await;
-        if s == StatusCode::OK {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slots not freed: {s} {v}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let fast = chat_body("gpt-4.1", "hi");
+    until_status(&gws[1], &k, &fast, StatusCode::OK, Instant::now(), Duration::from_secs(2), "slots not freed").await;
     stop_all(gws).await;
 }
 
@@ -299,14 +292,8 @@ async fn revocations_and_limit_changes_reach_every_replica_within_a_second() {
     assert_eq!(s, 200, "{v}");
     let changed = Instant::now();
     for gw in [&gws[0], &gws[2]] {
-        loop {
-            let (s, _) = status_of(gw, &k, &body).await;
-            if s == StatusCode::TOO_MANY_REQUESTS {
-                break;
-            }
-            assert!(changed.elapsed() < Duration::from_secs(1), "the new limit was not enforced within 1 s");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let why = "the new limit was not enforced within 1 s";
+        until_status(gw, &k, &body, StatusCode::TOO_MANY_REQUESTS, changed, Duration::from_secs(1), why).await;
     }
     // A key revoked on replica 1 is refused by replica 3 within 1 s.
     let (_, keys) = gws[0].admin(Method::GET, &format!("/admin/v1/tenants/{t}/keys"), None).await;
@@ -314,14 +301,8 @@ async fn revocations_and_limit_changes_reach_every_replica_within_a_second() {
     let (s, v) = gws[0].admin(Method::DELETE, &format!("/admin/v1/keys/{key_id}"), None).await;
     assert!(s.is_success(), "{v}");
     let revoked = Instant::now();
-    loop {
-        let (s, _) = status_of(&gws[2], &k, &body).await;
-        if s == StatusCode::UNAUTHORIZED {
-            break;
-        }
-        assert!(revoked.elapsed() < Duration::from_secs(1), "the revoked key still works after 1 s");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let why = "the revoked key still works after 1 s";
+    until_status(&gws[2], &k, &body, StatusCode::UNAUTHORIZED, revoked, Duration::from_secs(1), why).await;
     stop_all(gws).await;
 }
 
@@ -356,14 +337,8 @@ async fn redis_down_closed_refuses_at_once_and_recovers_by_itself() {
     redis.start().await;
     let back = Instant::now();
     for gw in &gws {
-        loop {
-            let (s, _) = status_of(gw, &k, &body).await;
-            if s == StatusCode::OK {
-                break;
-            }
-            assert!(back.elapsed() < Duration::from_secs(5), "not recovered 5 s after Redis returned");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let why = "not recovered 5 s after Redis returned";
+        until_status(gw, &k, &body, StatusCode::OK, back, Duration::from_secs(5), why).await;
     }
     stop_all(gws).await;
 }
@@ -415,8 +390,21 @@ async fn console_sign_in_throttling_counts_every_replicas_attempts() {
         let (s, v) = gw.admin(Method::POST, "/admin/v1/auth/verify", Some(attempt.clone())).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     }
-    // The pair's fourth attempt waits, on any replica.
-    let (s, v) = gws[0].admin(Method::POST, "/admin/v1/auth/verify", Some(attempt.clone())).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")), "{v}");
+    // The shared counts hold all three, and the pair must now wait (the
+    // third attempt reached the policy's free allowance).
+    let ip: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    let (pair, address) = sheepdog_gateway::signin::Attempt::new("nobody@example.com", Some(ip)).hex_keys();
+    let pair_key = format!("{}signin:p:{pair}", redis.prefix);
+    assert_eq!(redis.cli(&["HGET", &pair_key, "c"]), "3");
+    assert_eq!(redis.cli(&["HGET", &format!("{}signin:a:{address}", redis.prefix), "c"]), "3");
+    let last: i64 = redis.cli(&["HGET", &pair_key, "l"]).parse().unwrap();
+    let next: i64 = redis.cli(&["HGET", &pair_key, "n"]).parse().unwrap();
+    assert_eq!(next - last, 1000, "a 1 s wait after the third failure");
+    // An attempt inside that wait is refused on any replica.
+    let (s, v) = gws[1].admin(Method::POST, "/admin/v1/auth/verify", Some(attempt.clone())).await;
+    let now: i64 = redis.cli(&["TIME"]).lines().next().unwrap().parse::<i64>().unwrap() * 1000;
+    if now < next - 100 {
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")), "{v}");
+    }
     stop_all(gws).await;
 }
