@@ -56,7 +56,8 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 struct Segment {
     seq: u64,
     path: PathBuf,
-    file: File,
+    /// Written outside the lock (shared by the writers).
+    file: Arc<File>,
     bytes: u64,
     opened: Instant,
 }
@@ -119,26 +120,43 @@ impl Journal {
         let path = self.dir.join(format!("{}-{seq:06}.journal", self.replica));
         let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
         file.try_lock().map_err(std::io::Error::other)?;
-        Ok(Segment { seq, path, file, bytes: 0, opened: Instant::now() })
+        Ok(Segment { seq, path, file: Arc::new(file), bytes: 0, opened: Instant::now() })
     }
 
-    /// Appends one line (rotating first when due). A failure is logged, not
+    /// Appends one line (rotating first when due) and answers with the state
+    /// locked again once it is written, and the segment it went to. The
+    /// write itself happens outside the lock: the file is opened `O_APPEND`,
+    /// so one `write` lands whole whatever the other threads write, and no
+    /// thread waits behind another's system call. A line that went to a
+    /// segment that rotated away meanwhile is written again to the current
+    /// one (recovery keeps one record per id). A failure is logged, not
     /// returned: the record still goes to the database through the queue.
-    fn append(&self, s: &mut State, line: &[u8]) -> Option<u64> {
-        self.rotate_if_due(s);
-        let seg = s.current.as_mut()?;
-        match seg.file.write_all(line) {
-            Ok(()) => {
-                seg.bytes += line.len() as u64;
-                Some(seg.seq)
-            }
-            Err(e) => {
+    fn append(&self, line: &[u8]) -> Option<(std::sync::MutexGuard<'_, State>, u64)> {
+        let mut target = {
+            let mut s = self.lock();
+            self.rotate_if_due(&mut s);
+            s.current.as_ref().map(|c| (c.file.clone(), c.seq))
+        };
+        for _ in 0..3 {
+            let (file, seq) = target.take()?;
+            let written = (&*file).write_all(line);
+            let mut s = self.lock();
+            if let Err(e) = written {
                 if !std::mem::replace(&mut s.failed, true) {
-                    tracing::error!(error = %e, path = %seg.path.display(), "usage journal write failed");
+                    tracing::error!(error = %e, "usage journal write failed");
                 }
-                None
+                return None;
+            }
+            match s.current.as_mut() {
+                Some(c) if c.seq == seq => {
+                    c.bytes += line.len() as u64;
+                    return Some((s, seq));
+                }
+                Some(c) => target = Some((c.file.clone(), c.seq)),
+                None => return None,
             }
         }
+        None
     }
 
     fn rotate_if_due(&self, s: &mut State) {
@@ -156,7 +174,7 @@ impl Journal {
         // Requests still running are carried over: the old segment then holds
         // nothing the new one does not.
         for line in s.in_flight.values() {
-            if fresh.file.write_all(line).is_ok() {
+            if (&*fresh.file).write_all(line).is_ok() {
                 fresh.bytes += line.len() as u64;
             }
         }
@@ -171,8 +189,7 @@ impl Journal {
     /// A request was admitted.
     pub fn start(&self, start: &Start<'_>) {
         let line = line::start(start);
-        let mut s = self.lock();
-        if self.append(&mut s, &line).is_some() {
+        if let Some((mut s, _)) = self.append(&line) {
             s.in_flight.insert(start.id.to_string(), line);
         }
     }
@@ -180,17 +197,20 @@ impl Journal {
     /// A stream's usage so far.
     pub fn progress(&self, id: &str, p: Progress) {
         let line = line::progress(id, p);
-        let mut s = self.lock();
-        self.append(&mut s, &line);
+        self.append(&line);
     }
 
     /// A request ended with this record (before its answer completes).
     pub fn finish(&self, record: &UsageRecord) {
         let line = line::usage(record);
-        let mut s = self.lock();
-        s.in_flight.remove(&record.id);
-        if let Some(seq) = self.append(&mut s, &line) {
-            s.unwritten.insert(record.id.clone(), seq);
+        match self.append(&line) {
+            Some((mut s, seq)) => {
+                s.in_flight.remove(&record.id);
+                s.unwritten.insert(record.id.clone(), seq);
+            }
+            None => {
+                self.lock().in_flight.remove(&record.id);
+            }
         }
     }
 
@@ -215,7 +235,7 @@ impl Journal {
     /// Flushes the current segment to the disk (`fdatasync`), off the request
     /// path: called every [`SYNC_EVERY`].
     pub fn sync(&self) {
-        let file = self.lock().current.as_ref().and_then(|c| c.file.try_clone().ok());
+        let file = self.lock().current.as_ref().map(|c| c.file.clone());
         if let Some(f) = file {
             if let Err(e) = f.sync_data() {
                 tracing::warn!(error = %e, "usage journal sync failed");
