@@ -7,12 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sheepdog_testkit::process::{free_port, spawn_gateway};
+use sheepdog_testkit::process::{delete_redis_keys, free_port, spawn_gateway};
 use sheepdog_testkit::{usage_records, AdminClient, Db, TestDb};
 
 const ADMIN: &str = "crash-test-admin-token-0123456789";
@@ -127,8 +127,5 @@ async fn sigkill_under_load_loses_no_answered_usage_and_bills_what_was_in_flight
     assert_eq!(usage_records(&db.url, &tenant).await.len(), records.len());
     third.kill().unwrap();
     third.wait().unwrap();
-    let out = Command::new("redis-cli").args(["--scan", "--pattern", &format!("{prefix}*")]).output().unwrap();
-    for k in String::from_utf8_lossy(&out.stdout).lines() {
-        let _ = Command::new("redis-cli").args(["DEL", k]).output();
-    }
+    delete_redis_keys("redis://127.0.0.1:6379/0", &prefix);
 }

@@ -160,7 +160,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
     // 6. Stop everything, the gateway gracefully.
     let (gateway_shutdown, gateway_stopped_ok) = services::stop_all(&mut env).await?;
     if let Some(prefix) = redis_prefix {
-        services::delete_redis_keys(args.redis.as_deref().unwrap_or_default(), &prefix);
+        if !sheepdog_testkit::process::delete_redis_keys(args.redis.as_deref().unwrap_or_default(), &prefix) {
+            eprintln!("note: redis-cli not found; keys under {prefix} were left in Redis");
+        }
     }
     if args.keep_tmp {
         let _ = env.tmp.keep();

@@ -316,15 +316,3 @@ pub fn command_version(bin: &Path, args: &[&str]) -> String {
         Err(_) => "unknown".into(),
     }
 }
-
-/// Deletes the run's keys from Redis (with `redis-cli`, if installed).
-pub fn delete_redis_keys(url: &str, prefix: &str) {
-    let scan = Command::new("redis-cli").args(["-u", url, "--scan", "--pattern", &format!("{prefix}*")]).output();
-    let Ok(out) = scan else {
-        eprintln!("note: redis-cli not found; keys under {prefix} were left in Redis");
-        return;
-    };
-    for key in String::from_utf8_lossy(&out.stdout).lines().filter(|k| !k.is_empty()) {
-        let _ = Command::new("redis-cli").args(["-u", url, "DEL", key]).output();
-    }
-}

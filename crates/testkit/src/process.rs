@@ -119,3 +119,15 @@ pub fn spawn_gateway(exe: &str, dir: &Path, config: &str, port: u16, admin_token
     wait_for_port(port, &mut child, Some(&log));
     child
 }
+
+/// Deletes every key under `prefix` in the Redis at `url` (a test's or the
+/// benchmark's keys) with `redis-cli`; `false` when `redis-cli` is not
+/// installed.
+pub fn delete_redis_keys(url: &str, prefix: &str) -> bool {
+    let scan = Command::new("redis-cli").args(["-u", url, "--scan", "--pattern", &format!("{prefix}*")]).output();
+    let Ok(out) = scan else { return false };
+    for key in String::from_utf8_lossy(&out.stdout).lines().filter(|k| !k.is_empty()) {
+        let _ = Command::new("redis-cli").args(["-u", url, "DEL", key]).output();
+    }
+    true
+}

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::fastmap::FastMap;
 use crate::shutdown::Shutdown;
 use keys::Keys;
-use link::{RedisLink, SharedError};
+use link::{lock, RedisLink, SharedError};
 
 /// How long a slot or reservation outlives its replica's last renewal.
 pub const LEASE: Duration = Duration::from_secs(15);
@@ -108,13 +108,34 @@ pub struct Decision {
 #[derive(Debug)]
 pub struct Lease {
     id: u64,
-    keys: Arc<Keys>,
+    held: Held,
     /// The tokens entry (Redis time, ms) the estimate was added to.
     tokens_at: Option<i64>,
     tokens_estimated: u64,
     budget_period: Option<i64>,
-    pool: Option<String>,
+}
+
+/// The leased entries of a request: its slot, its budget and pool
+/// reservations, under its lease name (`<replica>:<n>`); renewed while the
+/// request runs.
+#[derive(Debug, Clone)]
+struct Held {
+    keys: Arc<Keys>,
+    name: Arc<str>,
     concurrency: bool,
+    budget: bool,
+    pool: bool,
+}
+
+impl Held {
+    /// The lease sets (sorted sets) this request has an entry in.
+    fn sets(&self) -> impl Iterator<Item = &str> {
+        let k = &self.keys;
+        [(self.concurrency, &k.concurrency), (self.budget, &k.budget_reservations), (self.pool, &k.pool_reservations)]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, key)| key.as_str())
+    }
 }
 
 /// A finished request's settlement, queued for the background task.
@@ -136,7 +157,7 @@ pub struct SharedState {
     lease: Duration,
     next_lease: AtomicU64,
     /// Leases of requests in flight here, extended until they finish.
-    live: Mutex<FastMap<u64, Vec<(String, String)>>>,
+    live: Mutex<FastMap<u64, Held>>,
     finishes: mpsc::UnboundedSender<Finish>,
     finish_rx: Mutex<Option<mpsc::UnboundedReceiver<Finish>>>,
     scripts: Scripts,
@@ -241,7 +262,7 @@ impl SharedState {
     pub async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Decision, SharedError> {
         let keys = Arc::new(Keys::new(&self.prefix, req.tenant, req.pool.as_ref().map(|p| p.pool.as_str())));
         let id = self.next_lease.fetch_add(1, Ordering::Relaxed);
-        let lease_id = format!("{}:{id}", self.replica);
+        let lease_id: Arc<str> = format!("{}:{id}", self.replica).into();
         let limits = req.limits;
         let cap = |v: u64| v.min(MAX_AMOUNT as u64);
         let capi = |v: i64| v.clamp(0, MAX_AMOUNT);
@@ -253,7 +274,7 @@ impl SharedState {
             .arg(cap(limits.tokens_per_minute))
             .arg(limits.max_concurrency.map(|m| cap(m) as i64).unwrap_or(-1))
             .arg(cap(req.tokens))
-            .arg(&lease_id)
+            .arg(&*lease_id)
             .arg(self.lease.as_millis() as u64);
         match &req.budget {
             Some(b) => inv.arg(1).arg(b.period).arg(b.limit.map(capi).unwrap_or(-1)).arg(capi(b.settled)),
@@ -280,29 +301,23 @@ impl SharedState {
             other => return Err(SharedError::Failed(format!("admit script answered status {other}"))),
         };
         let lease = refusal.is_none().then(|| {
-            let lease = Lease {
+            let held = Held {
+                keys,
+                name: lease_id,
+                concurrency: limits.max_concurrency.is_some(),
+                budget: req.budget.is_some(),
+                pool: req.pool.is_some(),
+            };
+            if held.sets().next().is_some() {
+                lock(&self.live).insert(id, held.clone());
+            }
+            Lease {
                 id,
-                keys: keys.clone(),
+                held,
                 tokens_at: (req.tokens > 0).then_some(now),
                 tokens_estimated: cap(req.tokens),
                 budget_period: req.budget.map(|b| b.period),
-                pool: req.pool.as_ref().map(|p| p.pool.clone()),
-                concurrency: limits.max_concurrency.is_some(),
-            };
-            let mut held = Vec::new();
-            if lease.concurrency {
-                held.push((keys.concurrency.clone(), lease_id.clone()));
             }
-            if lease.budget_period.is_some() {
-                held.push((keys.budget_reservations.clone(), lease_id.clone()));
-            }
-            if lease.pool.is_some() {
-                held.push((keys.pool_reservations.clone(), lease_id.clone()));
-            }
-            if !held.is_empty() {
-                lock(&self.live).insert(id, held);
-            }
-            lease
         });
         Ok(Decision {
             refusal,
@@ -390,8 +405,8 @@ impl SharedState {
 
     async fn finish_call(&self, f: &Finish) -> bool {
         let lease = &f.lease;
-        let k = &lease.keys;
-        let lease_id = format!("{}:{}", self.replica, lease.id);
+        let k = &lease.held.keys;
+        let lease_id = &*lease.held.name;
         let mut inv = self.scripts.finish.prepare_invoke();
         inv.key(&k.tokens_amounts)
             .key(&k.concurrency)
@@ -400,14 +415,14 @@ impl SharedState {
             .key(&k.pool)
             .key(&k.pool_reservations)
             .key(format!("{}done:{lease_id}", self.prefix))
-            .arg(&lease_id)
+            .arg(lease_id)
             .arg(lease.tokens_at.map(|t| t.to_string()).unwrap_or_default())
             .arg(lease.tokens_estimated)
             .arg(f.actual_tokens.min(MAX_AMOUNT as u64))
             .arg(i32::from(lease.budget_period.is_some()))
             .arg(lease.budget_period.unwrap_or(0))
             .arg(f.cost.clamp(0, MAX_AMOUNT))
-            .arg(i32::from(lease.pool.is_some()));
+            .arg(i32::from(lease.held.pool));
         let r: Result<i64, _> = self.link.call(|mut conn| async move { inv.invoke_async(&mut conn).await }).await;
         if let Err(e) = &r {
             tracing::debug!(error = %e, "redis settlement failed; kept to try again");
@@ -423,12 +438,13 @@ impl SharedState {
                 () = stop.wait() => return,
                 () = tokio::time::sleep(self.lease / 3) => {}
             }
-            let held: Vec<(String, String)> = lock(&self.live).values().flatten().cloned().collect();
-            for chunk in held.chunks(256) {
+            let live: Vec<Held> = lock(&self.live).values().cloned().collect();
+            let entries: Vec<(&str, &str)> = live.iter().flat_map(|h| h.sets().map(|set| (set, &*h.name))).collect();
+            for chunk in entries.chunks(256) {
                 let mut inv = self.scripts.renew.prepare_invoke();
                 inv.arg(self.lease.as_millis() as u64);
                 for (key, member) in chunk {
-                    inv.key(key).arg(member);
+                    inv.key(*key).arg(*member);
                 }
                 let r: Result<i64, _> =
                     self.link.call(|mut conn| async move { inv.invoke_async(&mut conn).await }).await;
@@ -467,10 +483,3 @@ pub const MAX_PENDING: usize = 100_000;
 
 #[cfg(test)]
 mod tests;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}

@@ -361,11 +361,7 @@ async fn outage_under_load(db: Db) {
     gw.stop().await;
     drop(outage);
     if db == Db::Postgres {
-        let keys =
-            std::process::Command::new("redis-cli").args(["--scan", "--pattern", &format!("{prefix}*")]).output();
-        for k in keys.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default().lines() {
-            let _ = std::process::Command::new("redis-cli").args(["DEL", k]).output();
-        }
+        process::delete_redis_keys("redis://127.0.0.1:6379/0", &prefix);
     }
 }
 

@@ -117,10 +117,7 @@ impl Drop for TestRedis {
         if self.child.is_some() {
             self.kill();
         } else {
-            let keys = self.cli(&["--scan", "--pattern", &format!("{}*", self.prefix)]);
-            for k in keys.lines().filter(|k| !k.is_empty()) {
-                self.cli(&["DEL", k]);
-            }
+            process::delete_redis_keys(&format!("redis://127.0.0.1:{}/0", self.port), &self.prefix);
         }
     }
 }
