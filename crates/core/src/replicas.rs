@@ -47,6 +47,11 @@ impl ThisReplica {
         self.live.load(Ordering::Relaxed).max(1)
     }
 
+    #[cfg(test)]
+    pub(crate) fn set_live(&self, n: u64) {
+        self.live.store(n, Ordering::Relaxed);
+    }
+
     pub fn database_up(&self) -> bool {
         self.database_up.load(Ordering::Relaxed)
     }

@@ -43,6 +43,8 @@ impl Emulator {
             log: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
             ids: AtomicUsize::new(1),
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let task = tokio::spawn(async move {
@@ -90,6 +92,12 @@ impl Emulator {
     pub fn request_count(&self) -> usize {
         self.shared.count.load(Ordering::SeqCst)
     }
+
+    /// The most requests answered at once so far (non-streamed answers
+    /// count for their whole duration, streamed ones until their headers).
+    pub fn peak_in_flight(&self) -> usize {
+        self.shared.peak.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Emulator {
@@ -123,9 +131,13 @@ async fn handle(
         };
         shared.log.lock().unwrap_or_else(|e| e.into_inner()).push(recorded);
     }
-    match shared.wire {
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.peak.fetch_max(now, Ordering::SeqCst);
+    let response = match shared.wire {
         Wire::OpenAi => openai::handle(&shared, incoming).await,
         Wire::Anthropic => anthropic::handle(&shared, incoming).await,
         Wire::Gemini => gemini::handle(&shared, incoming).await,
-    }
+    };
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
 }

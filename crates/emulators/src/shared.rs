@@ -63,6 +63,10 @@ pub(crate) struct Shared {
     pub(crate) log: Mutex<Vec<Recorded>>,
     pub(crate) count: AtomicUsize,
     pub(crate) ids: AtomicUsize,
+    /// Requests being answered now (until the handler returns: the whole
+    /// request for non-streamed answers), and the most at once.
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) peak: AtomicUsize,
 }
 
 impl Shared {

@@ -50,6 +50,7 @@ impl Admission {
             lease: None,
             reservations: Vec::new(),
             slot: None,
+            first_ask: None,
             soft_budget: None,
             estimated_prompt_tokens: estimate,
             settled: false,
@@ -57,7 +58,18 @@ impl Admission {
         let worst = worst_cost(routes, chat, estimate);
         let mut replicas = 1;
         if let Some(shared) = &self.0.shared {
-            match self.admit_shared(shared, &mut permit, tenant, limit_tokens, worst).await? {
+            // The first route's slot is asked for at the same time: both
+            // calls go out together on the one connection (one round trip).
+            let first_ask = async {
+                let upstream = self.upstream(&routes.first()?.provider.name)?;
+                let tokens = estimate.saturating_add(chat.max_tokens.unwrap_or(0));
+                upstream.first_ask(&tenant.id, super::reserved_slots(tenant, upstream), tokens).await
+            };
+            let (admitted, first_ask) =
+                tokio::join!(self.admit_shared(shared, &mut permit, tenant, limit_tokens, worst), first_ask);
+            // A refusal drops the first ask too (its slot given back).
+            permit.first_ask = first_ask;
+            match admitted? {
                 Some(info) => return Ok((permit, info)),
                 None => replicas = self.0.replica.live_replicas(),
             }

@@ -40,7 +40,7 @@ use crate::error::GatewayError;
 use crate::fastmap::FastMap;
 use crate::providers::{ChatRequest, Usage};
 use crate::routing::ModelRoute;
-use capacity::{CapacityConfig, CapacityRefusal, Slot, Upstream};
+use capacity::{CapacityConfig, CapacityRefusal, FirstAsk, Slot, Upstream};
 use limiter::{Grant, LimitKind, Limiter, RateInfo};
 use spend::SpendBook;
 
@@ -153,6 +153,8 @@ pub struct Permit {
     lease: Option<Lease>,
     reservations: Vec<Reservation>,
     slot: Option<Slot>,
+    /// The first route's slot, asked for alongside admission.
+    first_ask: Option<FirstAsk>,
     soft_budget: Option<(String, i64)>,
     pub estimated_prompt_tokens: u64,
     settled: bool,
@@ -163,7 +165,14 @@ impl Admission {
         let upstreams = settings
             .providers
             .iter()
-            .map(|p| (p.name.clone(), Upstream::new(&p.name, CapacityConfig::of(p))))
+            .map(|p| {
+                let cfg = CapacityConfig::of(p);
+                let upstream = match &shared {
+                    Some(s) => Upstream::shared(&p.name, cfg, s.clone(), replica.clone()),
+                    None => Upstream::new(&p.name, cfg),
+                };
+                (p.name.clone(), upstream)
+            })
             .collect();
         Admission(Arc::new(Inner {
             limiter: Limiter::default(),
@@ -236,6 +245,16 @@ impl Admission {
     }
 }
 
+/// The slots `upstream` reserves for `tenant` (0 unless it is dedicated).
+fn reserved_slots(tenant: &TenantEntry, upstream: &Upstream) -> u32 {
+    if tenant.tier != sheepdog_types::Tier::Dedicated {
+        return 0;
+    }
+    let mut ids: Vec<&str> = vec![tenant.id.as_str()];
+    ids.extend(tenant.aliases.iter().map(String::as_str));
+    upstream.reserved_for(&ids)
+}
+
 /// The refusal of a rate limit, with its message.
 fn limit_refused(tenant: &TenantEntry, refusal: limiter::LimitRefusal, info: RateInfo) -> Refused {
     let message = match refusal.kind {
@@ -298,21 +317,28 @@ impl Permit {
         let Some(upstream) = self.admission.upstream(&route.provider.name).cloned() else { return Ok(()) };
         // A new route (a fallback) frees the previous route's slot first.
         self.slot = None;
-        let reserved = if tenant.tier == sheepdog_types::Tier::Dedicated {
-            let mut ids: Vec<&str> = vec![tenant.id.as_str()];
-            ids.extend(tenant.aliases.iter().map(String::as_str));
-            upstream.reserved_for(&ids)
-        } else {
-            0
-        };
+        let reserved = reserved_slots(tenant, &upstream);
         let tokens = self.estimated_prompt_tokens.saturating_add(max_tokens.unwrap_or(0));
-        match upstream.acquire(&tenant.id, reserved, tokens).await {
+        let acquired = match self.first_ask.take() {
+            Some(first) if first.upstream() == upstream.name() => {
+                upstream.acquire_after(first, &tenant.id, reserved, tokens).await
+            }
+            _ => upstream.acquire(&tenant.id, reserved, tokens).await,
+        };
+        match acquired {
             Ok(slot) => {
                 self.slot = Some(slot);
                 Ok(())
             }
             Err(r) => {
                 let message = match r {
+                    CapacityRefusal::Unavailable => {
+                        return Err(Refused {
+                            error: GatewayError::SharedStateUnavailable,
+                            info: None,
+                            rate_limited: false,
+                        })
+                    }
                     CapacityRefusal::QueueFull => format!(
                         "Upstream {} is at capacity and this tenant already has the most requests waiting for it; retry shortly.",
                         upstream.name()
@@ -351,6 +377,8 @@ impl Permit {
         if let Some(slot) = self.slot.take() {
             slot.settle(tokens);
         }
+        // Asked for but never used (the first route was not tried): given back.
+        self.first_ask = None;
         for r in self.reservations.drain(..) {
             inner.spend.settle(&r.key, r.period, r.amount, cost);
         }

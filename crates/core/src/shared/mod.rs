@@ -14,8 +14,10 @@
 //! (`renew.lua`, every third of the lease). A replica that dies stops
 //! extending, and the next admission after the expiry frees what it held.
 
+pub mod capacity;
 pub mod keys;
 pub mod link;
+pub mod slots;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -138,7 +140,15 @@ impl Held {
     }
 }
 
-/// A finished request's settlement, queued for the background task.
+/// Work queued for the background task, off the request path.
+#[derive(Debug)]
+enum Settlement {
+    Request(Finish),
+    Slot(slots::SlotRelease),
+    Cancel(Arc<slots::UpstreamKeys>, String),
+}
+
+/// A finished request's settlement.
 #[derive(Debug)]
 struct Finish {
     lease: Lease,
@@ -158,8 +168,10 @@ pub struct SharedState {
     next_lease: AtomicU64,
     /// Leases of requests in flight here, extended until they finish.
     live: Mutex<FastMap<u64, Held>>,
-    finishes: mpsc::UnboundedSender<Finish>,
-    finish_rx: Mutex<Option<mpsc::UnboundedReceiver<Finish>>>,
+    /// Upstream slots held by requests in flight here, extended likewise.
+    live_slots: Mutex<FastMap<u64, slots::LiveSlot>>,
+    finishes: mpsc::UnboundedSender<Settlement>,
+    finish_rx: Mutex<Option<mpsc::UnboundedReceiver<Settlement>>>,
     scripts: Scripts,
     /// Requests admitted against per-replica shares while Redis was down.
     pub open_admissions: AtomicU64,
@@ -172,6 +184,7 @@ struct Scripts {
     finish: ::redis::Script,
     renew: ::redis::Script,
     signin: ::redis::Script,
+    capacity: ::redis::Script,
 }
 
 /// A sign-in throttling policy as the script takes it: attempts before any
@@ -216,8 +229,15 @@ impl SharedState {
             finish: ::redis::Script::new(include_str!("finish.lua")),
             renew: ::redis::Script::new(include_str!("renew.lua")),
             signin: ::redis::Script::new(include_str!("signin.lua")),
+            capacity: ::redis::Script::new(include_str!("capacity.lua")),
         };
-        let all = vec![scripts.admit.clone(), scripts.finish.clone(), scripts.renew.clone(), scripts.signin.clone()];
+        let all = vec![
+            scripts.admit.clone(),
+            scripts.finish.clone(),
+            scripts.renew.clone(),
+            scripts.signin.clone(),
+            scripts.capacity.clone(),
+        ];
         Ok(Arc::new(SharedState {
             link: Arc::new(RedisLink::new(url, timeout, all)?),
             prefix: prefix.to_string(),
@@ -226,6 +246,7 @@ impl SharedState {
             lease: LEASE,
             next_lease: AtomicU64::new(1),
             live: Mutex::new(FastMap::default()),
+            live_slots: Mutex::new(FastMap::default()),
             finishes: tx,
             finish_rx: Mutex::new(Some(rx)),
             scripts,
@@ -337,7 +358,7 @@ impl SharedState {
         lock(&self.live).remove(&lease.id);
         // The receiver lives as long as the process serves; a send fails only
         // at exit, when the leases run out by themselves.
-        let _ = self.finishes.send(Finish { lease, actual_tokens, cost });
+        let _ = self.finishes.send(Settlement::Request(Finish { lease, actual_tokens, cost }));
     }
 
     /// The background task settling finished requests. Calls run
@@ -346,8 +367,8 @@ impl SharedState {
     /// lease). At most [`MAX_PENDING`] wait; beyond that the oldest are
     /// dropped with a warning: their leases run out by themselves and the
     /// database, not Redis, holds the usage records.
-    async fn settle_finished(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Finish>, stop: Shutdown) {
-        let mut pending: std::collections::VecDeque<Finish> = std::collections::VecDeque::new();
+    async fn settle_finished(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Settlement>, stop: Shutdown) {
+        let mut pending: std::collections::VecDeque<Settlement> = std::collections::VecDeque::new();
         let mut batch = Vec::with_capacity(256);
         loop {
             if pending.is_empty() {
@@ -383,10 +404,10 @@ impl SharedState {
 
     /// Runs the settlements of `pending` (up to 256 at once); those that
     /// fail stay in `pending`.
-    async fn settle_batch(&self, pending: &mut std::collections::VecDeque<Finish>) {
+    async fn settle_batch(&self, pending: &mut std::collections::VecDeque<Settlement>) {
         while !pending.is_empty() && self.link.is_up() {
             let n = pending.len().min(256);
-            let calls: Vec<_> = pending.iter().take(n).map(|f| self.finish_call(f)).collect();
+            let calls: Vec<_> = pending.iter().take(n).map(|s| self.settle_call(s)).collect();
             let results = futures::future::join_all(calls).await;
             let mut kept = std::collections::VecDeque::new();
             for (f, ok) in pending.drain(..n).zip(results) {
@@ -400,6 +421,14 @@ impl SharedState {
             if failed {
                 return;
             }
+        }
+    }
+
+    async fn settle_call(&self, s: &Settlement) -> bool {
+        match s {
+            Settlement::Request(f) => self.finish_call(f).await,
+            Settlement::Slot(r) => self.release_call(r).await,
+            Settlement::Cancel(keys, waiter) => self.cancel_call(keys, waiter).await,
         }
     }
 
@@ -439,7 +468,12 @@ impl SharedState {
                 () = tokio::time::sleep(self.lease / 3) => {}
             }
             let live: Vec<Held> = lock(&self.live).values().cloned().collect();
-            let entries: Vec<(&str, &str)> = live.iter().flat_map(|h| h.sets().map(|set| (set, &*h.name))).collect();
+            let slots = self.live_slot_entries();
+            let entries: Vec<(&str, &str)> = live
+                .iter()
+                .flat_map(|h| h.sets().map(|set| (set, &*h.name)))
+                .chain(slots.iter().map(|(keys, name)| (keys.slot_set(), &**name)))
+                .collect();
             for chunk in entries.chunks(256) {
                 let mut inv = self.scripts.renew.prepare_invoke();
                 inv.arg(self.lease.as_millis() as u64);

@@ -150,3 +150,102 @@ async fn an_unreachable_redis_fails_fast() {
     assert_eq!(s.admit(&req(&lim, 1)).await.unwrap_err(), SharedError::Down);
     assert!(started.elapsed() < Duration::from_millis(50));
 }
+
+mod upstream_capacity {
+    use super::*;
+    use crate::shared::slots::{CapacityLimits, SlotAnswer, SlotAsk, SlotLease, UpstreamKeys};
+
+    fn cap(shared: Option<u32>, rpm: Option<u64>, tpm: Option<u64>) -> CapacityLimits {
+        CapacityLimits {
+            shared_slots: shared,
+            requests_per_minute: rpm,
+            tokens_per_minute: tpm,
+            max_waiting_per_tenant: 2,
+        }
+    }
+
+    async fn ask(s: &SharedState, k: &Arc<UpstreamKeys>, l: &CapacityLimits, tenant: &str, waiter: &str) -> SlotAnswer {
+        s.acquire_slot(k, l, &SlotAsk { tenant, reserved: 0, tokens: 10, waiter }).await.unwrap()
+    }
+
+    fn granted(a: SlotAnswer) -> SlotLease {
+        match a {
+            SlotAnswer::Granted(l) => l,
+            other => panic!("not granted: {other:?}"),
+        }
+    }
+
+    fn waits(a: &SlotAnswer) -> bool {
+        matches!(a, SlotAnswer::Wait(_))
+    }
+
+    #[tokio::test]
+    async fn slots_are_global_and_a_flooding_tenant_leaves_the_others_their_share() {
+        let s = shared(LEASE).await;
+        let k = Arc::new(UpstreamKeys::new(&s.prefix, "up"));
+        let l = cap(Some(4), None, None);
+        // a alone may use everything; b arrives and is owed its share (2).
+        let a1 = granted(ask(&s, &k, &l, "a", "w1").await);
+        let a2 = granted(ask(&s, &k, &l, "a", "w2").await);
+        let b1 = granted(ask(&s, &k, &l, "b", "w3").await);
+        // a is at its share and one slot is left, owed to b: a waits.
+        assert!(waits(&ask(&s, &k, &l, "a", "w4").await));
+        let b2 = granted(ask(&s, &k, &l, "b", "w5").await);
+        assert!(waits(&ask(&s, &k, &l, "a", "w4").await));
+        // a frees one: a (below its share now) is owed it, b may not take it.
+        assert!(s.release_now(a1, None).await);
+        assert!(waits(&ask(&s, &k, &l, "b", "w6").await));
+        let a3 = granted(ask(&s, &k, &l, "a", "w4").await);
+        for l2 in [a2, a3, b1, b2] {
+            assert!(s.release_now(l2, None).await);
+        }
+        assert!(s.release_now(granted(ask(&s, &k, &l, "c", "w7").await), None).await);
+        clean(&s).await;
+    }
+
+    #[tokio::test]
+    async fn waiters_are_bounded_per_tenant_and_forgotten_when_nobody_asks() {
+        let s = shared(LEASE).await;
+        let k = Arc::new(UpstreamKeys::new(&s.prefix, "up"));
+        let l = cap(Some(1), None, None);
+        let held = granted(ask(&s, &k, &l, "a", "w0").await);
+        assert!(waits(&ask(&s, &k, &l, "a", "w1").await));
+        assert!(waits(&ask(&s, &k, &l, "a", "w2").await));
+        assert!(matches!(ask(&s, &k, &l, "a", "w3").await, SlotAnswer::QueueFull));
+        // Asking again is not a new waiter.
+        assert!(waits(&ask(&s, &k, &l, "a", "w1").await));
+        // Other tenants have their own bound.
+        assert!(waits(&ask(&s, &k, &l, "b", "w4").await));
+        // Waiters nobody asks for within a second are forgotten.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(waits(&ask(&s, &k, &l, "a", "w5").await));
+        assert!(waits(&ask(&s, &k, &l, "a", "w6").await));
+        assert!(s.release_now(held, None).await);
+        clean(&s).await;
+    }
+
+    #[tokio::test]
+    async fn reserved_slots_a_dead_replicas_lease_and_the_upstreams_rates() {
+        let s = shared(Duration::from_millis(300)).await;
+        let k = Arc::new(UpstreamKeys::new(&s.prefix, "up"));
+        let l = cap(Some(1), Some(3), Some(100));
+        let held = granted(ask(&s, &k, &l, "a", "w1").await);
+        // The dedicated tenant's reserved slot is its own.
+        let d = s.acquire_slot(&k, &l, &SlotAsk { tenant: "d", reserved: 1, tokens: 10, waiter: "w2" }).await.unwrap();
+        let d = granted(d);
+        assert!(d.reserved);
+        assert!(waits(&ask(&s, &k, &l, "b", "w3").await));
+        // Nobody renews a's slot: it frees after the lease.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let b = granted(ask(&s, &k, &l, "b", "w3").await);
+        // Three requests this minute: the fourth waits for the window, with its retry.
+        assert!(s.release_now(b, Some(1)).await);
+        match ask(&s, &k, &l, "c", "w4").await {
+            SlotAnswer::Wait(Some(retry)) => assert!(retry > Duration::from_secs(55), "{retry:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(s.release_now(d, None).await);
+        drop(held);
+        clean(&s).await;
+    }
+}

@@ -124,9 +124,21 @@ impl Drop for TestRedis {
 
 /// `n` replicas on one fresh Postgres database and `redis`.
 async fn replicas(db: &TestDb, redis: &TestRedis, on_failure: &str, n: usize) -> Vec<Arc<TestGateway>> {
+    replicas_with(db, redis, on_failure, n, |_| {}).await
+}
+
+/// [`replicas`] with more configuration.
+async fn replicas_with(
+    db: &TestDb,
+    redis: &TestRedis,
+    on_failure: &str,
+    n: usize,
+    more: impl Fn(&mut sheepdog_gateway::config::Config) + Clone,
+) -> Vec<Arc<TestGateway>> {
     let mut out = Vec::new();
     for _ in 0..n {
         let cfg = redis.config(on_failure);
+        let more = more.clone();
         let gw = TestGateway::builder_on_url(&db.url)
             .config(move |c| {
                 c.redis = Some(cfg);
@@ -136,6 +148,7 @@ async fn replicas(db: &TestDb, redis: &TestRedis, on_failure: &str, n: usize) ->
                 c.providers.insert("fast".into(), simulated_provider());
                 c.models.insert("slow".into(), model("slow", "slow", "2", "8"));
                 c.models.insert("gpt-4.1".into(), model("fast", "gpt-4.1", "2", "8"));
+                more(c);
             })
             .start()
             .await;
@@ -402,6 +415,67 @@ async fn console_sign_in_throttling_counts_every_replicas_attempts() {
     let now: i64 = redis.cli(&["TIME"]).lines().next().unwrap().parse::<i64>().unwrap() * 1000;
     if now < next - 100 {
         assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")), "{v}");
+    }
+    stop_all(gws).await;
+}
+
+/// An upstream's capacity is the deployment's: four slots in flight over
+/// three replicas, and a tenant flooding two replicas leaves a tenant on
+/// the third its fair share (it never queues behind the flood).
+#[tokio::test]
+async fn upstream_capacity_and_its_fair_share_hold_across_replicas() {
+    let db = TestDb::new(Db::Postgres).await;
+    let redis = TestRedis::shared();
+    let emu = sheepdog_emulators::Emulator::start(sheepdog_emulators::Wire::OpenAi).await.unwrap();
+    emu.set_script(Some(sheepdog_emulators::Script::parse("[emu:stall_ms=150]")));
+    let mut capped = emulated_provider(&emu, sheepdog_emulators::Wire::OpenAi);
+    capped.max_concurrency = Some(4);
+    capped.max_queue_per_tenant = 64;
+    capped.queue_timeout_ms = 20_000;
+    let gws = replicas_with(&db, &redis, "closed", 3, move |c| {
+        c.providers.insert("capped".into(), capped.clone());
+        c.models.insert("capped".into(), model("capped", "m", "2", "8"));
+    })
+    .await;
+    let big = json!({"requests_per_minute": 100000, "tokens_per_minute": 1000000000});
+    let (ta, ka) = gws[0].tenant_and_key(json!({"name": "flood", "tier": "shared", "limits": big})).await;
+    let (tb, kb) = gws[0].tenant_and_key(json!({"name": "steady", "tier": "shared", "limits": big})).await;
+    known_everywhere(&gws, &ta).await;
+    known_everywhere(&gws, &tb).await;
+    let body = chat_body("capped", "hi");
+    // A: 40 requests at once on replicas 0 and 1 (0.9 s of backlog at four slots).
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let (gw, ka, body) = (gws[i % 2].clone(), ka.clone(), body.clone());
+            tokio::spawn(async move { gw.chat(&ka).json(&body).send().await.unwrap().status() })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // B: 8 requests one after the other on replica 2.
+    let mut b_slowest = Duration::ZERO;
+    let b_started = Instant::now();
+    for _ in 0..8 {
+        let t0 = Instant::now();
+        let (s, v) = status_of(&gws[2], &kb, &body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        b_slowest = b_slowest.max(t0.elapsed());
+    }
+    let b_total = b_started.elapsed();
+    for f in flood {
+        assert_eq!(f.await.unwrap(), StatusCode::OK);
+    }
+    eprintln!("shared capacity: peak {} upstream, B slowest {b_slowest:?}, B total {b_total:?}", emu.peak_in_flight());
+    assert!(emu.peak_in_flight() <= 4, "{} requests upstream at once over 4 slots", emu.peak_in_flight());
+    assert!(emu.peak_in_flight() >= 3, "the slots were used ({})", emu.peak_in_flight());
+    // Queued behind the flood, each of B's requests would wait ~1 s.
+    assert!(b_slowest < Duration::from_millis(900), "B's slowest request took {b_slowest:?}");
+    assert!(b_total < Duration::from_millis(4000), "B's 8 requests took {b_total:?}");
+    // Every slot is free again (released off the request path).
+    let slots = format!("{}u:capped:s", redis.prefix);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while redis.cli(&["ZCARD", &slots]) != "0" {
+        assert!(Instant::now() < deadline, "slots still held: {}", redis.cli(&["ZCARD", &slots]));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop_all(gws).await;
 }

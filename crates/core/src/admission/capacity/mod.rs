@@ -17,15 +17,23 @@
 //! Dedicated tenants first use their reserved slots, which no other tenant
 //! can take, and may borrow idle shared slots through the same fair queue.
 
+mod shared;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
+
+use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use super::window::{Added, Refusal, SlidingWindow};
 use crate::config::ProviderSettings;
+use crate::replicas::ThisReplica;
+use crate::shared::link::SharedError;
+use crate::shared::slots::{CapacityLimits, SlotAnswer, SlotLease, UpstreamKeys};
+use crate::shared::SharedState;
 
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -63,6 +71,8 @@ impl CapacityConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CapacityRefusal {
+    /// The replicas' shared state is unreachable (`on_failure = "closed"`).
+    Unavailable,
     /// The tenant already has this many requests waiting.
     QueueFull,
     /// Waited for the whole queue timeout.
@@ -113,6 +123,8 @@ pub struct Upstream {
     shared_slots: Option<u32>,
     state: Mutex<Sched>,
     me: Weak<Upstream>,
+    /// Every replica's capacity in Redis (`[redis] url` set).
+    global: Option<Global>,
 }
 
 /// A held slot: dropping it frees the capacity and serves the next waiter.
@@ -122,17 +134,25 @@ pub struct Slot {
     tenant: String,
     kind: SlotKind,
     tokens: Added,
+    /// A slot of every replica's capacity (released in Redis).
+    global: Option<GlobalSlot>,
 }
 
 impl Slot {
     /// A slot of an upstream without declared capacity.
     pub fn unlimited() -> Slot {
-        Slot { upstream: None, tenant: String::new(), kind: SlotKind::Shared, tokens: Added::default() }
+        Slot { upstream: None, tenant: String::new(), kind: SlotKind::Shared, tokens: Added::default(), global: None }
+    }
+
+    fn local(upstream: &Arc<Upstream>, tenant: &str, kind: SlotKind, tokens: Added) -> Slot {
+        Slot { upstream: Some(upstream.clone()), tenant: tenant.to_string(), kind, tokens, global: None }
     }
 
     /// Replaces the estimated tokens by the actual count in the upstream's window.
     pub fn settle(&self, actual_tokens: u64) {
-        if let Some(u) = &self.upstream {
+        if let Some(g) = &self.global {
+            g.settle(actual_tokens);
+        } else if let Some(u) = &self.upstream {
             u.lock().tokens.adjust(self.tokens, actual_tokens);
         }
     }
@@ -141,13 +161,21 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(u) = self.upstream.take() {
-            u.release(&self.tenant, self.kind);
+            match self.global.take() {
+                Some(g) => u.release_global(g),
+                None => u.release(&self.tenant, self.kind),
+            }
         }
     }
 }
 
 impl Upstream {
+    /// An upstream scheduled by this process alone.
     pub fn new(name: &str, cfg: CapacityConfig) -> Arc<Upstream> {
+        Self::build(name, cfg, None)
+    }
+
+    fn build(name: &str, cfg: CapacityConfig, global: Option<Global>) -> Arc<Upstream> {
         let reserved_total: u32 = cfg.reserved.values().sum();
         let shared_slots = cfg.max_concurrency.map(|m| m.saturating_sub(reserved_total));
         Arc::new_cyclic(|me| Upstream {
@@ -167,6 +195,7 @@ impl Upstream {
                 wake_at: None,
             }),
             me: me.clone(),
+            global,
         })
     }
 
@@ -292,6 +321,9 @@ impl Upstream {
         if self.cfg.tokens_per_minute.is_some_and(|tpm| tokens > tpm) {
             return Err(CapacityRefusal::TooLarge);
         }
+        if let Some(g) = &self.global {
+            return self.acquire_global(g, tenant, reserved, tokens, None).await;
+        }
         let rx = {
             let mut s = self.lock();
             let now = Instant::now();
@@ -300,7 +332,7 @@ impl Upstream {
             match self.can_start(&mut s, tenant, reserved, tokens, now) {
                 Ok(kind) if nobody_waits || under_share || kind == SlotKind::Reserved => {
                     let added = Self::start(&mut s, tenant, kind, tokens, now);
-                    return Ok(Slot { upstream: Some(self.clone()), tenant: tenant.to_string(), kind, tokens: added });
+                    return Ok(Slot::local(self, tenant, kind, added));
                 }
                 _ => {}
             }
@@ -323,9 +355,7 @@ impl Upstream {
         };
         let (mut rx, id) = rx;
         match tokio::time::timeout(self.cfg.queue_timeout, &mut rx).await {
-            Ok(Ok((kind, tokens))) => {
-                Ok(Slot { upstream: Some(self.clone()), tenant: tenant.to_string(), kind, tokens })
-            }
+            Ok(Ok((kind, tokens))) => Ok(Slot::local(self, tenant, kind, tokens)),
             Ok(Err(_)) => Err(CapacityRefusal::Timeout),
             Err(_) => {
                 let mut s = self.lock();
@@ -338,9 +368,7 @@ impl Upstream {
                 drop(s);
                 // Granted just as the wait ran out: take it.
                 match rx.try_recv() {
-                    Ok((kind, tokens)) => {
-                        Ok(Slot { upstream: Some(self.clone()), tenant: tenant.to_string(), kind, tokens })
-                    }
+                    Ok((kind, tokens)) => Ok(Slot::local(self, tenant, kind, tokens)),
                     Err(_) => Err(CapacityRefusal::Timeout),
                 }
             }
@@ -425,158 +453,65 @@ impl Upstream {
         }
     }
 
-    /// Requests waiting now (all tenants).
+    /// Requests waiting here now (all tenants).
     pub fn queued(&self) -> usize {
+        if let Some(g) = &self.global {
+            return g.queued();
+        }
         self.lock().waiting.values().map(VecDeque::len).sum()
     }
 
-    /// Slots in use now: (shared, reserved).
+    /// Slots in use by this replica's requests now: (shared, reserved).
     pub fn in_use(&self) -> (u32, u32) {
+        if let Some(g) = &self.global {
+            return g.in_use();
+        }
         let s = self.lock();
         (s.shared_in_use, s.reserved_in_use.values().sum())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The shared arm of one upstream.
+#[derive(Debug)]
+struct Global {
+    shared: Arc<SharedState>,
+    keys: Arc<UpstreamKeys>,
+    limits: CapacityLimits,
+    replica: Arc<ThisReplica>,
+    /// Woken when a slot held here is released (in Redis).
+    freed: Arc<Notify>,
+    waiting: AtomicUsize,
+    held_shared: AtomicU32,
+    held_reserved: AtomicU32,
+    /// While Redis is unreachable (`open`): this replica's share, built for
+    /// a live-replica count.
+    fallback: Mutex<Option<(u64, Arc<Upstream>)>>,
+}
 
-    fn upstream(max: u32, reserved: &[(&str, u32)]) -> Arc<Upstream> {
-        Upstream::new(
-            "u",
-            CapacityConfig {
-                max_concurrency: Some(max),
-                reserved: reserved.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
-                queue_timeout: Duration::from_secs(5),
-                max_queue_per_tenant: 4,
-                ..CapacityConfig::default()
-            },
-        )
-    }
+/// A held slot of every replica's capacity.
+#[derive(Debug)]
+struct GlobalSlot {
+    lease: SlotLease,
+    /// The actual tokens once known (`u64::MAX`: not yet).
+    actual: AtomicU64,
+}
 
-    #[tokio::test(start_paused = true)]
-    async fn freed_slots_go_to_the_tenant_with_fewest_in_flight() {
-        let u = upstream(2, &[]);
-        let a1 = u.acquire("a", 0, 1).await.unwrap();
-        let a2 = u.acquire("a", 0, 1).await.unwrap();
-        // Saturated: a queues first, then b.
-        let ua = u.clone();
-        let a3 = tokio::spawn(async move { ua.acquire("a", 0, 1).await });
-        tokio::task::yield_now().await;
-        let ub = u.clone();
-        let b1 = tokio::spawn(async move { ub.acquire("b", 0, 1).await });
-        tokio::task::yield_now().await;
-        assert_eq!(u.queued(), 2);
-        drop(a1);
-        // b (0 in flight) is served before a's older request (a has 1 in flight).
-        let b1 = b1.await.unwrap().unwrap();
-        assert_eq!(u.queued(), 1);
-        drop(a2);
-        let a3 = a3.await.unwrap().unwrap();
-        drop((b1, a3));
-        assert_eq!(u.in_use(), (0, 0));
-    }
+/// A slot asked for ahead of time ([`Upstream::first_ask`]): handed to
+/// [`Upstream::acquire_after`], or given back when dropped unused (a slot
+/// released, a waiter forgotten).
+#[derive(Debug)]
+pub struct FirstAsk {
+    upstream: Arc<Upstream>,
+    waiter: String,
+    answer: Option<Result<SlotAnswer, SharedError>>,
+}
 
-    #[tokio::test(start_paused = true)]
-    async fn queues_are_bounded_and_time_out() {
-        let u = upstream(1, &[]);
-        let _held = u.acquire("a", 0, 1).await.unwrap();
-        let mut waits = Vec::new();
-        for _ in 0..4 {
-            let uu = u.clone();
-            waits.push(tokio::spawn(async move { uu.acquire("a", 0, 1).await }));
-        }
-        tokio::task::yield_now().await;
-        assert_eq!(u.acquire("a", 0, 1).await.unwrap_err(), CapacityRefusal::QueueFull);
-        tokio::time::advance(Duration::from_secs(6)).await;
-        for w in waits {
-            assert_eq!(w.await.unwrap().unwrap_err(), CapacityRefusal::Timeout);
-        }
-        assert_eq!(u.queued(), 0);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reserved_slots_are_kept_for_their_tenant() {
-        let u = upstream(3, &[("dedicated", 1)]);
-        let _s1 = u.acquire("a", 0, 1).await.unwrap();
-        let _s2 = u.acquire("a", 0, 1).await.unwrap();
-        // Shared capacity (2) is full: a waits even though one reserved slot is idle.
-        let ua = u.clone();
-        let waiting = tokio::spawn(async move { ua.acquire("a", 0, 1).await });
-        tokio::task::yield_now().await;
-        assert_eq!(u.queued(), 1);
-        // The dedicated tenant starts at once on its reserved slot.
-        let d = u.acquire("dedicated", u.reserved_for(&["dedicated"]), 1).await.unwrap();
-        assert_eq!(u.in_use(), (2, 1));
-        drop(d);
-        drop(_s1);
-        assert!(waiting.await.unwrap().is_ok());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn upstream_requests_per_minute_are_shared_fairly() {
-        let u = Upstream::new(
-            "u",
-            CapacityConfig {
-                requests_per_minute: Some(2),
-                queue_timeout: Duration::from_secs(120),
-                max_queue_per_tenant: 10,
-                ..CapacityConfig::default()
-            },
-        );
-        drop(u.acquire("a", 0, 1).await.unwrap());
-        drop(u.acquire("a", 0, 1).await.unwrap());
-        let ua = u.clone();
-        let a = tokio::spawn(async move { ua.acquire("a", 0, 1).await });
-        tokio::task::yield_now().await;
-        let ub = u.clone();
-        let b = tokio::spawn(async move { ub.acquire("b", 0, 1).await });
-        tokio::task::yield_now().await;
-        assert_eq!(u.queued(), 2);
-        // After the window rolls both fit (2 per minute).
-        tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(a.await.unwrap().is_ok());
-        assert!(b.await.unwrap().is_ok());
+impl FirstAsk {
+    /// The upstream asked.
+    pub fn upstream(&self) -> &str {
+        self.upstream.name()
     }
 }
 
 #[cfg(test)]
-mod share_tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_flooding_tenant_leaves_every_other_active_tenant_its_share() {
-        let u = Upstream::new(
-            "u",
-            CapacityConfig {
-                max_concurrency: Some(6),
-                queue_timeout: Duration::from_secs(5),
-                max_queue_per_tenant: 100,
-                ..CapacityConfig::default()
-            },
-        );
-        // b is active (one request in flight), then a floods.
-        let b1 = u.acquire("b", 0, 1).await.unwrap();
-        let mut a_held = Vec::new();
-        let mut a_waiting = Vec::new();
-        for _ in 0..20 {
-            let uu = u.clone();
-            let h = tokio::spawn(async move { uu.acquire("a", 0, 1).await });
-            tokio::task::yield_now().await;
-            a_waiting.push(h);
-        }
-        // a holds its share (3) — the rest of b's share stays free.
-        assert_eq!(u.in_use(), (1 + 3, 0));
-        // b gets its second and third slot at once, no waiting.
-        let b2 = u.acquire("b", 0, 1).await.unwrap();
-        let b3 = u.acquire("b", 0, 1).await.unwrap();
-        assert_eq!(u.in_use(), (6, 0));
-        drop((b1, b2, b3));
-        // b went quiet: after a second a may use everything.
-        tokio::time::advance(ACTIVE_FOR + Duration::from_millis(1)).await;
-        for h in a_waiting.drain(..6) {
-            a_held.push(h.await.unwrap().unwrap());
-        }
-        assert_eq!(u.in_use().0, 6);
-    }
-}
+mod tests;
