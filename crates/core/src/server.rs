@@ -121,7 +121,7 @@ impl Gateway {
         let (accountant, writer) = Accountant::start(store.clone(), &settings.accounting, journal.clone());
         let refresher = catalog.spawn_refresher(Duration::from_millis(500), stop.clone());
         let token_refresher = admin_tokens.spawn_refresher(store.clone(), stop.clone());
-        let rollouts = Rollouts::load(&store, &models).await?;
+        let rollouts = Rollouts::load(&store, &models, shared.is_some()).await?;
         let state = AppState::new(Parts {
             settings,
             store,
@@ -140,6 +140,7 @@ impl Gateway {
             move || state.metrics().in_flight_now()
         };
         tasks.push(replica.spawn(state.store().clone(), in_flight, stop.clone()));
+        tasks.extend(crate::rollout::controller::spawn_sharing(state.clone(), stop.clone()));
         tasks.push(crate::rollout::controller::spawn_schedule(state.clone(), stop));
         tasks.extend([Some(refresher), token_refresher].into_iter().flatten());
         Ok(Gateway { state, metrics_listener, writer, trigger, tasks, bootstrap })

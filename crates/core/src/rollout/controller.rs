@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use super::guard::Side;
+use super::guard::{Side, Trip};
 use super::Live;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
+use sheepdog_store::rollouts::{EventRow, RolloutRow};
 use sheepdog_store::AuditEntry;
 
 /// Feeds one side's outcome to the rollout's guard; an automatic rollback is
@@ -17,6 +18,12 @@ pub fn observe(state: &AppState, live: &Live, side: Side, latency_ms: u64, error
     let Some((row, ev, trip)) = state.rollouts().observe(live, side, latency_ms, error, cost_nanos, now) else {
         return;
     };
+    store_rollback(state, row, ev, trip);
+}
+
+/// An automatic rollback: alerted, counted, stored and audited (off the
+/// request path).
+fn store_rollback(state: &AppState, row: RolloutRow, ev: EventRow, trip: Trip) {
     tracing::error!(rollout = %row.id, model = %row.model, reason = %trip.reason, "ALERT: rollout rolled back automatically");
     state.metrics().rollback(&row.id, "guard");
     let state = state.clone();
@@ -63,4 +70,25 @@ pub fn spawn_schedule(state: AppState, shutdown: Shutdown) -> tokio::task::JoinH
             }
         }
     })
+}
+
+/// Every second (with shared state): shares this replica's rollout
+/// measurements with the others and applies the deployment's guard
+/// ([`super::global`]).
+pub fn spawn_sharing(state: AppState, shutdown: Shutdown) -> Option<tokio::task::JoinHandle<()>> {
+    let shared = state.shared()?.clone();
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait() => return,
+            }
+            let now = sheepdog_types::time::now_ms();
+            for (row, ev, trip) in super::global::share_all(state.rollouts(), &shared, now).await {
+                store_rollback(&state, row, ev, trip);
+            }
+        }
+    }))
 }

@@ -111,35 +111,42 @@ impl Window {
         if to.count < cfg.min_samples {
             return None;
         }
-        if to.error_rate_bp() > cfg.max_error_rate_bp {
+        judge(&to, &self.stats(Side::From, now_ms, cfg), cfg)
+    }
+}
+
+/// The guard's decision on both sides' statistics over its window.
+pub fn judge(to: &SideStats, from: &SideStats, cfg: &GuardConfig) -> Option<Trip> {
+    if to.count < cfg.min_samples {
+        return None;
+    }
+    if to.error_rate_bp() > cfg.max_error_rate_bp {
+        return Some(Trip {
+            reason: format!(
+                "error rate of `to` {:.2} % ({} of {}) exceeds {:.2} % over the last {} s",
+                f64::from(to.error_rate_bp()) / 100.0,
+                to.errors,
+                to.count,
+                f64::from(cfg.max_error_rate_bp) / 100.0,
+                cfg.window_secs
+            ),
+        });
+    }
+    if from.count >= cfg.min_samples && from.p99_ms > 0 {
+        let limit = from.p99_ms * u64::from(cfg.max_p99_ratio_pct) / 100;
+        if to.p99_ms > limit {
             return Some(Trip {
                 reason: format!(
-                    "error rate of `to` {:.2} % ({} of {}) exceeds {:.2} % over the last {} s",
-                    f64::from(to.error_rate_bp()) / 100.0,
-                    to.errors,
-                    to.count,
-                    f64::from(cfg.max_error_rate_bp) / 100.0,
+                    "p99 latency of `to` {} ms exceeds {:.2}× the p99 of `from` ({} ms) over the last {} s",
+                    to.p99_ms,
+                    f64::from(cfg.max_p99_ratio_pct) / 100.0,
+                    from.p99_ms,
                     cfg.window_secs
                 ),
             });
         }
-        let from = self.stats(Side::From, now_ms, cfg);
-        if from.count >= cfg.min_samples && from.p99_ms > 0 {
-            let limit = from.p99_ms * u64::from(cfg.max_p99_ratio_pct) / 100;
-            if to.p99_ms > limit {
-                return Some(Trip {
-                    reason: format!(
-                        "p99 latency of `to` {} ms exceeds {:.2}× the p99 of `from` ({} ms) over the last {} s",
-                        to.p99_ms,
-                        f64::from(cfg.max_p99_ratio_pct) / 100.0,
-                        from.p99_ms,
-                        cfg.window_secs
-                    ),
-                });
-            }
-        }
-        None
     }
+    None
 }
 
 #[cfg(test)]

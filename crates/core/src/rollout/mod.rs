@@ -10,6 +10,7 @@
 
 pub mod compare;
 pub mod controller;
+pub mod global;
 pub mod guard;
 pub mod plan;
 pub mod series;
@@ -22,29 +23,12 @@ use tokio::sync::Semaphore;
 use crate::routing::{ModelRoute, Models};
 use guard::{GuardConfig, Sample, Side, SideStats, Trip, Window};
 use plan::{canary_bp, Phase, StepPlan, FULL};
-use series::Series;
+use series::{Delta, Series, View};
+pub use series::{ShadowTotals, Totals};
 use sheepdog_store::rollouts::{EventRow, RolloutRow};
 use sheepdog_store::{Store, StoreError};
 
 /// Running totals of one side since the rollout started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub requests: u64,
-    pub errors: u64,
-    pub cost_nanos: i64,
-}
-
-/// Shadow comparison totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ShadowTotals {
-    pub pairs: u64,
-    pub differing: u64,
-    pub tool_mismatches: u64,
-    pub to_errors: u64,
-    pub shadow_cost_nanos: i64,
-    pub skipped: u64,
-}
-
 #[derive(Debug)]
 struct State {
     row: RolloutRow,
@@ -54,8 +38,12 @@ struct State {
     from_totals: Totals,
     to_totals: Totals,
     shadow: ShadowTotals,
-    /// Both sides over time (the console's live charts); per process, like `window`.
+    /// Both sides over time (the console's live charts), as this replica saw them.
     series: Series,
+    /// With shared state: what this replica measured since it last shared
+    /// it, and the deployment's figures as last read ([`global`]).
+    pending: Option<Delta>,
+    view: Option<View>,
     /// When the rollout was created, epoch ms (where its series starts).
     created_ms: i64,
     /// The canary share last recorded as an event (for step events).
@@ -122,10 +110,33 @@ impl Live {
         }
     }
 
+    /// The deployment's figures with this replica's unshared ones, while
+    /// they are fresh ([`series::STALE_MS`]).
+    fn global_view(s: &State, now_ms: i64) -> Option<View> {
+        let view = s.view.as_ref().filter(|v| now_ms - v.at_ms <= series::STALE_MS)?;
+        Some(match &s.pending {
+            Some(p) => view.with(p),
+            None => view.clone(),
+        })
+    }
+
     pub fn snapshot(&self, now_ms: i64) -> Snapshot {
         let mut s = self.lock();
         let current_bp = Self::share(&s, now_ms);
         let guard = s.guard;
+        if let Some(v) = Self::global_view(&s, now_ms) {
+            return Snapshot {
+                row: s.row.clone(),
+                plan: s.plan,
+                guard,
+                current_bp,
+                from_window: v.window_stats(Side::From, now_ms, guard.window_secs),
+                to_window: v.window_stats(Side::To, now_ms, guard.window_secs),
+                from_totals: v.from,
+                to_totals: v.to,
+                shadow: v.shadow,
+            };
+        }
         let from_window = s.window.stats(Side::From, now_ms, &guard);
         let to_window = s.window.stats(Side::To, now_ms, &guard);
         Snapshot {
@@ -145,7 +156,10 @@ impl Live {
     /// [`series::BUCKETS`] buckets) to the bucket holding `now_ms`.
     pub fn series(&self, now_ms: i64) -> Vec<series::Bucket> {
         let s = self.lock();
-        s.series.report(s.created_ms, now_ms)
+        match Self::global_view(&s, now_ms) {
+            Some(v) => v.series().report(s.created_ms, now_ms),
+            None => s.series.report(s.created_ms, now_ms),
+        }
     }
 }
 
@@ -153,6 +167,8 @@ impl Live {
 #[derive(Debug, Default)]
 pub struct Rollouts {
     live: RwLock<Vec<Arc<Live>>>,
+    /// Measurements are shared with the other replicas (`[redis] url`).
+    global: std::sync::atomic::AtomicBool,
     /// The stored rollouts version this replica last synced with.
     version: std::sync::atomic::AtomicI64,
 }
@@ -194,8 +210,9 @@ pub enum RolloutError {
 
 impl Rollouts {
     /// Loads every rollout whose routes still exist in the configuration.
-    pub async fn load(store: &Store, models: &Models) -> Result<Rollouts, StoreError> {
-        let r = Rollouts::default();
+    /// `global`: their measurements are shared with the other replicas.
+    pub async fn load(store: &Store, models: &Models, global: bool) -> Result<Rollouts, StoreError> {
+        let r = Rollouts { global: global.into(), ..Rollouts::default() };
         for row in store.list_rollouts().await? {
             match r.build_live(row, models) {
                 Ok(live) => r.insert(live),
@@ -273,6 +290,8 @@ impl Rollouts {
             to_totals: Totals::default(),
             shadow: ShadowTotals::default(),
             series: Series::default(),
+            pending: self.global.load(std::sync::atomic::Ordering::Relaxed).then(Delta::default),
+            view: None,
             created_ms,
             reported_bp: 0,
             row,
@@ -379,16 +398,24 @@ impl Rollouts {
             Side::From => &mut s.from_totals,
             Side::To => &mut s.to_totals,
         };
-        totals.requests += 1;
-        totals.errors += u64::from(error);
-        totals.cost_nanos += cost_nanos;
+        let one = Totals { requests: 1, errors: u64::from(error), cost_nanos };
+        totals.add(&one);
         let phase = Phase::parse(&s.row.phase);
         // In shadow, `to` only answers mirrored calls: their cost comes with
         // the compared pair (`observe_shadow`).
         let cost = (!(phase == Some(Phase::Shadow) && side == Side::To)).then_some(cost_nanos);
         s.series.request(now_ms, side, latency_ms, error, cost);
+        if let Some(p) = &mut s.pending {
+            p.series.request(now_ms, side, latency_ms, error, cost);
+            match side {
+                Side::From => p.from.add(&one),
+                Side::To => p.to.add(&one),
+            }
+        }
         let phase = phase?;
-        if !phase.is_active() {
+        // The deployment's guard judges every replica's traffic ([`global`]);
+        // this replica's own window decides only while that view is stale.
+        if !phase.is_active() || Live::global_view(&s, now_ms).is_some() {
             return None;
         }
         let guard = s.guard;
@@ -410,15 +437,27 @@ impl Rollouts {
     ) {
         let mut s = live.lock();
         s.series.shadow_pair(now_ms, differing, cost_nanos);
-        s.shadow.pairs += 1;
-        s.shadow.differing += u64::from(differing);
-        s.shadow.tool_mismatches += u64::from(tool_mismatch);
-        s.shadow.to_errors += u64::from(to_error);
-        s.shadow.shadow_cost_nanos += cost_nanos;
+        let one = ShadowTotals {
+            pairs: 1,
+            differing: u64::from(differing),
+            tool_mismatches: u64::from(tool_mismatch),
+            to_errors: u64::from(to_error),
+            shadow_cost_nanos: cost_nanos,
+            skipped: 0,
+        };
+        s.shadow.add(&one);
+        if let Some(p) = &mut s.pending {
+            p.series.shadow_pair(now_ms, differing, cost_nanos);
+            p.shadow.add(&one);
+        }
     }
 
     pub fn shadow_skipped(&self, live: &Live) {
-        live.lock().shadow.skipped += 1;
+        let mut s = live.lock();
+        s.shadow.skipped += 1;
+        if let Some(p) = &mut s.pending {
+            p.shadow.skipped += 1;
+        }
     }
 
     fn roll_back(s: &mut State, actor: &str, reason: String, now_ms: i64) -> (RolloutRow, EventRow) {

@@ -10,7 +10,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::guard::Side;
+use super::guard::{Side, SideStats};
+
+/// The deployment's figures older than this are stale (Redis unreachable):
+/// each replica's own measurements take over.
+pub const STALE_MS: i64 = 3_000;
 
 /// Width of one bucket.
 pub const BUCKET_MS: i64 = 10_000;
@@ -64,6 +68,30 @@ impl Histogram {
         self.n
     }
 
+    /// Adds another histogram's samples.
+    pub fn add(&mut self, o: &Histogram) {
+        if o.n == 0 {
+            return;
+        }
+        for (s, c) in &o.counts {
+            *self.counts.entry(*s).or_insert(0) += c;
+        }
+        self.min = if self.n == 0 { o.min } else { self.min.min(o.min) };
+        self.max = self.max.max(o.max);
+        self.n += o.n;
+    }
+
+    /// The slots with their counts, the smallest and largest sample.
+    pub fn parts(&self) -> (&BTreeMap<u16, u32>, u64, u64) {
+        (&self.counts, self.min, self.max)
+    }
+
+    /// A histogram from [`Histogram::parts`].
+    pub fn from_parts(counts: BTreeMap<u16, u32>, min: u64, max: u64) -> Histogram {
+        let n = counts.values().map(|c| u64::from(*c)).sum();
+        Histogram { counts, n, min: if n == 0 { 0 } else { min }, max: if n == 0 { 0 } else { max } }
+    }
+
     /// The `q` quantile (nearest rank, as the guard computes it): exact below
     /// 64 ms, else the top of its slot (within 3 %), never outside the
     /// observed minimum and maximum. `None` without samples.
@@ -113,6 +141,14 @@ impl SideBucket {
     pub fn error_rate_bp(&self) -> u32 {
         (self.errors * 10_000).checked_div(self.requests).unwrap_or(0) as u32
     }
+
+    pub fn add(&mut self, o: &SideBucket) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.latency.add(&o.latency);
+        self.cost_nanos = self.cost_nanos.saturating_add(o.cost_nanos);
+        self.priced += o.priced;
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,6 +162,15 @@ pub struct Bucket {
     pub differing: u64,
 }
 
+impl Bucket {
+    pub fn add(&mut self, o: &Bucket) {
+        self.from.add(&o.from);
+        self.to.add(&o.to);
+        self.pairs += o.pairs;
+        self.differing += o.differing;
+    }
+}
+
 /// The last [`BUCKETS`] buckets (only those with data are stored).
 #[derive(Debug, Default)]
 pub struct Series {
@@ -137,6 +182,11 @@ fn floor(ms: i64) -> i64 {
 }
 
 impl Series {
+    /// The buckets with data, oldest first.
+    pub fn buckets(&self) -> impl Iterator<Item = &Bucket> {
+        self.buckets.iter()
+    }
+
     /// The bucket for `at_ms`, created when missing; `None` when it is older
     /// than what is kept.
     fn bucket(&mut self, at_ms: i64) -> Option<&mut Bucket> {
@@ -215,6 +265,130 @@ impl Series {
             start += BUCKET_MS;
         }
         out
+    }
+}
+
+/// Requests, errors and cost of one side since the rollout started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub requests: u64,
+    pub errors: u64,
+    pub cost_nanos: i64,
+}
+
+/// Shadow comparison totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShadowTotals {
+    pub pairs: u64,
+    pub differing: u64,
+    pub tool_mismatches: u64,
+    pub to_errors: u64,
+    pub shadow_cost_nanos: i64,
+    pub skipped: u64,
+}
+
+impl Totals {
+    pub fn add(&mut self, o: &Totals) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.cost_nanos = self.cost_nanos.saturating_add(o.cost_nanos);
+    }
+}
+
+impl ShadowTotals {
+    pub fn add(&mut self, o: &ShadowTotals) {
+        self.pairs += o.pairs;
+        self.differing += o.differing;
+        self.tool_mismatches += o.tool_mismatches;
+        self.to_errors += o.to_errors;
+        self.shadow_cost_nanos = self.shadow_cost_nanos.saturating_add(o.shadow_cost_nanos);
+        self.skipped += o.skipped;
+    }
+}
+
+/// What one replica measured of a rollout since it last shared it (`[redis]
+/// url` set): added to the deployment's figures every second.
+#[derive(Debug, Default)]
+pub struct Delta {
+    pub series: Series,
+    pub from: Totals,
+    pub to: Totals,
+    pub shadow: ShadowTotals,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.series.buckets.is_empty() && self.shadow == ShadowTotals::default()
+    }
+
+    /// Adds `o` (a delta that could not be shared, put back).
+    pub fn absorb(&mut self, o: Delta) {
+        for b in o.series.buckets {
+            if let Some(mine) = self.series.bucket(b.start_ms) {
+                mine.add(&b);
+            }
+        }
+        self.from.add(&o.from);
+        self.to.add(&o.to);
+        self.shadow.add(&o.shadow);
+    }
+}
+
+/// The deployment's figures of a rollout: every replica's, read from Redis
+/// at `at_ms`.
+#[derive(Debug, Default, Clone)]
+pub struct View {
+    pub at_ms: i64,
+    /// The last [`BUCKETS`] buckets with data, oldest first.
+    pub buckets: Vec<Bucket>,
+    pub from: Totals,
+    pub to: Totals,
+    pub shadow: ShadowTotals,
+}
+
+impl View {
+    /// The view with what this replica has not shared yet added.
+    pub fn with(&self, pending: &Delta) -> View {
+        let mut v = self.clone();
+        let mut series = Series { buckets: v.buckets.drain(..).collect() };
+        for b in &pending.series.buckets {
+            if let Some(mine) = series.bucket(b.start_ms) {
+                mine.add(b);
+            }
+        }
+        v.buckets = series.buckets.into_iter().collect();
+        v.from.add(&pending.from);
+        v.to.add(&pending.to);
+        v.shadow.add(&pending.shadow);
+        v
+    }
+
+    pub fn series(&self) -> Series {
+        Series { buckets: self.buckets.iter().cloned().collect() }
+    }
+
+    /// One side's statistics over the guard's window, from the buckets that
+    /// overlap it (so the window is rounded out to whole 10-second buckets);
+    /// percentiles within 3 % (the histogram's slots).
+    pub fn window_stats(&self, side: Side, now_ms: i64, window_secs: u64) -> SideStats {
+        let horizon = now_ms - (window_secs as i64).saturating_mul(1000);
+        let mut latency = Histogram::default();
+        let (mut count, mut errors) = (0u64, 0u64);
+        for b in self.buckets.iter().filter(|b| b.start_ms + BUCKET_MS > horizon && b.start_ms <= now_ms) {
+            let s = match side {
+                Side::From => &b.from,
+                Side::To => &b.to,
+            };
+            count += s.requests;
+            errors += s.errors;
+            latency.add(&s.latency);
+        }
+        SideStats {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            errors: u32::try_from(errors).unwrap_or(u32::MAX),
+            p50_ms: latency.quantile(0.5).unwrap_or(0),
+            p99_ms: latency.quantile(0.99).unwrap_or(0),
+        }
     }
 }
 

@@ -479,3 +479,107 @@ async fn upstream_capacity_and_its_fair_share_hold_across_replicas() {
     }
     stop_all(gws).await;
 }
+
+/// A rollout's guard judges the deployment's traffic, not one replica's:
+/// ten failing `to` requests on each of three replicas never reach a
+/// minimum sample size of 30 on any one of them, but do together. One
+/// replica stores the rollback; every replica's report and series show all
+/// thirty requests.
+#[tokio::test]
+async fn a_rollouts_guard_and_series_cover_every_replica() {
+    use sheepdog_emulators::{Emulator, Script, Wire};
+    let db = TestDb::new(Db::Postgres).await;
+    let redis = TestRedis::shared();
+    let old = Emulator::start(Wire::OpenAi).await.unwrap();
+    let new = Emulator::start(Wire::OpenAi).await.unwrap();
+    let (mut po, mut pn) = (emulated_provider(&old, Wire::OpenAi), emulated_provider(&new, Wire::OpenAi));
+    for p in [&mut po, &mut pn] {
+        p.max_retries = 0;
+        p.breaker_failure_threshold = 1_000;
+        p.breaker_min_samples = 1_000;
+    }
+    let gws = replicas_with(&db, &redis, "closed", 3, move |c| {
+        c.providers.insert("old".into(), po.clone());
+        c.providers.insert("new".into(), pn.clone());
+        c.models.insert("m".into(), model("old", "gpt-old", "2", "8"));
+    })
+    .await;
+    let (t, k) = gws[0].tenant_and_key(json!({"name": "ro", "tier": "shared"})).await;
+    known_everywhere(&gws, &t).await;
+    let (s, ro) = gws[0]
+        .admin(
+            Method::POST,
+            "/admin/v1/rollouts",
+            Some(json!({"model": "m", "phase": "canary", "to": {"provider": "new", "upstream_model": "gpt-new"},
+                "plan": {"initial_percent": 100, "manual": true},
+                "guard": {"min_samples": 30, "window_secs": 60, "max_error_rate_percent": 10}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ro}");
+    let id = ro["id"].as_str().unwrap().to_string();
+    let path = format!("/admin/v1/rollouts/{id}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for gw in &gws {
+        while gw.admin(Method::GET, &path, None).await.0 != StatusCode::OK {
+            assert!(Instant::now() < deadline, "rollout not on every replica within 2 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    new.set_script(Some(Script { error: Some(500), ..Script::default() }));
+    // Ten on each replica, well under 30 apiece; the figures are shared
+    // every second, so wait for the last replica's to land before judging.
+    for (i, gw) in gws.iter().enumerate() {
+        for n in 0..10 {
+            let (s, _) = status_of(gw, &k, &chat_body("m", &format!("r{i} n{n}"))).await;
+            assert_ne!(s, StatusCode::OK, "`to` fails");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(4);
+    for gw in &gws {
+        loop {
+            let (_, rep) = gw.admin(Method::GET, &path, None).await;
+            if rep["phase"] == "rolled_back" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not rolled back on every replica: {rep}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Every replica reports the deployment's thirty `to` requests (each
+    // reads the others' figures every second).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for gw in &gws {
+        loop {
+            let (_, rep) = gw.admin(Method::GET, &path, None).await;
+            let (_, series) = gw.admin(Method::GET, &format!("{path}/series"), None).await;
+            let points = series["points"].as_array().unwrap();
+            let sum: i64 = points.iter().map(|p| p["to"]["requests"].as_i64().unwrap()).sum();
+            let seen = (&rep["to_stats"]["total_requests"], &rep["to_stats"]["window_errors"], sum);
+            if seen == (&json!(30), &json!(30), 30) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{seen:?}: {rep}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // One rollback event, by the guard, with the deployment's numbers.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (_, rep) = gws[2].admin(Method::GET, &path, None).await;
+        let events = rep["events"].as_array().unwrap();
+        let guard: Vec<&Value> = events.iter().filter(|e| e["actor"] == "guard").collect();
+        if guard.len() == 1 {
+            assert!(guard[0]["reason"].as_str().unwrap().contains("(30 of 30)"), "{}", guard[0]);
+            break;
+        }
+        assert!(guard.len() < 2, "rolled back twice: {events:?}");
+        assert!(Instant::now() < deadline, "no guard event stored: {events:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // After the rollback `from` serves again, on every replica.
+    for gw in &gws {
+        let (s, v) = status_of(gw, &k, &chat_body("m", "after")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    stop_all(gws).await;
+}
