@@ -15,7 +15,7 @@
 //! (`sheepdog::unwritten_usage`) so they can be replayed.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,6 +112,8 @@ pub struct Accountant {
     batch: usize,
     /// Set while the writer's last attempt failed (cleared by a success).
     failing: Arc<AtomicBool>,
+    /// Events the writer has taken off the queue and not yet written.
+    held: Arc<AtomicUsize>,
 }
 
 /// Tries of a batch that still fails once the writer is told to stop.
@@ -126,10 +128,17 @@ impl Accountant {
         let every = Duration::from_millis(cfg.flush_interval_ms.max(1));
         let urgent = Arc::new(Notify::new());
         let failing = Arc::new(AtomicBool::new(false));
-        let writer =
-            WriterTask { store, stop: stop_rx, stopping: false, failing: failing.clone(), journal: journal.clone() };
+        let held = Arc::new(AtomicUsize::new(0));
+        let writer = WriterTask {
+            store,
+            stop: stop_rx,
+            stopping: false,
+            failing: failing.clone(),
+            journal: journal.clone(),
+            held: held.clone(),
+        };
         let handle = tokio::spawn(writer_loop(writer, rx, urgent.clone(), batch, every));
-        (Accountant { tx, journal, urgent, batch, failing }, Writer { stop: Some(stop_tx), handle: Some(handle) })
+        (Accountant { tx, journal, urgent, batch, failing, held }, Writer { stop: Some(stop_tx), handle: Some(handle) })
     }
 
     /// The usage journal, if `accounting.journal_dir` is set.
@@ -203,8 +212,9 @@ impl Accountant {
         }
     }
 
+    /// Events not yet in the database: queued, or in the batch being written.
     pub fn queue_depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.tx.max_capacity() - self.tx.capacity() + self.held.load(Ordering::Acquire)
     }
 }
 
@@ -314,6 +324,8 @@ struct WriterTask {
     stopping: bool,
     failing: Arc<AtomicBool>,
     journal: Option<Arc<Journal>>,
+    /// `buf`'s length, for [`Accountant::queue_depth`].
+    held: Arc<AtomicUsize>,
 }
 
 async fn writer_loop(
@@ -332,6 +344,7 @@ async fn writer_loop(
                 _ = &mut w.stop => w.stopping = true,
                 n = rx.recv_many(&mut buf, batch) => w.stopping = n == 0,
             }
+            w.held.store(buf.len(), Ordering::Release);
         }
         // Give the batch a moment to fill before writing — unless someone
         // waits for a flush, a whole batch is queued, or we are stopping. The
@@ -351,6 +364,7 @@ async fn writer_loop(
                     Err(_) => break,
                 }
             }
+            w.held.store(buf.len(), Ordering::Release);
         }
         if w.stopping {
             // Closed: take everything still queued.
@@ -358,6 +372,7 @@ async fn writer_loop(
             while let Some(ev) = rx.recv().await {
                 buf.push(ev);
             }
+            w.held.store(buf.len(), Ordering::Release);
         }
         if !buf.is_empty() {
             // The events move into the batch (no copy of the records); flush
@@ -365,6 +380,7 @@ async fn writer_loop(
             let mut acks = Vec::new();
             let (records, hourly) = aggregate(buf.drain(..), &mut acks);
             w.write_with_retry(&records, &hourly).await;
+            w.held.store(0, Ordering::Release);
             for ack in acks {
                 let _ = ack.send(());
             }

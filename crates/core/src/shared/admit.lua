@@ -6,7 +6,8 @@
 -- KEYS: 1 requests log (zset), 2 requests amounts (hash), 3 tokens log,
 --       4 tokens amounts, 5 concurrency leases (zset), 6 budget account
 --       (hash), 7 budget reservations (zset), 8 pool account, 9 pool
---       reservations
+--       reservations, 10 this request's open marker (deleted by its
+--       settlement, which it makes idempotent; 10 minutes at most)
 -- ARGV: 1 requests/min, 2 tokens/min, 3 max in flight (-1: none),
 --       4 tokens of this request, 5 lease id, 6 lease ms,
 --       7 budget (1/0), 8 period, 9 hard limit (-1: none), 10 settled
@@ -57,13 +58,16 @@ local function retry_after(z, h, used, amount, limit)
   return WINDOW
 end
 
+-- The log's keys expire two windows after their newest millisecond (set
+-- once per new millisecond, not per request): an idle tenant leaves nothing.
 local function add(z, h, amount)
   local m = tostring(now)
-  redis.call('ZADD', z, now, m)
+  if redis.call('ZADD', z, now, m) == 1 then
+    redis.call('PEXPIRE', z, WINDOW * 2)
+    redis.call('PEXPIRE', h, WINDOW * 2)
+  end
   redis.call('HINCRBY', h, m, amount)
   redis.call('HINCRBY', h, 's', amount)
-  redis.call('PEXPIRE', z, WINDOW * 2)
-  redis.call('PEXPIRE', h, WINDOW * 2)
 end
 
 -- Reservations whose lease ran out (their replica died) are released.
@@ -138,6 +142,7 @@ if pool then
 end
 
 -- Everything fits: take it all.
+redis.call('SET', KEYS[10], 1, 'PX', 600000)
 add(KEYS[1], KEYS[2], 1)
 if tokens > 0 then add(KEYS[3], KEYS[4], tokens) end
 if max_conc >= 0 then

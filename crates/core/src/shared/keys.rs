@@ -48,6 +48,12 @@ impl Keys {
     }
 }
 
+/// The key that marks an admitted request not yet settled (admission sets
+/// it, its settlement deletes it).
+pub fn open_marker(prefix: &str, lease: &str) -> String {
+    format!("{prefix}l:{lease}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

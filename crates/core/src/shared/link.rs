@@ -5,11 +5,13 @@
 //! timeout per call during an outage). A background task reconnects and
 //! clears the flag when Redis answers again (within 250 ms of its return).
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::shutdown::Shutdown;
 
@@ -32,9 +34,23 @@ pub enum SharedError {
     Failed(String),
 }
 
+static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// A gateway worker thread's own connections, one per link (with the
+    /// link's generation when it was opened): the connection's driver task
+    /// runs on the worker's runtime, so a call never wakes another thread.
+    static LOCAL: RefCell<Vec<(u64, u64, MultiplexedConnection)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The connection and its health.
 pub struct RedisLink {
     client: redis::Client,
+    /// Tells this link's per-thread connections from another link's.
+    id: u64,
+    /// Bumped on every (re)connection and loss: per-thread connections of
+    /// an older generation are replaced.
+    generation: AtomicU64,
     conn: Mutex<Option<MultiplexedConnection>>,
     timeout: Duration,
     up: AtomicBool,
@@ -62,6 +78,8 @@ impl RedisLink {
         let client = redis::Client::open(url).map_err(|_| SharedError::Failed("invalid redis URL".into()))?;
         Ok(RedisLink {
             client,
+            id: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
             conn: Mutex::new(None),
             timeout,
             up: AtomicBool::new(false),
@@ -106,8 +124,39 @@ impl RedisLink {
         }
         self.timeouts.store(0, Ordering::Relaxed);
         *lock(&self.conn) = Some(conn);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.up.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// The connection a call on this thread uses: on a single-threaded
+    /// runtime (a gateway worker) its own, opened on first use; elsewhere
+    /// the shared one.
+    async fn connection(&self) -> Option<MultiplexedConnection> {
+        let shared = lock(&self.conn).clone()?;
+        let single = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread);
+        if !single {
+            return Some(shared);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let mine = LOCAL.with(|l| {
+            l.borrow().iter().find(|(id, g, _)| *id == self.id && *g == generation).map(|(_, _, c)| c.clone())
+        });
+        if mine.is_some() {
+            return mine;
+        }
+        // Scripts are loaded server-wide already: the new connection only connects.
+        match tokio::time::timeout(self.timeout, self.client.get_multiplexed_async_connection()).await {
+            Ok(Ok(c)) => {
+                LOCAL.with(|l| {
+                    let mut l = l.borrow_mut();
+                    l.retain(|(id, _, _)| *id != self.id);
+                    l.push((self.id, generation, c.clone()));
+                });
+                Some(c)
+            }
+            _ => Some(shared),
+        }
     }
 
     /// Runs one call (a script invocation or a pipeline) within the timeout.
@@ -120,7 +169,7 @@ impl RedisLink {
         if !self.is_up() {
             return Err(SharedError::Down);
         }
-        let Some(conn) = lock(&self.conn).clone() else {
+        let Some(conn) = self.connection().await else {
             return Err(SharedError::Down);
         };
         let result = match tokio::time::timeout(self.timeout, f(conn)).await {
@@ -153,6 +202,7 @@ impl RedisLink {
             tracing::warn!("redis unreachable: shared admission state unavailable until it answers again");
         }
         *lock(&self.conn) = None;
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Reconnects while Redis is down, every [`PROBE_INTERVAL`], until `stop`.

@@ -291,6 +291,7 @@ impl SharedState {
         for k in keys.admit() {
             inv.key(k);
         }
+        inv.key(keys::open_marker(&self.prefix, &lease_id));
         inv.arg(cap(limits.requests_per_minute))
             .arg(cap(limits.tokens_per_minute))
             .arg(limits.max_concurrency.map(|m| cap(m) as i64).unwrap_or(-1))
@@ -407,14 +408,36 @@ impl SharedState {
     async fn settle_batch(&self, pending: &mut std::collections::VecDeque<Settlement>) {
         while !pending.is_empty() && self.link.is_up() {
             let n = pending.len().min(256);
-            let calls: Vec<_> = pending.iter().take(n).map(|s| self.settle_call(s)).collect();
+            let taken: Vec<Settlement> = pending.drain(..n).collect();
+            // Finished requests go to Redis FINISH_BATCH at a time (one
+            // script call each batch); slots and waiters one by one.
+            let (requests, others): (Vec<usize>, Vec<usize>) =
+                (0..taken.len()).partition(|i| matches!(taken[*i], Settlement::Request(_)));
+            let batches: Vec<&[usize]> = requests.chunks(FINISH_BATCH).collect();
+            let finishes = |b: &[usize]| -> Vec<&Finish> {
+                b.iter()
+                    .filter_map(|i| match &taken[*i] {
+                        Settlement::Request(f) => Some(f),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            let calls = batches
+                .iter()
+                .map(|b| futures::future::Either::Left(self.finish_many(finishes(b))))
+                .chain(others.iter().map(|i| futures::future::Either::Right(self.settle_call(&taken[*i]))));
             let results = futures::future::join_all(calls).await;
-            let mut kept = std::collections::VecDeque::new();
-            for (f, ok) in pending.drain(..n).zip(results) {
-                if !ok {
-                    kept.push_back(f);
+            let mut failed = vec![false; taken.len()];
+            for (b, ok) in batches.iter().zip(&results) {
+                for i in b.iter().filter(|_| !ok) {
+                    failed[*i] = true;
                 }
             }
+            for (i, ok) in others.iter().zip(&results[batches.len()..]) {
+                failed[*i] |= !ok;
+            }
+            let mut kept: std::collections::VecDeque<Settlement> =
+                taken.into_iter().zip(failed).filter(|(_, f)| *f).map(|(s, _)| s).collect();
             let failed = !kept.is_empty();
             kept.extend(pending.drain(..));
             *pending = kept;
@@ -433,25 +456,32 @@ impl SharedState {
     }
 
     async fn finish_call(&self, f: &Finish) -> bool {
-        let lease = &f.lease;
-        let k = &lease.held.keys;
-        let lease_id = &*lease.held.name;
+        self.finish_many(std::iter::once(f)).await
+    }
+
+    /// Settles finished requests in one script call.
+    async fn finish_many<'a>(&self, batch: impl IntoIterator<Item = &'a Finish>) -> bool {
         let mut inv = self.scripts.finish.prepare_invoke();
-        inv.key(&k.tokens_amounts)
-            .key(&k.concurrency)
-            .key(&k.budget)
-            .key(&k.budget_reservations)
-            .key(&k.pool)
-            .key(&k.pool_reservations)
-            .key(format!("{}done:{lease_id}", self.prefix))
-            .arg(lease_id)
-            .arg(lease.tokens_at.map(|t| t.to_string()).unwrap_or_default())
-            .arg(lease.tokens_estimated)
-            .arg(f.actual_tokens.min(MAX_AMOUNT as u64))
-            .arg(i32::from(lease.budget_period.is_some()))
-            .arg(lease.budget_period.unwrap_or(0))
-            .arg(f.cost.clamp(0, MAX_AMOUNT))
-            .arg(i32::from(lease.held.pool));
+        for f in batch {
+            let lease = &f.lease;
+            let k = &lease.held.keys;
+            let lease_id = &*lease.held.name;
+            inv.key(&k.tokens_amounts)
+                .key(&k.concurrency)
+                .key(&k.budget)
+                .key(&k.budget_reservations)
+                .key(&k.pool)
+                .key(&k.pool_reservations)
+                .key(keys::open_marker(&self.prefix, lease_id))
+                .arg(lease_id)
+                .arg(lease.tokens_at.map(|t| t.to_string()).unwrap_or_default())
+                .arg(lease.tokens_estimated)
+                .arg(f.actual_tokens.min(MAX_AMOUNT as u64))
+                .arg(i32::from(lease.budget_period.is_some()))
+                .arg(lease.budget_period.unwrap_or(0))
+                .arg(f.cost.clamp(0, MAX_AMOUNT))
+                .arg(i32::from(lease.held.pool));
+        }
         let r: Result<i64, _> = self.link.call(|mut conn| async move { inv.invoke_async(&mut conn).await }).await;
         if let Err(e) = &r {
             tracing::debug!(error = %e, "redis settlement failed; kept to try again");
@@ -511,6 +541,9 @@ impl SharedState {
         lock(&self.live).len()
     }
 }
+
+/// Finished requests settled by one script call at most.
+pub const FINISH_BATCH: usize = 64;
 
 /// Settlements kept at most while Redis is unreachable.
 pub const MAX_PENDING: usize = 100_000;

@@ -74,6 +74,33 @@ async fn tokens_settle_to_the_actual_count_and_a_slot_frees_on_finish() {
 }
 
 #[tokio::test]
+async fn a_batch_settles_in_one_call_once_and_leaves_no_key_behind() {
+    let s = shared(LEASE).await;
+    let lim = limits(100, 1000, Some(3));
+    let budget = BudgetCheck { period: 1, limit: Some(1000), settled: 0 };
+    let mut finishes = Vec::new();
+    for _ in 0..3 {
+        let r = AdmitRequest { worst_cost: 300, budget: Some(budget), ..req(&lim, 10) };
+        let lease = s.admit(&r).await.unwrap().lease.unwrap();
+        finishes.push(Finish { lease, actual_tokens: 5, cost: 100 });
+    }
+    assert!(s.finish_many(finishes.iter()).await);
+    assert!(s.finish_many(finishes.iter()).await, "a retried batch changes nothing");
+    // Three slots free, 300 spent: 700 left.
+    let r = AdmitRequest { worst_cost: 700, budget: Some(budget), ..req(&lim, 10) };
+    let d = s.admit(&r).await.unwrap();
+    assert_eq!(d.refusal, None);
+    assert_eq!(d.remaining_tokens, 1000 - 15 - 10);
+    assert!(s.finish_call(&Finish { lease: d.lease.unwrap(), actual_tokens: 10, cost: 0 }).await);
+    // Only the logs and the account remain: no per-request key.
+    let pattern = format!("{}l:*", s.prefix);
+    let open: Vec<String> =
+        s.link.call(|mut c| async move { ::redis::cmd("KEYS").arg(&pattern).query_async(&mut c).await }).await.unwrap();
+    assert!(open.is_empty(), "{open:?}");
+    clean(&s).await;
+}
+
+#[tokio::test]
 async fn a_dead_replicas_slot_frees_when_its_lease_runs_out() {
     let s = shared(Duration::from_millis(300)).await;
     let lim = limits(100, 1000, Some(1));
