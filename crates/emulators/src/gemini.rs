@@ -60,6 +60,8 @@ pub(crate) async fn handle(shared: &Shared, req: Incoming) -> Response {
     match method {
         "generateContent" => generate(shared, req, &model, false).await,
         "streamGenerateContent" => generate(shared, req, &model, true).await,
+        "embedContent" => crate::embeddings::gemini(shared, req, &model, false).await,
+        "batchEmbedContents" => crate::embeddings::gemini(shared, req, &model, true).await,
         other => error(404, &format!("Method not found: {other}")),
     }
 }

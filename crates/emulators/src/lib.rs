@@ -16,12 +16,19 @@
 //! - `[emu:stall_ms=N]` wait N ms before answering;
 //! - `[emu:malformed]` streams send a data line that is not JSON;
 //! - `[emu:safety]` (Gemini) the prompt is blocked (`promptFeedback.blockReason`).
+//!
+//! Embeddings too: OpenAI's `POST /v1/embeddings` (strings, arrays of
+//! strings or token arrays; `dimensions`; `encoding_format` float or base64)
+//! and Gemini's `:embedContent` / `:batchEmbedContents`, with deterministic
+//! unit vectors; markers (`[emu:error=…]`, `[emu:usage=…]`, `[emu:stall_ms=…]`)
+//! are read from the first input's text.
 
 // Validation helpers return the ready-made error `Response` as their `Err`.
 #![allow(clippy::result_large_err)]
 
 mod anthropic;
 mod common;
+mod embeddings;
 mod emulator;
 mod gemini;
 mod openai;

@@ -34,6 +34,7 @@ fn scripted_error(status: u16) -> Response {
 pub(crate) async fn handle(shared: &Shared, req: Incoming) -> Response {
     match (&req.method, req.path.as_str()) {
         (&Method::POST, "/v1/chat/completions") => chat(shared, req).await,
+        (&Method::POST, "/v1/embeddings") => crate::embeddings::openai(shared, req).await,
         (&Method::GET, "/v1/models") => json_response(
             StatusCode::OK,
             &json!({"object": "list", "data": [

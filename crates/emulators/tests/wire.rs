@@ -330,7 +330,7 @@ async fn gemini_validation_and_shapes() {
         assert_eq!(s, 400, "{bad}");
         assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
     }
-    let r = post(&format!("{}/models/gemini-x:embedContent", emu.base_url()), &[("x-goog-api-key", "k")], &body).await;
+    let r = post(&format!("{}/models/gemini-x:predictLongRunning", emu.base_url()), &[("x-goog-api-key", "k")], &body).await;
     assert_eq!(r.status().as_u16(), 404);
 
     let safety = json!({"contents": [{"parts": [{"text": "[emu:safety]"}]}]});
@@ -374,4 +374,68 @@ async fn drop_stops_the_server() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     assert!(client.get(&url).send().await.is_err());
+}
+
+#[tokio::test]
+async fn openai_embeddings_shapes_and_validation() {
+    let emu = Emulator::start(Wire::OpenAi).await.unwrap();
+    let url = format!("{}/embeddings", emu.base_url());
+    let (s, v) =
+        json_of(post(&url, &[], &json!({"model": "text-embedding-3-small", "input": ["a b", "c"]})).await).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["object"], "list");
+    let data = v["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    assert_eq!((data[1]["index"].as_u64(), data[1]["object"].as_str()), (Some(1), Some("embedding")));
+    assert_eq!(data[0]["embedding"].as_array().unwrap().len(), 1536);
+    assert_eq!(v["usage"], json!({"prompt_tokens": 13, "total_tokens": 13}));
+    // The same text, the same vector; dimensions and base64 honoured.
+    let (_, again) = json_of(post(&url, &[], &json!({"model": "m", "input": "a b", "dimensions": 4})).await).await;
+    assert_eq!(again["data"][0]["embedding"].as_array().unwrap().len(), 4);
+    let (_, b64) = json_of(
+        post(&url, &[], &json!({"model": "m", "input": "a b", "dimensions": 4, "encoding_format": "base64"})).await,
+    )
+    .await;
+    assert_eq!(b64["data"][0]["embedding"].as_str().unwrap().len(), 24, "16 bytes in base64");
+    // Token arrays count their tokens.
+    let (_, t) = json_of(post(&url, &[], &json!({"model": "m", "input": [[1, 2, 3], [4]]})).await).await;
+    assert_eq!(t["usage"]["prompt_tokens"], 4);
+    for (body, param) in [
+        (json!({"model": "m"}), "input"),
+        (json!({"model": "m", "input": ""}), "input"),
+        (json!({"model": "m", "input": "x", "dimensions": 0}), "dimensions"),
+        (json!({"model": "m", "input": "x", "encoding_format": "int8"}), "encoding_format"),
+        (json!({"input": "x"}), "model"),
+    ] {
+        let (s, e) = json_of(post(&url, &[], &body).await).await;
+        assert_eq!((s, e["error"]["param"].as_str()), (400, Some(param)), "{body}: {e}");
+    }
+    let (s, _) = json_of(post(&url, &[], &json!({"model": "m", "input": "x [emu:error=503]"})).await).await;
+    assert_eq!(s, 503);
+}
+
+#[tokio::test]
+async fn gemini_embeddings_single_and_batch() {
+    let emu = Emulator::start(Wire::Gemini).await.unwrap();
+    let base = emu.base_url();
+    let one = json!({"content": {"parts": [{"text": "a b"}]}, "outputDimensionality": 8});
+    let (s, v) = json_of(post(&format!("{base}/models/gemini-embedding-001:embedContent"), &[], &one).await).await;
+    assert_eq!(s, 200, "{v}");
+    let single = v["embedding"]["values"].as_array().unwrap().clone();
+    assert_eq!(single.len(), 8);
+    let batch = json!({"requests": [
+        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a b"}]}, "outputDimensionality": 8},
+        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "c"}]}},
+    ]});
+    let url = format!("{base}/models/gemini-embedding-001:batchEmbedContents");
+    let (s, v) = json_of(post(&url, &[], &batch).await).await;
+    assert_eq!(s, 200, "{v}");
+    let e = v["embeddings"].as_array().unwrap();
+    assert_eq!(e[0]["values"].as_array().unwrap(), &single, "the same text, the same vector");
+    assert_eq!(e[1]["values"].as_array().unwrap().len(), 3072);
+    let wrong = json!({"requests": [{"model": "models/other", "content": {"parts": [{"text": "x"}]}}]});
+    let (s, v) = json_of(post(&url, &[], &wrong).await).await;
+    assert_eq!((s, v["error"]["status"].as_str()), (400, Some("INVALID_ARGUMENT")), "{v}");
+    let (s, _) = json_of(post(&url, &[], &json!({"requests": []})).await).await;
+    assert_eq!(s, 400);
 }
