@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 mod fastmap;
 pub mod ids;
+pub mod ingress;
 pub mod journal;
 pub mod jsonscan;
 pub mod limited;

@@ -330,7 +330,8 @@ async fn gemini_validation_and_shapes() {
         assert_eq!(s, 400, "{bad}");
         assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
     }
-    let r = post(&format!("{}/models/gemini-x:predictLongRunning", emu.base_url()), &[("x-goog-api-key", "k")], &body).await;
+    let r = post(&format!("{}/models/gemini-x:predictLongRunning", emu.base_url()), &[("x-goog-api-key", "k")], &body)
+        .await;
     assert_eq!(r.status().as_u16(), 404);
 
     let safety = json!({"contents": [{"parts": [{"text": "[emu:safety]"}]}]});
