@@ -19,6 +19,8 @@ use crate::{auth, proxy};
 pub fn router(state: AppState, admin: Router<AppState>) -> Router {
     let v1 = Router::new()
         .route("/chat/completions", post(proxy::chat_completions))
+        .route("/messages", post(proxy::messages))
+        .route("/messages/count_tokens", post(proxy::count_tokens))
         .route("/models", get(list_models))
         .fallback(v1_not_found)
         .method_not_allowed_fallback(v1_method_not_allowed);

@@ -358,6 +358,13 @@ impl StreamTranslator {
         }
     }
 
+    /// The model the message names (until `message_start` is out).
+    pub fn set_model(&mut self, model: &str) {
+        if !self.started && self.model.is_empty() {
+            self.model = model.to_string();
+        }
+    }
+
     fn start(&mut self, out: &mut Vec<Event>) {
         if self.started {
             return;

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::admit::{admit, authenticate, route, take_request};
 use super::attempts::Attempts;
 use super::complete::complete_response;
+use super::edge::{self, Ingress};
 use super::pending::{Pending, RequestMeta};
 use super::stream::stream_response;
 use crate::admission;
@@ -26,13 +27,50 @@ use crate::state::AppState;
 /// The handler. Takes the whole request (a `HeaderMap` extractor would clone
 /// every header).
 pub async fn chat_completions(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    serve_in(state, request, Ingress::Chat).await
+}
+
+/// `POST /v1/messages`: the same path, the Messages format at its edge
+/// (the key may come as `x-api-key`).
+pub async fn messages(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    edge::messages_auth(&mut parts.headers);
+    let response = serve_in(state, axum::extract::Request::from_parts(parts, body), Ingress::Messages).await;
+    edge::answer(Ingress::Messages, response).await
+}
+
+/// `POST /v1/messages/count_tokens`: the prompt tokens of a Messages
+/// request, counted as admission counts them (nothing is called or billed).
+pub async fn count_tokens(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    edge::messages_auth(&mut parts.headers);
+    let counted = async {
+        let caller = authenticate(&state, &parts.headers)?;
+        let limit = state.settings().gateway.max_body_bytes;
+        let bytes = request::read_body(&parts.headers, body, limit).await?;
+        let chat = crate::limited::bounded(bytes.len(), move || edge::parse_messages(bytes))
+            .await
+            .unwrap_or(Err(GatewayError::Internal))?;
+        route(&state, &caller, &chat)?;
+        Ok::<_, GatewayError>(chat.prompt_tokens)
+    };
+    let response = match counted.await {
+        Ok(n) => axum::Json(serde_json::json!({"input_tokens": n})).into_response(),
+        Err(e) => e.into_response(),
+    };
+    edge::answer(Ingress::Messages, response).await
+}
+
+/// The path for a request in `ingress`'s format (its answer still in the
+/// internal format: [`edge::answer`] turns it).
+async fn serve_in(state: AppState, request: axum::extract::Request, ingress: Ingress) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     let mut rate: Option<RateInfo> = None;
     let (request_id, result) = match request::request_id(headers) {
         Ok(id) => {
-            let r = handle(&state, headers, body, &id, started, &mut rate).await;
+            let r = handle(&state, headers, body, &id, started, &mut rate, ingress).await;
             (id, r)
         }
         Err(e) => (crate::ids::new_uuid().to_string(), Err(e)),
@@ -64,12 +102,13 @@ async fn handle(
     request_id: &str,
     started: Instant,
     rate: &mut Option<RateInfo>,
+    ingress: Ingress,
 ) -> Result<Response, GatewayError> {
     let caller = authenticate(state, headers)?;
     // Boxed: the phases' state machine is ~7.6 KB, and held inline it was
     // laid out twice over in the handler's future (16.5 KB, copied whole into
     // its box for every request); boxed here, that future is 1.6 KB.
-    let result = Box::pin(serve(state, &caller, headers, body, request_id, started, rate)).await;
+    let result = Box::pin(serve(state, &caller, headers, body, request_id, started, rate, ingress)).await;
     // Refused other than by a limit (whose answer carries the values after
     // its decision): the answer still shows the tenant's limits, read after
     // whatever the request held was given back (asked for only now, so a
@@ -88,6 +127,7 @@ async fn handle(
 /// (declared at most `request::CHECKED_BEFORE_LIMITS_BYTES`) is read and checked
 /// first, which costs less than the limits' lock and answers bad input 400
 /// before 429. Any refusal gives back what the request took.
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     state: &AppState,
     caller: &Caller,
@@ -96,12 +136,14 @@ async fn serve(
     request_id: &str,
     started: Instant,
     rate: &mut Option<RateInfo>,
+    ingress: Ingress,
 ) -> Result<Response, GatewayError> {
     let cost_center = request::cost_center(headers)?;
     let limit = state.settings().gateway.max_body_bytes;
+    let parse = edge::parser(ingress);
     let (ticket, chat) = if request::declared_small(headers) {
         let bytes = request::read_body(headers, body, limit).await?;
-        let chat = request::parse_chat(bytes)?;
+        let chat = parse(bytes)?;
         (take_request(state, caller, rate).await?, chat)
     } else {
         let ticket = match take_request(state, caller, rate).await {
@@ -112,7 +154,13 @@ async fn serve(
             }
         };
         let bytes = request::read_body(headers, body, limit).await?;
-        (ticket, request::parse_chat_bounded(bytes).await?)
+        let chat = match ingress {
+            Ingress::Chat => request::parse_chat_bounded(bytes).await?,
+            Ingress::Messages => crate::limited::bounded(bytes.len(), move || parse(bytes))
+                .await
+                .unwrap_or(Err(GatewayError::Internal))?,
+        };
+        (ticket, chat)
     };
     let requested = route(state, caller, &chat)?;
     admission::check_max_tokens(&chat, &requested.model)?;

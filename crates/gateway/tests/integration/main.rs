@@ -10,6 +10,7 @@ mod connections;
 mod contract;
 mod faults;
 mod holes;
+mod messages;
 mod pools;
 mod resilience;
 mod rollouts;
