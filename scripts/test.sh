@@ -41,7 +41,7 @@ bash scripts/build-site.sh
 step "schemathesis against the admin API (no 5xx, answers as documented)"
 SHEEPDOG_BIN="${ROOT}/target/release/sheepdog" bash scripts/schemathesis.sh
 
-step "openai Python SDK against the gateway"
+step "openai and anthropic Python SDKs against the gateway"
 SHEEPDOG_BIN="${ROOT}/target/release/sheepdog" .venv/bin/python -m pytest -q tests/python
 
 step "Playwright end-to-end"

@@ -55,7 +55,22 @@ pub fn parser(ingress: Ingress) -> fn(Bytes) -> Result<ChatRequest, GatewayError
 pub fn parse_messages(raw: Bytes) -> Result<ChatRequest, GatewayError> {
     let v: Value = serde_json::from_slice(&raw)
         .map_err(|e| GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None))?;
-    let chat = messages::to_chat(&v).map_err(|i| GatewayError::invalid(i.message, Some(&i.field)))?;
+    internal(&v)
+}
+
+/// A `count_tokens` body (a Messages request without `max_tokens`) as the
+/// internal request.
+pub fn parse_count_tokens(raw: Bytes) -> Result<ChatRequest, GatewayError> {
+    let mut v: Value = serde_json::from_slice(&raw)
+        .map_err(|e| GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None))?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("max_tokens").or_insert(Value::from(1));
+    }
+    internal(&v)
+}
+
+fn internal(v: &Value) -> Result<ChatRequest, GatewayError> {
+    let chat = messages::to_chat(v).map_err(|i| GatewayError::invalid(i.message, Some(&i.field)))?;
     let bytes = serde_json::to_vec(&chat).map_err(|_| GatewayError::Internal)?;
     crate::request::parse_chat(Bytes::from(bytes))
 }

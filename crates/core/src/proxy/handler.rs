@@ -48,17 +48,16 @@ pub async fn count_tokens(State(state): State<AppState>, request: axum::extract:
         let caller = authenticate(&state, &parts.headers)?;
         let limit = state.settings().gateway.max_body_bytes;
         let bytes = request::read_body(&parts.headers, body, limit).await?;
-        let chat = crate::limited::bounded(bytes.len(), move || edge::parse_messages(bytes))
+        let chat = crate::limited::bounded(bytes.len(), move || edge::parse_count_tokens(bytes))
             .await
             .unwrap_or(Err(GatewayError::Internal))?;
         route(&state, &caller, &chat)?;
         Ok::<_, GatewayError>(chat.prompt_tokens)
     };
-    let response = match counted.await {
+    match counted.await {
         Ok(n) => axum::Json(serde_json::json!({"input_tokens": n})).into_response(),
-        Err(e) => e.into_response(),
-    };
-    edge::answer(Ingress::Messages, response).await
+        Err(e) => edge::answer(Ingress::Messages, e.into_response()).await,
+    }
 }
 
 /// The path for a request in `ingress`'s format (its answer still in the

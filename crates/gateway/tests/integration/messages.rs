@@ -108,9 +108,13 @@ async fn errors_in_anthropics_shape_and_count_tokens() {
     assert_eq!(error(v.clone()), (json!("error"), json!("invalid_request_error")));
     assert!(v["error"]["message"].as_str().unwrap().contains("max_tokens"), "{v}");
     // count_tokens counts and bills nothing, takes no request of the minute.
-    let r = post(&gw, "/v1/messages/count_tokens", &k, &ok).send().await.unwrap();
+    let count = json!({"model": "claude-test", "messages": [{"role": "user", "content": "Hello there"}]});
+    let r = post(&gw, "/v1/messages/count_tokens", &k, &count).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(v["error"]["message"].as_str().unwrap_or_default().contains("max_tokens"), "{v}");
+    let counted: Value = r.json().await.unwrap();
+    assert!(counted["input_tokens"].as_u64().unwrap() > 0, "{counted}");
+    let r = post(&gw, "/v1/messages/count_tokens", "sk-wrong", &count).send().await.unwrap();
+    assert_eq!(error(r.json().await.unwrap()), (json!("error"), json!("authentication_error")));
     // An unknown model (refused after the cheap limits, which it gives back).
     let r = post(
         &gw,
