@@ -174,3 +174,65 @@ def test_usage_is_recorded_per_cost_center(gateway):
     row = next(r for r in usage["data"] if r["key"] == "sdk-team")
     assert row["requests"] == 5
     assert row["cost_nanos"] == total
+
+
+def test_responses_create_and_stream(gateway):
+    _, key = gateway.tenant_with_key("sdk-responses")
+    client = client_for(gateway, key)
+    response = client.responses.create(
+        model="gpt-4.1", instructions="Be brief.", input="Say hello [sim:tokens=6]", max_output_tokens=100
+    )
+    assert response.object == "response"
+    assert response.status == "completed"
+    assert response.id.startswith("resp_")
+    assert len(response.output_text.split()) == 6
+    assert response.usage.output_tokens == 6
+    assert response.usage.total_tokens == response.usage.input_tokens + 6
+
+    items = client.responses.create(
+        model="gpt-4.1",
+        input=[
+            {"role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Again [sim:tokens=3]"},
+        ],
+    )
+    assert len(items.output_text.split()) == 3
+
+    with client.responses.stream(model="claude-sonnet-4.5", input="Stream please [sim:tokens=5]") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert len("".join(deltas).split()) == 5
+    assert final.output_text == "".join(deltas)
+    assert final.usage.output_tokens == 5
+
+
+def test_responses_function_calls(gateway):
+    _, key = gateway.tenant_with_key("sdk-responses-tools")
+    client = client_for(gateway, key)
+    tools = [{"type": "function", "name": "get_weather", "description": "Weather",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    response = client.responses.create(model="gpt-4.1", tools=tools, input="Weather in Paris? [sim:tool]")
+    call = next(o for o in response.output if o.type == "function_call")
+    assert call.name == "get_weather"
+    json.loads(call.arguments)
+    followup = client.responses.create(
+        model="gpt-4.1",
+        tools=tools,
+        input=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "15 degrees"},
+        ],
+    )
+    assert followup.output_text
+    with client.responses.stream(model="gpt-4.1", tools=tools, input="Weather in Paris? [sim:tool]") as stream:
+        events = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert "response.function_call_arguments.delta" in events
+    assert events[-1] == "response.completed"
+    assert any(o.type == "function_call" and o.name == "get_weather" for o in final.output)
+
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(model="gpt-4.1", input="hi", previous_response_id="resp_123")
+    assert e.value.status_code == 400 and "previous_response_id" in e.value.message

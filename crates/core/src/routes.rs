@@ -21,6 +21,7 @@ pub fn router(state: AppState, admin: Router<AppState>) -> Router {
         .route("/chat/completions", post(proxy::chat_completions))
         .route("/messages", post(proxy::messages))
         .route("/messages/count_tokens", post(proxy::count_tokens))
+        .route("/responses", post(proxy::responses))
         .route("/models", get(list_models))
         .fallback(v1_not_found)
         .method_not_allowed_fallback(v1_method_not_allowed);

@@ -5,6 +5,7 @@
 //! admission, routing, accounting.
 
 pub mod messages;
+pub mod responses;
 
 #[cfg(test)]
 mod tests;

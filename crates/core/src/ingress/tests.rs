@@ -249,3 +249,101 @@ fn the_translated_request_is_one_the_gateway_takes() {
     assert!(parsed.stream);
     assert_eq!(parsed.max_tokens, Some(64));
 }
+
+mod responses_format {
+    use serde_json::{json, Value};
+
+    use crate::ingress::responses::{from_chat, to_chat, StreamTranslator};
+
+    #[test]
+    fn the_documented_requests_become_chat_requests() {
+        // OpenAI's first example: a string input.
+        let chat =
+            to_chat(&json!({"model": "gpt-4.1", "input": "Tell me a three sentence bedtime story about a unicorn."}))
+                .unwrap();
+        assert_eq!(
+            chat,
+            json!({"model": "gpt-4.1",
+            "messages": [{"role": "user", "content": "Tell me a three sentence bedtime story about a unicorn."}]})
+        );
+        // Instructions, items, an image, a function call and its output, the options.
+        let chat = to_chat(&json!({
+            "model": "gpt-4.1", "instructions": "Talk like a pirate.", "max_output_tokens": 50, "temperature": 0.2,
+            "stream": true, "tool_choice": {"type": "function", "name": "get_weather"},
+            "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}, "strict": true}],
+            "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "what is in this image?"},
+                    {"type": "input_image", "image_url": "https://example.com/a.jpg"}]},
+                {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "15C"}
+            ]
+        }))
+        .unwrap();
+        let m = chat["messages"].as_array().unwrap();
+        assert_eq!(m[0], json!({"role": "system", "content": "Talk like a pirate."}));
+        assert_eq!(m[1]["content"][1], json!({"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}}));
+        assert_eq!(m[2]["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Paris\"}");
+        assert_eq!(m[3], json!({"role": "tool", "tool_call_id": "call_1", "content": "15C"}));
+        assert_eq!((chat["max_tokens"].clone(), chat["temperature"].clone()), (json!(50), json!(0.2)));
+        assert_eq!(chat["tool_choice"], json!({"type": "function", "function": {"name": "get_weather"}}));
+        assert_eq!(chat["tools"][0]["function"]["strict"], true);
+        assert_eq!(chat["stream_options"], json!({"include_usage": true}));
+        // Stateless: a stored conversation cannot be continued.
+        let e = to_chat(&json!({"model": "m", "input": "x", "previous_response_id": "resp_1"})).unwrap_err();
+        assert_eq!(e.field, "previous_response_id");
+        assert_eq!(to_chat(&json!({"model": "m"})).unwrap_err().field, "input");
+        assert_eq!(
+            to_chat(&json!({"model": "m", "input": [{"type": "web_search_call"}]})).unwrap_err().field,
+            "input[0].type"
+        );
+    }
+
+    #[test]
+    fn a_completion_becomes_a_response_and_chunks_its_events() {
+        let r = from_chat(&json!({"model": "gpt-4.1", "choices": [{"finish_reason": "length",
+            "message": {"role": "assistant", "content": "Once upon"}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 4}}}));
+        assert_eq!((r["object"].as_str(), r["status"].as_str()), (Some("response"), Some("incomplete")));
+        assert_eq!(r["incomplete_details"], json!({"reason": "max_output_tokens"}));
+        assert_eq!(
+            r["output"][0]["content"][0],
+            json!({"type": "output_text", "text": "Once upon", "annotations": []})
+        );
+        assert_eq!(r["usage"]["total_tokens"], 12);
+        assert_eq!(r["usage"]["input_tokens_details"]["cached_tokens"], 4);
+
+        let mut t = StreamTranslator::new();
+        let chunk = |delta: Value, finish: Value| json!({"model": "gpt-4.1", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        let mut ev = Vec::new();
+        ev.extend(t.chunk(&chunk(json!({"content": "Hi"}), Value::Null)));
+        ev.extend(t.chunk(&chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": "{}"}}]}),
+            json!("tool_calls"),
+        )));
+        ev.extend(t.finish());
+        let kinds: Vec<&str> = ev.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let seq: Vec<u64> = ev.iter().map(|e| e.1["sequence_number"].as_u64().unwrap()).collect();
+        assert_eq!(seq, (0..ev.len() as u64).collect::<Vec<_>>());
+        let done = &ev.last().unwrap().1["response"];
+        assert_eq!(done["output"].as_array().unwrap().len(), 2);
+        assert_eq!(done["output"][1]["call_id"], "call_1");
+    }
+}

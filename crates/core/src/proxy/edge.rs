@@ -15,7 +15,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::error::GatewayError;
-use crate::ingress::messages::{self, StreamTranslator};
+use crate::ingress::{messages, responses};
 use crate::providers::ChatRequest;
 
 /// The formats clients speak.
@@ -25,6 +25,8 @@ pub enum Ingress {
     Chat,
     /// Anthropic Messages (`POST /v1/messages`).
     Messages,
+    /// OpenAI Responses (`POST /v1/responses`), stateless.
+    Responses,
 }
 
 /// An answer of the gateway itself is never larger than this (a
@@ -48,7 +50,17 @@ pub fn parser(ingress: Ingress) -> fn(Bytes) -> Result<ChatRequest, GatewayError
     match ingress {
         Ingress::Chat => crate::request::parse_chat,
         Ingress::Messages => parse_messages,
+        Ingress::Responses => parse_responses,
     }
+}
+
+/// A Responses body as the internal request.
+pub fn parse_responses(raw: Bytes) -> Result<ChatRequest, GatewayError> {
+    let v: Value = serde_json::from_slice(&raw)
+        .map_err(|e| GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None))?;
+    let chat = responses::to_chat(&v).map_err(|i| GatewayError::invalid(i.message, Some(&i.field)))?;
+    let bytes = serde_json::to_vec(&chat).map_err(|_| GatewayError::Internal)?;
+    crate::request::parse_chat(Bytes::from(bytes))
 }
 
 /// A Messages body as the internal request.
@@ -95,7 +107,11 @@ pub async fn answer(ingress: Ingress, response: Response) -> Response {
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if streamed && status.is_success() {
         parts.headers.remove(CONTENT_LENGTH);
-        return Response::from_parts(parts, Body::from_stream(events(body)));
+        let translator = match ingress {
+            Ingress::Responses => Translator::Responses(responses::StreamTranslator::new()),
+            _ => Translator::Messages(messages::StreamTranslator::new("")),
+        };
+        return Response::from_parts(parts, Body::from_stream(events(body, translator)));
     }
     let bytes = match axum::body::to_bytes(body, MAX_ANSWER_BYTES).await {
         Ok(b) => b,
@@ -105,6 +121,13 @@ pub async fn answer(ingress: Ingress, response: Response) -> Response {
         }
     };
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if ingress == Ingress::Responses {
+        // Errors are shaped as Chat Completions' already.
+        if !status.is_success() {
+            return Response::from_parts(parts, Body::from(bytes));
+        }
+        return json_response(parts, &responses::from_chat(&v));
+    }
     if status.is_success() {
         let model = v.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
         return json_response(parts, &messages::from_chat(&v, &model));
@@ -113,22 +136,54 @@ pub async fn answer(ingress: Ingress, response: Response) -> Response {
     json_response(parts, &messages::error_body(messages::error_type(status.as_u16()), message))
 }
 
-/// The Messages event stream of the path's Chat Completions stream.
-fn events(body: Body) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+/// A client format's stream translator.
+enum Translator {
+    Messages(messages::StreamTranslator),
+    Responses(responses::StreamTranslator),
+}
+
+impl Translator {
+    fn chunk(&mut self, v: &Value, out: &mut VecDeque<Bytes>) {
+        match self {
+            Translator::Messages(t) => {
+                if let Some(model) = v.get("model").and_then(Value::as_str) {
+                    t.set_model(model);
+                }
+                out.extend(t.chunk(v).iter().map(|e| Bytes::from(messages::sse(e))));
+            }
+            Translator::Responses(t) => out.extend(t.chunk(v).iter().map(|e| Bytes::from(responses::sse(e)))),
+        }
+    }
+
+    fn finish(&mut self, out: &mut VecDeque<Bytes>) {
+        match self {
+            Translator::Messages(t) => out.extend(t.finish().iter().map(|e| Bytes::from(messages::sse(e)))),
+            Translator::Responses(t) => out.extend(t.finish().iter().map(|e| Bytes::from(responses::sse(e)))),
+        }
+    }
+
+    fn error(&self, message: &str) -> Bytes {
+        match self {
+            Translator::Messages(_) => error_event("api_error", message),
+            Translator::Responses(_) => Bytes::from(responses::sse(&(
+                "error".to_string(),
+                serde_json::json!({"type": "error", "code": "upstream_error", "message": message, "param": null}),
+            ))),
+        }
+    }
+}
+
+/// The client format's event stream of the path's Chat Completions stream.
+fn events(body: Body, translator: Translator) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     struct State {
         inner: axum::body::BodyDataStream,
         buf: Vec<u8>,
-        translator: StreamTranslator,
+        translator: Translator,
         out: VecDeque<Bytes>,
         ended: bool,
     }
-    let state = State {
-        inner: body.into_data_stream(),
-        buf: Vec::new(),
-        translator: StreamTranslator::new(""),
-        out: VecDeque::new(),
-        ended: false,
-    };
+    let state =
+        State { inner: body.into_data_stream(), buf: Vec::new(), translator, out: VecDeque::new(), ended: false };
     futures::stream::unfold(state, |mut s| async move {
         loop {
             if let Some(b) = s.out.pop_front() {
@@ -149,16 +204,15 @@ fn events(body: Body) -> impl futures::Stream<Item = Result<Bytes, std::io::Erro
                     }
                     // The gateway's own events are small: a runaway one ends the stream.
                     if s.buf.len() > MAX_ANSWER_BYTES {
-                        s.out.push_back(error_event("api_error", "The stream could not be translated."));
+                        let e = s.translator.error("The stream could not be translated.");
+                        s.out.push_back(e);
                         s.ended = true;
                     }
                 }
                 Some(Err(e)) => return Some((Err(std::io::Error::other(e)), s)),
                 None => {
-                    // Cut without `[DONE]`: the message is closed as it stands.
-                    for e in s.translator.finish() {
-                        s.out.push_back(Bytes::from(messages::sse(&e)));
-                    }
+                    // Cut without `[DONE]`: the answer is closed as it stands.
+                    s.translator.finish(&mut s.out);
                     s.ended = true;
                 }
             }
@@ -174,30 +228,23 @@ fn error_event(error_type: &str, message: &str) -> Bytes {
     Bytes::from(messages::sse(&("error", messages::error_body(error_type, message))))
 }
 
-/// One Chat Completions SSE event as Messages events.
-fn translate_event(t: &mut StreamTranslator, event: &[u8], out: &mut VecDeque<Bytes>, ended: &mut bool) {
+/// One Chat Completions SSE event as the client format's events.
+fn translate_event(t: &mut Translator, event: &[u8], out: &mut VecDeque<Bytes>, ended: &mut bool) {
     let text = String::from_utf8_lossy(event);
     for line in text.lines() {
         let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
         if data == "[DONE]" {
-            for e in t.finish() {
-                out.push_back(Bytes::from(messages::sse(&e)));
-            }
+            t.finish(out);
             *ended = true;
             return;
         }
         let Ok(v) = serde_json::from_str::<Value>(data) else { continue };
         if let Some(err) = v.get("error") {
             let message = err.get("message").and_then(Value::as_str).unwrap_or("The upstream failed.");
-            out.push_back(error_event("api_error", message));
+            out.push_back(t.error(message));
             *ended = true;
             return;
         }
-        if let Some(model) = v.get("model").and_then(Value::as_str) {
-            t.set_model(model);
-        }
-        for e in t.chunk(&v) {
-            out.push_back(Bytes::from(messages::sse(&e)));
-        }
+        t.chunk(&v, out);
     }
 }

@@ -39,6 +39,12 @@ pub async fn messages(State(state): State<AppState>, request: axum::extract::Req
     edge::answer(Ingress::Messages, response).await
 }
 
+/// `POST /v1/responses`: the same path, the Responses format at its edge.
+pub async fn responses(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let response = serve_in(state, request, Ingress::Responses).await;
+    edge::answer(Ingress::Responses, response).await
+}
+
 /// `POST /v1/messages/count_tokens`: the prompt tokens of a Messages
 /// request, counted as admission counts them (nothing is called or billed).
 pub async fn count_tokens(State(state): State<AppState>, request: axum::extract::Request) -> Response {
@@ -155,7 +161,7 @@ async fn serve(
         let bytes = request::read_body(headers, body, limit).await?;
         let chat = match ingress {
             Ingress::Chat => request::parse_chat_bounded(bytes).await?,
-            Ingress::Messages => crate::limited::bounded(bytes.len(), move || parse(bytes))
+            Ingress::Messages | Ingress::Responses => crate::limited::bounded(bytes.len(), move || parse(bytes))
                 .await
                 .unwrap_or(Err(GatewayError::Internal))?,
         };

@@ -18,4 +18,4 @@ mod stream;
 pub use crate::request::X_REQUEST_ID;
 pub use admit::authenticate;
 pub use answer::{X_SHEEPDOG_MODEL, X_SHEEPDOG_PROVIDER};
-pub use handler::{chat_completions, count_tokens, messages};
+pub use handler::{chat_completions, count_tokens, messages, responses};

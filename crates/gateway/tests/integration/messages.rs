@@ -1,4 +1,5 @@
-//! `POST /v1/messages` (Anthropic Messages) on the one request path: the
+//! `POST /v1/messages` (Anthropic Messages) and `POST /v1/responses` (OpenAI
+//! Responses) on the one request path: the
 //! request translated at the edge, the answer and its event stream
 //! translated back, errors in Anthropic's shape, usage billed once.
 
@@ -177,4 +178,55 @@ async fn a_cut_messages_stream_is_billed() {
     assert!(cut.input_tokens > 0 && cut.output_tokens > 0 && cut.cost_nanos > 0, "{cut:?}");
     assert!(cut.output_tokens < 200, "billed for what was sent, not the whole answer: {cut:?}");
     gw.stop().await;
+}
+
+/// `POST /v1/responses` on the same path, on every upstream kind.
+#[tokio::test]
+#[allow(clippy::unwrap_used)]
+async fn responses_on_every_upstream_kind() {
+    for wire in [Wire::OpenAi, Wire::Anthropic, Wire::Gemini] {
+        let (gw, _emu) = gateway_on(wire).await;
+        let (t, k) = gw.tenant_with_key("r").await;
+        let url = format!("{}/v1/responses", gw.url);
+        let r = gw
+            .client
+            .post(&url)
+            .bearer_auth(&k)
+            .json(&json!({"model": "claude-test", "instructions": "Be brief.", "input": "Hello"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{wire:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!((v["object"].as_str(), v["status"].as_str()), (Some("response"), Some("completed")), "{v}");
+        assert!(v["output"][0]["content"][0]["text"].as_str().unwrap().contains("emulator"), "{v}");
+        let stream = gw
+            .client
+            .post(&url)
+            .bearer_auth(&k)
+            .json(&json!({"model": "claude-test", "input": "Hello", "stream": true}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = stream.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+        assert_eq!(kinds.first(), Some(&"response.created"), "{stream}");
+        assert_eq!(kinds.last(), Some(&"response.completed"), "{stream}");
+        gw.state.accountant().flush().await;
+        assert_eq!(gw.state.store().usage_records(&t).await.unwrap().len(), 2, "{wire:?}: one record per request");
+        // Errors keep the Chat Completions shape.
+        let r = gw
+            .client
+            .post(&url)
+            .bearer_auth("sk-wrong")
+            .json(&json!({"model": "claude-test", "input": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "invalid_api_key");
+        gw.stop().await;
+    }
 }
