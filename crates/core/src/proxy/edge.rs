@@ -56,35 +56,35 @@ pub fn parser(ingress: Ingress) -> fn(Bytes) -> Result<ChatRequest, GatewayError
 
 /// A Responses body as the internal request.
 pub fn parse_responses(raw: Bytes) -> Result<ChatRequest, GatewayError> {
-    let v: Value = serde_json::from_slice(&raw)
-        .map_err(|e| GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None))?;
-    let chat = responses::to_chat(&v).map_err(|i| GatewayError::invalid(i.message, Some(&i.field)))?;
+    internal(responses::to_chat(&json_body(&raw)?))
+}
+
+/// A request body as JSON, or the 400 saying why not.
+fn json_body(raw: &Bytes) -> Result<Value, GatewayError> {
+    serde_json::from_slice(raw)
+        .map_err(|e| GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None))
+}
+
+/// A translated request (or why it could not be) as the internal request.
+fn internal(translated: Result<Value, crate::ingress::messages::Invalid>) -> Result<ChatRequest, GatewayError> {
+    let chat = translated.map_err(|i| GatewayError::invalid(i.message, Some(&i.field)))?;
     let bytes = serde_json::to_vec(&chat).map_err(|_| GatewayError::Internal)?;
     crate::request::parse_chat(Bytes::from(bytes))
 }
 
 /// A Messages body as the internal request.
 pub fn parse_messages(raw: Bytes) -> Result<ChatRequest, GatewayError> {
-    let v: Value = serde_json::from_slice(&raw)
-        .map_err(|e| GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None))?;
-    internal(&v)
+    internal(messages::to_chat(&json_body(&raw)?))
 }
 
 /// A `count_tokens` body (a Messages request without `max_tokens`) as the
 /// internal request.
 pub fn parse_count_tokens(raw: Bytes) -> Result<ChatRequest, GatewayError> {
-    let mut v: Value = serde_json::from_slice(&raw)
-        .map_err(|e| GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None))?;
+    let mut v = json_body(&raw)?;
     if let Some(o) = v.as_object_mut() {
         o.entry("max_tokens").or_insert(Value::from(1));
     }
-    internal(&v)
-}
-
-fn internal(v: &Value) -> Result<ChatRequest, GatewayError> {
-    let chat = messages::to_chat(v).map_err(|i| GatewayError::invalid(i.message, Some(&i.field)))?;
-    let bytes = serde_json::to_vec(&chat).map_err(|_| GatewayError::Internal)?;
-    crate::request::parse_chat(Bytes::from(bytes))
+    internal(messages::to_chat(&v))
 }
 
 fn json_response(mut parts: axum::http::response::Parts, v: &Value) -> Response {
