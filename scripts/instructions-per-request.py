@@ -9,8 +9,14 @@ standard library client, and reports (instructions(N2) - instructions(N1)) /
 (N2 - N1): start-up and warm-up cancel out. Kernel time (the loopback TCP
 work) is not counted; compare binaries with it, not with nginx.
 
-usage: scripts/instructions-per-request.py [--stream] [--n1 200] [--n2 1200]
-           [--bench-bin target/release/sheepdog-bench] [--keep DIR] BINARY [BINARY...]
+With `--format messages` (or `responses`) the same request is sent as an
+Anthropic Messages (or OpenAI Responses) request: compared with `--format
+chat` on the same binary, the difference is the cost of translating at the
+edge.
+
+usage: scripts/instructions-per-request.py [--stream] [--format chat|messages|responses]
+           [--n1 200] [--n2 1200] [--bench-bin target/release/sheepdog-bench] [--keep DIR]
+           BINARY [BINARY...]
 """
 import argparse
 import http.client
@@ -40,7 +46,7 @@ def call(conn, path, body, token):
     return r.status, r.read()
 
 
-def instructions(binary, bench_bin, n, stream, keep=None):
+def instructions(binary, bench_bin, n, stream, keep=None, fmt="chat"):
     """Total instructions of a gateway process that served 200 + n requests
     (its callgrind output copied to `keep` when given)."""
     tmp = tempfile.mkdtemp(prefix="sheepdog-callgrind-")
@@ -68,6 +74,8 @@ def instructions(binary, bench_bin, n, stream, keep=None):
             cwd=tmp, env=env, stdout=open(f"{tmp}/gateway.log", "w"), stderr=subprocess.STDOUT,
         )
         for _ in range(600):
+            if gw.poll() is not None:
+                raise SystemExit("the gateway exited:\n" + open(f"{tmp}/gateway.log").read()[-2000:])
             try:
                 c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 c.request("GET", "/healthz")
@@ -81,12 +89,22 @@ def instructions(binary, bench_bin, n, stream, keep=None):
         tenant = json.loads(b)["id"]
         _, b = call(conn, f"/admin/v1/tenants/{tenant}/keys", "{}", ADMIN)
         key = json.loads(b)["key"]
-        body = {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}]}
-        if stream:
-            body.update(stream=True, stream_options={"include_usage": True})
+        if fmt == "messages":
+            path, body = "/v1/messages", {"model": "bench-model", "max_tokens": 100,
+                                          "messages": [{"role": "user", "content": "hello"}]}
+            if stream:
+                body.update(stream=True)
+        elif fmt == "responses":
+            path, body = "/v1/responses", {"model": "bench-model", "input": "hello"}
+            if stream:
+                body.update(stream=True)
+        else:
+            path, body = "/v1/chat/completions", {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}]}
+            if stream:
+                body.update(stream=True, stream_options={"include_usage": True})
         body = json.dumps(body)
         for _ in range(200 + n):
-            status, answer = call(conn, "/v1/chat/completions", body, key)
+            status, answer = call(conn, path, body, key)
             if status != 200:
                 raise SystemExit(f"gateway answered {status}: {answer[:200]!r}")
         gw.terminate()
@@ -115,6 +133,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("binaries", nargs="+")
     p.add_argument("--stream", action="store_true")
+    p.add_argument("--format", choices=["chat", "messages", "responses"], default="chat")
     p.add_argument("--n1", type=int, default=200)
     p.add_argument("--n2", type=int, default=1200)
     p.add_argument("--bench-bin", default="target/release/sheepdog-bench")
@@ -124,11 +143,11 @@ def main():
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
     if a.n1 % 100 or a.n2 % 100:
         raise SystemExit("--n1 and --n2 must be multiples of 100 (the accounting batch)")
-    for binary in a.binaries:
-        t1 = instructions(binary, a.bench_bin, a.n1, a.stream, a.keep)
-        t2 = instructions(binary, a.bench_bin, a.n2, a.stream, a.keep)
+    for binary in map(os.path.abspath, a.binaries):
+        t1 = instructions(binary, a.bench_bin, a.n1, a.stream, a.keep, a.format)
+        t2 = instructions(binary, a.bench_bin, a.n2, a.stream, a.keep, a.format)
         per = (t2 - t1) / (a.n2 - a.n1)
-        mode = "stream" if a.stream else "non-stream"
+        mode = ("stream" if a.stream else "non-stream") + f" ({a.format})"
         print(f"{binary} {mode}: {per:,.0f} instructions per request (runs of {a.n1} and {a.n2})")
 
 
