@@ -230,3 +230,50 @@ async fn responses_on_every_upstream_kind() {
         gw.stop().await;
     }
 }
+
+/// A canary rollout applies to every format: Messages and Responses
+/// requests go to the rollout's side and count in its report.
+#[tokio::test]
+#[allow(clippy::unwrap_used)]
+async fn rollouts_route_every_format() {
+    let old = Emulator::start(Wire::OpenAi).await.unwrap();
+    let new = Emulator::start(Wire::Anthropic).await.unwrap();
+    let (po, pn) = (emulated_provider(&old, Wire::OpenAi), emulated_provider(&new, Wire::Anthropic));
+    let gw = TestGateway::start_with(Db::Sqlite, move |c| {
+        c.providers.insert("old".into(), po);
+        c.providers.insert("new".into(), pn);
+        c.models.insert("m".into(), model("old", "gpt-old", "2", "8"));
+    })
+    .await;
+    let (_, k) = gw.tenant_with_key("t").await;
+    let (s, ro) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/rollouts",
+            Some(json!({"model": "m", "phase": "canary", "to": {"provider": "new", "upstream_model": "claude-new"},
+                "plan": {"initial_percent": 100, "manual": true},
+                "guard": {"max_p99_ratio": 100, "max_error_rate_percent": 100}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ro}");
+    let messages = json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&gw, "/v1/messages", &k, &messages).send().await.unwrap();
+    assert_eq!(r.headers()["x-sheepdog-provider"], "new");
+    assert_eq!(r.json::<Value>().await.unwrap()["type"], "message");
+    let r = gw
+        .client
+        .post(format!("{}/v1/responses", gw.url))
+        .bearer_auth(&k)
+        .json(&json!({"model": "m", "input": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-sheepdog-provider"], "new");
+    assert_eq!(r.json::<Value>().await.unwrap()["object"], "response");
+    assert_eq!(new.request_count(), 2);
+    assert_eq!(old.request_count(), 0);
+    let (_, rep) =
+        gw.admin(reqwest::Method::GET, &format!("/admin/v1/rollouts/{}", ro["id"].as_str().unwrap()), None).await;
+    assert_eq!(rep["to_stats"]["total_requests"], 2, "{rep}");
+    gw.stop().await;
+}
