@@ -10,6 +10,9 @@
 -- share takes any free slot; one at or above it takes a free slot only if
 -- enough stay free to cover every other active tenant's unused share.
 --
+-- The clock (`now`, `WINDOW`) and the window functions come from
+-- `window.lua`, run before this.
+--
 -- KEYS: 1 slot leases (zset lease -> expiry), 2 lease -> "s|tenant" or
 --       "r|tenant" (hash), 3 counts (hash: "s:<tenant>", "r:<tenant>",
 --       "total" shared), 4 last end per tenant (hash, ms), 5 waiters (zset
@@ -27,12 +30,9 @@
 --   status 1 granted, 0 wait (the waiter is registered or refreshed), 2 the
 --   tenant already has the most waiters.
 
-local WINDOW = 60000
 local ACTIVE_FOR = 1000
 local WAITER_TTL = 1000
 local KEEP = 600000
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local op = ARGV[1]
 
 local function drop_count(kind, tenant)
@@ -133,40 +133,6 @@ local function shared_allowed()
   return shared - in_use > owed
 end
 
--- A sliding-window log's total after dropping what left the window.
-local function used(z, h)
-  local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - WINDOW)
-  if #old > 0 then
-    local freed = 0
-    for _, m in ipairs(old) do
-      freed = freed + (tonumber(redis.call('HGET', h, m)) or 0)
-      redis.call('HDEL', h, m)
-    end
-    redis.call('ZREMRANGEBYSCORE', z, '-inf', now - WINDOW)
-    redis.call('HINCRBY', h, 's', -freed)
-  end
-  return tonumber(redis.call('HGET', h, 's')) or 0
-end
-
--- How long until `amount` fits under `limit` (entries leave oldest first).
-local function retry_after(z, h, total, amount, limit)
-  local need = total + amount - limit
-  local entries = redis.call('ZRANGE', z, 0, 999, 'WITHSCORES')
-  local freed = 0
-  for i = 1, #entries, 2 do
-    freed = freed + (tonumber(redis.call('HGET', h, entries[i])) or 0)
-    if freed >= need then return tonumber(entries[i + 1]) + WINDOW - now end
-  end
-  return WINDOW
-end
-
-local function add(z, h, amount)
-  local m = tostring(now)
-  redis.call('ZADD', z, now, m)
-  redis.call('HINCRBY', h, m, amount)
-  redis.call('HINCRBY', h, 's', amount)
-end
-
 local function wait(retry)
   if redis.call('ZSCORE', KEYS[5], waiter) then
     redis.call('ZADD', KEYS[5], now, waiter)
@@ -191,11 +157,11 @@ else
 end
 -- The upstream's rate limits bind everyone, reserved slots included.
 if rpm >= 0 then
-  local total = used(KEYS[7], KEYS[8])
+  local total = prune(KEYS[7], KEYS[8])
   if total + 1 > rpm then return wait(retry_after(KEYS[7], KEYS[8], total, 1, rpm)) end
 end
 if tpm >= 0 then
-  local total = used(KEYS[9], KEYS[10])
+  local total = prune(KEYS[9], KEYS[10])
   if total + tokens > tpm then return wait(retry_after(KEYS[9], KEYS[10], total, tokens, tpm)) end
 end
 

@@ -31,6 +31,14 @@ use crate::shutdown::Shutdown;
 use keys::Keys;
 use link::{lock, RedisLink, SharedError};
 
+/// A script that uses the sliding-window logs: `window.lua` (the clock and
+/// the window functions), then the script's own text.
+macro_rules! script {
+    ($file:literal) => {
+        concat!(include_str!("window.lua"), "\n", include_str!($file))
+    };
+}
+
 /// How long a slot or reservation outlives its replica's last renewal.
 pub const LEASE: Duration = Duration::from_secs(15);
 
@@ -225,11 +233,11 @@ impl SharedState {
     ) -> Result<Arc<SharedState>, SharedError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let scripts = Scripts {
-            admit: ::redis::Script::new(include_str!("admit.lua")),
+            admit: ::redis::Script::new(script!("admit.lua")),
             finish: ::redis::Script::new(include_str!("finish.lua")),
             renew: ::redis::Script::new(include_str!("renew.lua")),
             signin: ::redis::Script::new(include_str!("signin.lua")),
-            capacity: ::redis::Script::new(include_str!("capacity.lua")),
+            capacity: ::redis::Script::new(script!("capacity.lua")),
         };
         let all = vec![
             scripts.admit.clone(),
