@@ -16,9 +16,10 @@
 -- KEYS: 1 slot leases (zset lease -> expiry), 2 lease -> "s|tenant" or
 --       "r|tenant" (hash), 3 counts (hash: "s:<tenant>", "r:<tenant>",
 --       "total" shared), 4 last end per tenant (hash, ms), 5 waiters (zset
---       waiter -> last seen ms), 6 waiter -> tenant and "q:<tenant>" counts
---       (hash), 7 requests log (zset), 8 requests amounts (hash), 9 tokens
---       log, 10 tokens amounts
+--       waiter -> last seen ms), 6 waiter -> tenant (hash), 7 requests log
+--       (zset), 8 requests amounts (hash), 9 tokens log, 10 tokens amounts,
+--       11 waiters per tenant (hash: reading it costs the tenants, not the
+--       waiters)
 -- ARGV: 1 op ("acquire", "release", "cancel"), then
 --   acquire: 2 tenant, 3 reserved slots of the tenant, 4 tokens, 5 lease id,
 --            6 lease ms, 7 shared slots (-1: unlimited), 8 rpm (-1: none),
@@ -59,14 +60,11 @@ local function drop_waiter(waiter)
   if redis.call('ZREM', KEYS[5], waiter) == 0 then return end
   local tenant = redis.call('HGET', KEYS[6], waiter)
   redis.call('HDEL', KEYS[6], waiter)
-  if tenant then
-    local q = 'q:' .. tenant
-    if redis.call('HINCRBY', KEYS[6], q, -1) <= 0 then redis.call('HDEL', KEYS[6], q) end
-  end
+  if tenant and redis.call('HINCRBY', KEYS[11], tenant, -1) <= 0 then redis.call('HDEL', KEYS[11], tenant) end
 end
 
 local function keep()
-  for i = 1, 10 do redis.call('PEXPIRE', KEYS[i], KEEP) end
+  for i = 1, 11 do redis.call('PEXPIRE', KEYS[i], KEEP) end
 end
 
 if op == 'cancel' then
@@ -115,10 +113,7 @@ local function shared_allowed()
   for i = 1, #counts, 2 do
     if string.sub(counts[i], 1, 2) == 's:' then active[string.sub(counts[i], 3)] = true end
   end
-  local waits = redis.call('HGETALL', KEYS[6])
-  for i = 1, #waits, 2 do
-    if string.sub(waits[i], 1, 2) == 'q:' then active[string.sub(waits[i], 3)] = true end
-  end
+  for _, t2 in ipairs(redis.call('HKEYS', KEYS[11])) do active[t2] = true end
   local ended = redis.call('HKEYS', KEYS[4])
   for _, t2 in ipairs(ended) do active[t2] = true end
   local n = 0
@@ -137,11 +132,10 @@ local function wait(retry)
   if redis.call('ZSCORE', KEYS[5], waiter) then
     redis.call('ZADD', KEYS[5], now, waiter)
   else
-    local q = 'q:' .. tenant
-    if (tonumber(redis.call('HGET', KEYS[6], q)) or 0) >= tonumber(ARGV[11]) then return {2, 0, 0, 0} end
+    if (tonumber(redis.call('HGET', KEYS[11], tenant)) or 0) >= tonumber(ARGV[11]) then return {2, 0, 0, 0} end
     redis.call('ZADD', KEYS[5], now, waiter)
     redis.call('HSET', KEYS[6], waiter, tenant)
-    redis.call('HINCRBY', KEYS[6], q, 1)
+    redis.call('HINCRBY', KEYS[11], tenant, 1)
   end
   keep()
   return {0, 0, 0, retry}

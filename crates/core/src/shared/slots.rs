@@ -13,15 +13,15 @@ pub const POLL: Duration = Duration::from_millis(20);
 
 /// The Redis keys of one upstream's capacity, in the script's order.
 #[derive(Debug)]
-pub struct UpstreamKeys([String; 10]);
+pub struct UpstreamKeys([String; 11]);
 
 impl UpstreamKeys {
     pub fn new(prefix: &str, upstream: &str) -> UpstreamKeys {
         let k = |suffix: &str| format!("{prefix}u:{upstream}:{suffix}");
-        UpstreamKeys([k("s"), k("h"), k("n"), k("e"), k("w"), k("wt"), k("rq"), k("rqa"), k("tk"), k("tka")])
+        UpstreamKeys([k("s"), k("h"), k("n"), k("e"), k("w"), k("wt"), k("rq"), k("rqa"), k("tk"), k("tka"), k("wq")])
     }
 
-    pub fn all(&self) -> &[String; 10] {
+    pub fn all(&self) -> &[String; 11] {
         &self.0
     }
 
