@@ -40,7 +40,8 @@ thread_local! {
     /// A gateway worker thread's own connections, one per link (with the
     /// link's generation when it was opened): the connection's driver task
     /// runs on the worker's runtime, so a call never wakes another thread.
-    static LOCAL: RefCell<Vec<(u64, u64, MultiplexedConnection)>> = const { RefCell::new(Vec::new()) };
+    /// `None`: opening one failed in that generation (the shared one serves).
+    static LOCAL: RefCell<Vec<(u64, u64, Option<MultiplexedConnection>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The connection and its health.
@@ -139,24 +140,26 @@ impl RedisLink {
             return Some(shared);
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let mine = LOCAL.with(|l| {
+        let known = LOCAL.with(|l| {
             l.borrow().iter().find(|(id, g, _)| *id == self.id && *g == generation).map(|(_, _, c)| c.clone())
         });
-        if mine.is_some() {
-            return mine;
+        if let Some(mine) = known {
+            return Some(mine.unwrap_or(shared));
         }
-        // Scripts are loaded server-wide already: the new connection only connects.
-        match tokio::time::timeout(self.timeout, self.client.get_multiplexed_async_connection()).await {
-            Ok(Ok(c)) => {
-                LOCAL.with(|l| {
-                    let mut l = l.borrow_mut();
-                    l.retain(|(id, _, _)| *id != self.id);
-                    l.push((self.id, generation, c.clone()));
-                });
-                Some(c)
-            }
-            _ => Some(shared),
-        }
+        // Scripts are loaded server-wide already: the new connection only
+        // connects. A failure is remembered until the next (re)connection,
+        // so calls do not each wait for another attempt.
+        let opened = tokio::time::timeout(self.timeout, self.client.get_multiplexed_async_connection()).await;
+        let mine = match opened {
+            Ok(Ok(c)) => Some(c),
+            _ => None,
+        };
+        LOCAL.with(|l| {
+            let mut l = l.borrow_mut();
+            l.retain(|(id, _, _)| *id != self.id);
+            l.push((self.id, generation, mine.clone()));
+        });
+        Some(mine.unwrap_or(shared))
     }
 
     /// Runs one call (a script invocation or a pipeline) within the timeout.
