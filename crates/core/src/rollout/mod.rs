@@ -113,11 +113,16 @@ impl Live {
     /// The deployment's figures with this replica's unshared ones, while
     /// they are fresh ([`series::STALE_MS`]).
     fn global_view(s: &State, now_ms: i64) -> Option<View> {
-        let view = s.view.as_ref().filter(|v| now_ms - v.at_ms <= series::STALE_MS)?;
+        let view = s.view.as_ref().filter(|_| Self::view_fresh(s, now_ms))?;
         Some(match &s.pending {
             Some(p) => view.with(p),
             None => view.clone(),
         })
+    }
+
+    /// Whether the deployment's figures were read recently enough to judge.
+    fn view_fresh(s: &State, now_ms: i64) -> bool {
+        s.view.as_ref().is_some_and(|v| now_ms - v.at_ms <= series::STALE_MS)
     }
 
     pub fn snapshot(&self, now_ms: i64) -> Snapshot {
@@ -415,7 +420,7 @@ impl Rollouts {
         let phase = phase?;
         // The deployment's guard judges every replica's traffic ([`global`]);
         // this replica's own window decides only while that view is stale.
-        if !phase.is_active() || Live::global_view(&s, now_ms).is_some() {
+        if !phase.is_active() || Live::view_fresh(&s, now_ms) {
             return None;
         }
         let guard = s.guard;
