@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{json, Map, Value};
 
+use super::Event;
+
 /// Why a Messages request cannot be translated: the 400's message and the
 /// offending field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,9 +317,6 @@ pub fn from_chat(completion: &Value, model: &str) -> Value {
     })
 }
 
-/// One Messages stream event: its `event:` name and its data.
-pub type Event = (&'static str, Value);
-
 /// Which content block is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
@@ -464,9 +463,4 @@ impl StreamTranslator {
         out.push(("message_stop", json!({"type": "message_stop"})));
         out
     }
-}
-
-/// An event as SSE bytes (`event: NAME`, `data: JSON`, blank line).
-pub fn sse(event: &Event) -> Vec<u8> {
-    format!("event: {}\ndata: {}\n\n", event.0, event.1).into_bytes()
 }

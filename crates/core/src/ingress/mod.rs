@@ -7,5 +7,13 @@
 pub mod messages;
 pub mod responses;
 
+/// One stream event of a client format: its `event:` name and its data.
+pub type Event = (&'static str, serde_json::Value);
+
+/// An event as SSE bytes (`event: NAME`, `data: JSON`, blank line).
+pub fn sse(event: &Event) -> Vec<u8> {
+    format!("event: {}\ndata: {}\n\n", event.0, event.1).into_bytes()
+}
+
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use super::messages::Invalid;
+use super::Event;
 
 fn invalid(field: &str, message: impl Into<String>) -> Invalid {
     Invalid { message: message.into(), field: field.to_string() }
@@ -253,9 +254,6 @@ pub fn error_body(message: &str, error_type: &str, code: Option<&str>, param: Op
     json!({"error": {"message": message, "type": error_type, "code": code, "param": param}})
 }
 
-/// One Responses stream event: its type and its data.
-pub type Event = (String, Value);
-
 /// An open output item.
 #[derive(Debug)]
 enum Item {
@@ -300,11 +298,11 @@ impl StreamTranslator {
         }
     }
 
-    fn emit(&mut self, out: &mut Vec<Event>, kind: &str, mut data: Value) {
+    fn emit(&mut self, out: &mut Vec<Event>, kind: &'static str, mut data: Value) {
         data["type"] = json!(kind);
         data["sequence_number"] = json!(self.seq);
         self.seq += 1;
-        out.push((kind.to_string(), data));
+        out.push((kind, data));
     }
 
     fn snapshot(&self, status: &str, output: Vec<Value>, usage: Value) -> Value {
@@ -426,9 +424,4 @@ impl StreamTranslator {
         self.emit(&mut out, kind, json!({"response": r}));
         out
     }
-}
-
-/// An event as SSE bytes.
-pub fn sse(event: &Event) -> Vec<u8> {
-    format!("event: {}\ndata: {}\n\n", event.0, event.1).into_bytes()
 }

@@ -223,7 +223,7 @@ fn chunks_become_the_documented_event_sequence() {
     assert_eq!(events[10].1["usage"]["output_tokens"], 7);
     assert_eq!(events[10].1["usage"]["input_tokens"], 12);
     assert_eq!(
-        String::from_utf8(messages::sse(&events[11])).unwrap(),
+        String::from_utf8(crate::ingress::sse(&events[11])).unwrap(),
         "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
     );
     // A stream cut before any chunk still opens and closes the message.
@@ -321,7 +321,7 @@ mod responses_format {
             json!("tool_calls"),
         )));
         ev.extend(t.finish());
-        let kinds: Vec<&str> = ev.iter().map(|e| e.0.as_str()).collect();
+        let kinds: Vec<&str> = ev.iter().map(|e| e.0).collect();
         assert_eq!(
             kinds,
             vec![

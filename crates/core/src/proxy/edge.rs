@@ -15,7 +15,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::error::GatewayError;
-use crate::ingress::{messages, responses};
+use crate::ingress::{self, messages, responses};
 use crate::providers::ChatRequest;
 
 /// The formats clients speak.
@@ -31,7 +31,12 @@ pub enum Ingress {
 
 /// An answer of the gateway itself is never larger than this (a
 /// non-streamed completion, an error).
-const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+const MAX_ANSWER_BYTES: usize = crate::providers::http::MAX_RESPONSE_BYTES;
+
+/// One event of the gateway's own stream, at most: an upstream event (at
+/// most [`crate::providers::sse::MAX_EVENT_BYTES`]) with room for its
+/// translation into a Chat Completions chunk.
+const MAX_EVENT_BYTES: usize = 2 * crate::providers::sse::MAX_EVENT_BYTES;
 
 /// Anthropic clients send their key as `x-api-key`: taken as the bearer
 /// token when no `Authorization` header is present.
@@ -144,32 +149,35 @@ enum Translator {
 
 impl Translator {
     fn chunk(&mut self, v: &Value, out: &mut VecDeque<Bytes>) {
-        match self {
+        let events = match self {
             Translator::Messages(t) => {
                 if let Some(model) = v.get("model").and_then(Value::as_str) {
                     t.set_model(model);
                 }
-                out.extend(t.chunk(v).iter().map(|e| Bytes::from(messages::sse(e))));
+                t.chunk(v)
             }
-            Translator::Responses(t) => out.extend(t.chunk(v).iter().map(|e| Bytes::from(responses::sse(e)))),
-        }
+            Translator::Responses(t) => t.chunk(v),
+        };
+        out.extend(events.iter().map(|e| Bytes::from(ingress::sse(e))));
     }
 
     fn finish(&mut self, out: &mut VecDeque<Bytes>) {
-        match self {
-            Translator::Messages(t) => out.extend(t.finish().iter().map(|e| Bytes::from(messages::sse(e)))),
-            Translator::Responses(t) => out.extend(t.finish().iter().map(|e| Bytes::from(responses::sse(e)))),
-        }
+        let events = match self {
+            Translator::Messages(t) => t.finish(),
+            Translator::Responses(t) => t.finish(),
+        };
+        out.extend(events.iter().map(|e| Bytes::from(ingress::sse(e))));
     }
 
     fn error(&self, message: &str) -> Bytes {
-        match self {
-            Translator::Messages(_) => error_event("api_error", message),
-            Translator::Responses(_) => Bytes::from(responses::sse(&(
-                "error".to_string(),
+        let event = match self {
+            Translator::Messages(_) => ("error", messages::error_body("api_error", message)),
+            Translator::Responses(_) => (
+                "error",
                 serde_json::json!({"type": "error", "code": "upstream_error", "message": message, "param": null}),
-            ))),
-        }
+            ),
+        };
+        Bytes::from(ingress::sse(&event))
     }
 }
 
@@ -178,12 +186,20 @@ fn events(body: Body, translator: Translator) -> impl futures::Stream<Item = Res
     struct State {
         inner: axum::body::BodyDataStream,
         buf: Vec<u8>,
+        /// How much of `buf` holds no event boundary (not searched again).
+        scanned: usize,
         translator: Translator,
         out: VecDeque<Bytes>,
         ended: bool,
     }
-    let state =
-        State { inner: body.into_data_stream(), buf: Vec::new(), translator, out: VecDeque::new(), ended: false };
+    let state = State {
+        inner: body.into_data_stream(),
+        buf: Vec::new(),
+        scanned: 0,
+        translator,
+        out: VecDeque::new(),
+        ended: false,
+    };
     futures::stream::unfold(state, |mut s| async move {
         loop {
             if let Some(b) = s.out.pop_front() {
@@ -195,15 +211,20 @@ fn events(body: Body, translator: Translator) -> impl futures::Stream<Item = Res
             match s.inner.next().await {
                 Some(Ok(bytes)) => {
                     s.buf.extend_from_slice(&bytes);
-                    while let Some(end) = find(&s.buf, b"\n\n") {
-                        let event: Vec<u8> = s.buf.drain(..end + 2).collect();
+                    // A boundary may straddle the previous read: one byte back.
+                    while let Some(at) = find(&s.buf[s.scanned.saturating_sub(1)..], b"\n\n") {
+                        let end = s.scanned.saturating_sub(1) + at + 2;
+                        let event: Vec<u8> = s.buf.drain(..end).collect();
+                        s.scanned = 0;
                         translate_event(&mut s.translator, &event, &mut s.out, &mut s.ended);
                         if s.ended {
                             break;
                         }
                     }
-                    // The gateway's own events are small: a runaway one ends the stream.
-                    if s.buf.len() > MAX_ANSWER_BYTES {
+                    s.scanned = s.buf.len();
+                    // One of the gateway's own events is at most an upstream
+                    // event translated: a larger one ends the stream.
+                    if s.buf.len() > MAX_EVENT_BYTES {
                         let e = s.translator.error("The stream could not be translated.");
                         s.out.push_back(e);
                         s.ended = true;
@@ -224,10 +245,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn error_event(error_type: &str, message: &str) -> Bytes {
-    Bytes::from(messages::sse(&("error", messages::error_body(error_type, message))))
-}
-
 /// One Chat Completions SSE event as the client format's events.
 fn translate_event(t: &mut Translator, event: &[u8], out: &mut VecDeque<Bytes>, ended: &mut bool) {
     let text = String::from_utf8_lossy(event);
@@ -246,5 +263,30 @@ fn translate_event(t: &mut Translator, event: &[u8], out: &mut VecDeque<Bytes>, 
             return;
         }
         t.chunk(&v, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events split anywhere across reads, a boundary included, come out whole.
+    #[tokio::test]
+    async fn events_split_across_reads_are_translated_whole() {
+        let chunk = r#"data: {"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#;
+        let text = format!("{chunk}\n\n{chunk}\n\ndata: [DONE]\n\n");
+        for cut in [1, chunk.len(), chunk.len() + 1, chunk.len() + 2, text.len() - 1] {
+            let pieces: Vec<Result<Bytes, std::io::Error>> =
+                vec![Ok(Bytes::from(text[..cut].to_string())), Ok(Bytes::from(text[cut..].to_string()))];
+            let body = Body::from_stream(futures::stream::iter(pieces));
+            let out: Vec<Bytes> = events(body, Translator::Messages(messages::StreamTranslator::new("")))
+                .map(|b| b.unwrap_or_default())
+                .collect()
+                .await;
+            let all = String::from_utf8(out.concat()).unwrap_or_default();
+            let deltas = all.matches("event: content_block_delta").count();
+            assert_eq!(deltas, 2, "cut at {cut}: {all}");
+            assert!(all.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"), "cut at {cut}");
+        }
     }
 }
