@@ -24,6 +24,7 @@ pub mod journal;
 pub mod jsonscan;
 pub mod limited;
 pub mod listener;
+pub mod locks;
 pub mod metrics;
 pub mod providers;
 pub mod proxy;

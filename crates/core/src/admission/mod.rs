@@ -386,10 +386,7 @@ impl Permit {
             let period = month();
             let spent = inner.spend.get(&budget_key(&tenant), period).settled;
             if spent > limit {
-                let mut alerted = match inner.soft_alerts.lock() {
-                    Ok(a) => a,
-                    Err(p) => p.into_inner(),
-                };
+                let mut alerted = crate::locks::lock(&inner.soft_alerts);
                 if alerted.insert((tenant.clone(), period)) {
                     tracing::warn!(
                         tenant = %tenant,

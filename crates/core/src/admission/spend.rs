@@ -30,10 +30,7 @@ pub struct SpendBook {
 
 impl SpendBook {
     fn with<R>(&self, key: &str, period: i64, f: impl FnOnce(&mut Account) -> R) -> R {
-        let mut map = match self.accounts.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
+        let mut map = crate::locks::lock(&self.accounts);
         // Looked up by `&str` first: the key is allocated only for a new account.
         if let Some(acc) = map.get_mut(key) {
             if acc.period != period {

@@ -108,10 +108,7 @@ impl Journal {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        crate::locks::lock(&self.state)
     }
 
     fn new_segment(&self, s: &mut State) -> std::io::Result<Segment> {

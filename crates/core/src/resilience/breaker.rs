@@ -111,10 +111,7 @@ impl Breaker {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        match self.inner.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        crate::locks::lock(&self.inner)
     }
 
     /// Whether a call may go to the upstream now. In half-open state only

@@ -88,10 +88,7 @@ pub struct Snapshot {
 
 impl Live {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        crate::locks::lock(&self.state)
     }
 
     pub fn phase(&self) -> Phase {

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::link::{lock, SharedError};
+use super::link::SharedError;
 use super::slots::{CapacityLimits, LiveSlot, SlotAnswer, SlotAsk, SlotLease, SlotRelease, UpstreamKeys};
 use super::{Settlement, SharedState, MAX_AMOUNT};
+use crate::locks::lock;
 
 impl SharedState {
     /// One script call: a slot of the upstream now, or the request waits.

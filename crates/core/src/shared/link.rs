@@ -13,6 +13,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
+use crate::locks::lock;
 use crate::shutdown::Shutdown;
 
 /// How often an unreachable Redis is tried again.
@@ -227,12 +228,4 @@ impl RedisLink {
 
 fn is_connection_error(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
-}
-
-/// Locks `m`, poisoned or not (every state here stays consistent).
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
 }

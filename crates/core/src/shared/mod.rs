@@ -27,9 +27,10 @@ use sheepdog_types::Limits;
 use tokio::sync::mpsc;
 
 use crate::fastmap::FastMap;
+use crate::locks::lock;
 use crate::shutdown::Shutdown;
 use keys::Keys;
-use link::{lock, RedisLink, SharedError};
+use link::{RedisLink, SharedError};
 
 /// A script that uses the sliding-window logs: `window.lua` (the clock and
 /// the window functions), then the script's own text.

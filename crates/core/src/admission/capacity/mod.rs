@@ -204,10 +204,7 @@ impl Upstream {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sched> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        crate::locks::lock(&self.state)
     }
 
     /// Slots reserved for a tenant (matched by id or any alias), if it is dedicated.

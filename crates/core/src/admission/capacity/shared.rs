@@ -40,10 +40,7 @@ impl Global {
     /// This replica's share of `cfg` for `replicas` live replicas.
     fn fallback(&self, name: &str, cfg: &CapacityConfig) -> Arc<Upstream> {
         let n = self.replica.live_replicas().max(1);
-        let mut f = match self.fallback.lock() {
-            Ok(f) => f,
-            Err(p) => p.into_inner(),
-        };
+        let mut f = crate::locks::lock(&self.fallback);
         if let Some((built_for, u)) = f.as_ref() {
             if *built_for == n {
                 return u.clone();
