@@ -147,13 +147,8 @@ impl AdminTokens {
         }
         let tokens = self.clone();
         Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(REFRESH_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = shutdown.wait() => return,
-                }
+            let mut ticks = shutdown.ticks(REFRESH_EVERY);
+            while ticks.next().await {
                 if let Err(e) = tokens.reload(&store).await {
                     tracing::warn!(error = %e, "admin token reload failed");
                 }

@@ -156,13 +156,8 @@ impl CatalogHandle {
     pub fn spawn_refresher(&self, every: Duration, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
         let h = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = shutdown.wait() => return,
-                }
+            let mut ticks = shutdown.ticks(every);
+            while ticks.next().await {
                 match h.store.catalog_version().await {
                     Ok(v) if v != h.snapshot().version => {
                         if let Err(e) = h.reload().await {

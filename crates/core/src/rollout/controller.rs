@@ -52,13 +52,8 @@ fn store_rollback(state: &AppState, row: RolloutRow, ev: EventRow, trip: Trip) {
 /// the transitions.
 pub fn spawn_schedule(state: AppState, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait() => return,
-            }
+        let mut ticks = shutdown.ticks(Duration::from_millis(500));
+        while ticks.next().await {
             if let Err(e) = state.rollouts().sync(state.store(), state.models()).await {
                 tracing::warn!(error = %e, "could not sync rollouts from the database");
             }
@@ -78,13 +73,8 @@ pub fn spawn_schedule(state: AppState, shutdown: Shutdown) -> tokio::task::JoinH
 pub fn spawn_sharing(state: AppState, shutdown: Shutdown) -> Option<tokio::task::JoinHandle<()>> {
     let shared = state.shared()?.clone();
     Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait() => return,
-            }
+        let mut ticks = shutdown.ticks(Duration::from_secs(1));
+        while ticks.next().await {
             let now = sheepdog_types::time::now_ms();
             for (row, ev, trip) in super::global::share_all(state.rollouts(), &shared, now).await {
                 store_rollback(&state, row, ev, trip);
