@@ -42,6 +42,17 @@ pub fn emulated_provider(emu: &Emulator, wire: Wire) -> ProviderConfig {
     }
 }
 
+/// [`emulated_provider`] that reports every failure as it comes: no
+/// retries, and a circuit breaker that does not open within a test.
+pub fn emulated_provider_plain(emu: &Emulator, wire: Wire) -> ProviderConfig {
+    ProviderConfig {
+        max_retries: 0,
+        breaker_failure_threshold: 1_000,
+        breaker_min_samples: 1_000,
+        ..emulated_provider(emu, wire)
+    }
+}
+
 /// Model entry: `provider`'s `upstream` model at `input`/`output` USD per 1M tokens.
 pub fn model(provider: &str, upstream: &str, input: &str, output: &str) -> ModelConfig {
     ModelConfig {

@@ -34,6 +34,6 @@ pub use process::{free_port, try_free_port};
 pub use sse::{sse_data, sse_payloads};
 
 #[cfg(feature = "gateway")]
-pub use config::{emulated_provider, model, provider_kind, simulated_provider};
+pub use config::{emulated_provider, emulated_provider_plain, model, provider_kind, simulated_provider};
 #[cfg(feature = "gateway")]
 pub use gateway::{budget_race, usage_records, GatewayBuilder, TestGateway, ADMIN_TOKEN};

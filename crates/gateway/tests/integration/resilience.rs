@@ -142,10 +142,7 @@ async fn breaker_skips_a_sick_upstream_and_probes_it_back() {
 #[tokio::test]
 async fn faults_end_cleanly_and_never_hang() {
     let a = Emulator::start(Wire::OpenAi).await.unwrap();
-    let mut p = emulated_provider(&a, Wire::OpenAi);
-    p.max_retries = 0;
-    p.breaker_failure_threshold = 1_000;
-    p.breaker_min_samples = 1_000;
+    let mut p = emulated_provider_plain(&a, Wire::OpenAi);
     p.first_byte_timeout_ms = 500;
     p.stream_idle_timeout_ms = 400;
     p.total_timeout_ms = 1_500;

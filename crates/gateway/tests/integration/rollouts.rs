@@ -16,12 +16,7 @@ use sheepdog_testkit::*;
 async fn setup() -> (TestGateway, Emulator, Emulator, String, String) {
     let old = Emulator::start(Wire::OpenAi).await.unwrap();
     let new = Emulator::start(Wire::Anthropic).await.unwrap();
-    let (mut po, mut pn) = (emulated_provider(&old, Wire::OpenAi), emulated_provider(&new, Wire::Anthropic));
-    for p in [&mut po, &mut pn] {
-        p.max_retries = 0;
-        p.breaker_failure_threshold = 1_000;
-        p.breaker_min_samples = 1_000;
-    }
+    let (po, pn) = (emulated_provider_plain(&old, Wire::OpenAi), emulated_provider_plain(&new, Wire::Anthropic));
     let gw = TestGateway::start_with(Db::Sqlite, move |c| {
         c.providers.insert("old".into(), po);
         c.providers.insert("new".into(), pn);

@@ -492,12 +492,7 @@ async fn a_rollouts_guard_and_series_cover_every_replica() {
     let redis = TestRedis::shared();
     let old = Emulator::start(Wire::OpenAi).await.unwrap();
     let new = Emulator::start(Wire::OpenAi).await.unwrap();
-    let (mut po, mut pn) = (emulated_provider(&old, Wire::OpenAi), emulated_provider(&new, Wire::OpenAi));
-    for p in [&mut po, &mut pn] {
-        p.max_retries = 0;
-        p.breaker_failure_threshold = 1_000;
-        p.breaker_min_samples = 1_000;
-    }
+    let (po, pn) = (emulated_provider_plain(&old, Wire::OpenAi), emulated_provider_plain(&new, Wire::OpenAi));
     let gws = replicas_with(&db, &redis, "closed", 3, move |c| {
         c.providers.insert("old".into(), po.clone());
         c.providers.insert("new".into(), pn.clone());

@@ -11,11 +11,8 @@ use sheepdog_testkit::*;
 const WIRES: [Wire; 3] = [Wire::OpenAi, Wire::Anthropic, Wire::Gemini];
 
 async fn gateway_for(emu: &Emulator, wire: Wire) -> TestGateway {
-    let mut provider = emulated_provider(emu, wire);
     // This test is about how each failure is reported, not about breakers.
-    provider.breaker_failure_threshold = 1_000;
-    provider.breaker_min_samples = 1_000;
-    provider.max_retries = 0;
+    let provider = emulated_provider_plain(emu, wire);
     TestGateway::start_with(Db::Sqlite, move |c| {
         c.providers.insert("up".into(), provider);
         c.models.insert("m".into(), model("up", "upstream-model-1", "2", "8"));
