@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use axum::body::{Body, Bytes};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -118,27 +118,49 @@ pub async fn answer(ingress: Ingress, response: Response) -> Response {
         };
         return Response::from_parts(parts, Body::from_stream(events(body, translator)));
     }
-    let bytes = match axum::body::to_bytes(body, MAX_ANSWER_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            parts.status = axum::http::StatusCode::INTERNAL_SERVER_ERROR;
-            return json_response(parts, &messages::error_body("api_error", "The answer could not be read."));
-        }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ANSWER_BYTES).await else {
+        tracing::error!("the gateway's own answer could not be read for translation");
+        return internal_error(ingress);
     };
-    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    if ingress == Ingress::Responses {
+    if ingress == Ingress::Responses && !status.is_success() {
         // Errors are shaped as Chat Completions' already.
-        if !status.is_success() {
-            return Response::from_parts(parts, Body::from(bytes));
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    // A large answer is parsed and rebuilt off the event loop.
+    match crate::limited::bounded(bytes.len(), move || translate_answer(ingress, status, &bytes)).await {
+        Some(body) => json_response(parts, &body),
+        None => {
+            tracing::error!("the gateway's own answer could not be translated");
+            internal_error(ingress)
         }
-        return json_response(parts, &responses::from_chat(&v));
+    }
+}
+
+/// The gateway's internal error (500) in `ingress`'s shape.
+fn internal_error(ingress: Ingress) -> Response {
+    let e = GatewayError::Internal;
+    match ingress {
+        Ingress::Messages => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(messages::error_body(messages::error_type(500), &e.message())),
+        )
+            .into_response(),
+        Ingress::Chat | Ingress::Responses => e.into_response(),
+    }
+}
+
+/// A complete answer (or error) of the path in `ingress`'s shape.
+fn translate_answer(ingress: Ingress, status: axum::http::StatusCode, bytes: &[u8]) -> Value {
+    let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    if ingress == Ingress::Responses {
+        return responses::from_chat(&v);
     }
     if status.is_success() {
-        let model = v.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
-        return json_response(parts, &messages::from_chat(&v, &model));
+        let model = v.get("model").and_then(Value::as_str).unwrap_or_default();
+        return messages::from_chat(&v, model);
     }
     let message = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("The request failed.");
-    json_response(parts, &messages::error_body(messages::error_type(status.as_u16()), message))
+    messages::error_body(messages::error_type(status.as_u16()), message)
 }
 
 /// A client format's stream translator.
