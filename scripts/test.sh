@@ -7,7 +7,7 @@
 #      storage tests on SQLite and Postgres, CLI tests
 #   3. cargo leptos build --release: the binary and the console site
 #   4. schemathesis against the admin API's OpenAPI document (release binary)
-#   5. the official openai Python SDK against the release binary
+#   5. the official openai and anthropic Python SDKs against the release binary
 #   6. Playwright + Debian Chromium against `sheepdog serve`
 set -euo pipefail
 
