@@ -41,8 +41,10 @@ bash scripts/build-site.sh
 step "schemathesis against the admin API (no 5xx, answers as documented)"
 SHEEPDOG_BIN="${ROOT}/target/release/sheepdog" bash scripts/schemathesis.sh
 
-step "openai and anthropic Python SDKs against the gateway"
-SHEEPDOG_BIN="${ROOT}/target/release/sheepdog" .venv/bin/python -m pytest -q tests/python
+step "openai and anthropic Python SDKs against the gateway (and the provider emulators)"
+cargo build --quiet -p sheepdog-emulators --bin sheepdog-emulators
+SHEEPDOG_BIN="${ROOT}/target/release/sheepdog" SHEEPDOG_EMULATORS_BIN="${ROOT}/target/debug/sheepdog-emulators" \
+    .venv/bin/python -m pytest -q tests/python
 
 step "Playwright end-to-end"
 bash scripts/e2e.sh

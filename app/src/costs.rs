@@ -17,7 +17,7 @@ use crate::format::{day, hour, thousands, usd, usd_nanos};
 pub const RANGES: [(&str, &str); 4] =
     [("24h", "Last 24 h"), ("7d", "Last 7 days"), ("30d", "Last 30 days"), ("month", "This month")];
 
-/// The three breakdowns over one range.
+/// The four breakdowns over one range.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CostReport {
     pub range: String,
@@ -26,6 +26,8 @@ pub struct CostReport {
     pub by_tenant: UsageSeries,
     pub by_cost_center: UsageSeries,
     pub by_model: UsageSeries,
+    /// By client format (`chat`, `messages`, `responses`, `embeddings`).
+    pub by_ingress: UsageSeries,
 }
 
 /// Most series drawn in one chart; the rest are summed as "other".
@@ -153,8 +155,10 @@ pub mod ssr {
                     provide_context(state.clone());
                     crate::auth::ssr::require_staff().await?;
                     let group = query.get("group_by").map(String::as_str).unwrap_or("tenant");
-                    if !matches!(group, "tenant" | "cost_center" | "model") {
-                        return Err(ConsoleError::Invalid("group_by must be tenant, cost_center or model".into()));
+                    if !matches!(group, "tenant" | "cost_center" | "model" | "ingress") {
+                        return Err(ConsoleError::Invalid(
+                            "group_by must be tenant, cost_center, model or ingress".into(),
+                        ));
                     }
                     let (range, from, to) = resolve(
                         query.get("range").map(String::as_str).unwrap_or("7d"),
@@ -183,7 +187,7 @@ pub mod ssr {
     }
 }
 
-/// Spend by tenant, cost center and model over a range.
+/// Spend by tenant, cost center, model and client format over a range.
 #[server(endpoint = "cost_report")]
 pub async fn get_cost_report(
     range: String,
@@ -195,10 +199,11 @@ pub async fn get_cost_report(
     let (range, from, to) = ssr::resolve(&range, from.as_deref(), to.as_deref()).map_err(with_status)?;
     let state = crate::state::ConsoleState::current()?;
     let api = state.api();
-    let (t, c, m) = tokio::join!(
+    let (t, c, m, i) = tokio::join!(
         api.usage_series("tenant", &from, &to, None, None),
         api.usage_series("cost_center", &from, &to, None, None),
         api.usage_series("model", &from, &to, None, None),
+        api.usage_series("ingress", &from, &to, None, None),
     );
     Ok(CostReport {
         range,
@@ -207,6 +212,7 @@ pub async fn get_cost_report(
         by_tenant: t.map_err(with_status)?,
         by_cost_center: c.map_err(with_status)?,
         by_model: m.map_err(with_status)?,
+        by_ingress: i.map_err(with_status)?,
     })
 }
 
@@ -326,6 +332,7 @@ fn CostBody(r: CostReport) -> impl IntoView {
         <Breakdown title="By tenant" series=r.by_tenant.clone() csv=format!("/costs/export.csv?group_by=tenant&{range_q}") testid="by-tenant"/>
         <Breakdown title="By cost center" series=r.by_cost_center.clone() csv=format!("/costs/export.csv?group_by=cost_center&{range_q}") testid="by-cost-center"/>
         <Breakdown title="By model" series=r.by_model.clone() csv=format!("/costs/export.csv?group_by=model&{range_q}") testid="by-model"/>
+        <Breakdown title="By client format" series=r.by_ingress.clone() csv=format!("/costs/export.csv?group_by=ingress&{range_q}") testid="by-ingress"/>
     }
     .into_any()
 }

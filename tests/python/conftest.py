@@ -1,4 +1,11 @@
-"""Starts a real `sheepdog gateway` (simulated provider, fresh SQLite) for the SDK tests."""
+"""Starts a real `sheepdog gateway` (fresh SQLite) for the SDK tests, with
+the OpenAI, Anthropic and Gemini emulators (`sheepdog-emulators`) as
+upstreams beside the simulated provider.
+
+Models: the default price table's four on the simulated provider;
+`via-openai`, `via-anthropic`, `via-gemini` (chat, on each emulator);
+`embed-openai`, `embed-gemini`, `embed-sim` (mode "embedding"); `slow`
+(simulated, 20 ms between chunks, for streams a client cuts)."""
 
 import json
 import os
@@ -41,6 +48,43 @@ class Gateway:
         return tenant, key["key"]
 
 
+UPSTREAM_KINDS = ["openai", "anthropic", "gemini"]
+
+
+def _config(urls) -> str:
+    lines = [
+        '[providers.simulated]\nkind = "simulated"\n',
+        '[providers.slow-sim]\nkind = "simulated"\nchunk_interval_ms = 20\n',
+    ]
+    for kind in UPSTREAM_KINDS:
+        lines.append(f'[providers.{kind}]\nkind = "{kind}"\nbase_url = "{urls[kind]}"\napi_key_env = "SDK_TEST_UPSTREAM_KEY"\nmax_retries = 0\n')
+    for name in ["gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2"]:
+        lines.append(f'[models."{name}"]\nprovider = "simulated"\n')
+    for kind in UPSTREAM_KINDS:
+        lines.append(f'[models."via-{kind}"]\nprovider = "{kind}"\nupstream_model = "{kind}-model"\ninput_per_mtok = 2\noutput_per_mtok = 8\n')
+    for kind, upstream in [("openai", "text-embedding-3-small"), ("gemini", "gemini-embedding-001"), ("sim", "sim-embed")]:
+        provider = "simulated" if kind == "sim" else kind
+        lines.append(f'[models."embed-{kind}"]\nprovider = "{provider}"\nupstream_model = "{upstream}"\nmode = "embedding"\ninput_per_mtok = 0.02\n')
+    lines.append('[models."slow"]\nprovider = "slow-sim"\ninput_per_mtok = 2\noutput_per_mtok = 8\n')
+    return "\n".join(lines)
+
+
+def _emulators(workdir):
+    binary = os.environ.get(
+        "SHEEPDOG_EMULATORS_BIN",
+        os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "sheepdog-emulators"),
+    )
+    binary = os.path.abspath(binary)
+    if not os.path.exists(binary):
+        pytest.fail(f"sheepdog-emulators binary not found at {binary}; build it or set SHEEPDOG_EMULATORS_BIN")
+    proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=workdir)
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        pytest.fail("sheepdog-emulators printed no URLs")
+    return proc, json.loads(line)
+
+
 @pytest.fixture(scope="session")
 def gateway():
     binary = os.environ.get("SHEEPDOG_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "sheepdog"))
@@ -48,6 +92,10 @@ def gateway():
     if not os.path.exists(binary):
         pytest.fail(f"sheepdog binary not found at {binary}; build it or set SHEEPDOG_BIN")
     workdir = tempfile.mkdtemp(prefix="sheepdog-sdk-")
+    emulators, urls = _emulators(workdir)
+    config = os.path.join(workdir, "sheepdog.toml")
+    with open(config, "w") as f:
+        f.write(_config(urls))
     port = _free_port()
     env = dict(os.environ)
     env.update(
@@ -55,11 +103,12 @@ def gateway():
             "SHEEPDOG_ADMIN_TOKEN": ADMIN_TOKEN,
             "SHEEPDOG_GATEWAY__LISTEN": f"127.0.0.1:{port}",
             "SHEEPDOG_DATABASE__URL": f"sqlite://{workdir}/sheepdog.db",
+            "SDK_TEST_UPSTREAM_KEY": "sk-upstream-test",
             "RUST_LOG": "warn",
         }
     )
     log = open(os.path.join(workdir, "gateway.log"), "w")
-    proc = subprocess.Popen([binary, "gateway"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([binary, "gateway", "--config", config], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while True:
@@ -82,3 +131,8 @@ def gateway():
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+    emulators.stdin.close()
+    try:
+        emulators.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        emulators.kill()

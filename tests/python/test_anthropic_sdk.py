@@ -125,3 +125,57 @@ def test_errors_are_typed_exceptions(gateway):
             model="gpt-4.1", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
         )
     assert e.value.body["error"]["type"] == "permission_error"
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "gemini"])
+def test_every_upstream_kind(gateway, kind):
+    """The same Messages calls answered by each upstream kind's emulator."""
+    tenant, key = gateway.tenant_with_key(f"anthropic-via-{kind}")
+    client = client_for(gateway, key)
+    model = f"via-{kind}"
+    message = client.messages.create(
+        model=model, max_tokens=100, system="Be brief.", messages=[{"role": "user", "content": "Hello there"}]
+    )
+    assert "emulator" in message.content[0].text
+    assert message.stop_reason == "end_turn"
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    with client.messages.stream(model=model, max_tokens=100, messages=[{"role": "user", "content": "Hello"}]) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert "emulator" in text and final.content[0].text == text
+    assert final.usage.output_tokens > 0
+    tools = [{"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    message = client.messages.create(
+        model=model, max_tokens=100, tools=tools, messages=[{"role": "user", "content": "Weather? [emu:tool]"}]
+    )
+    call = next(b for b in message.content if b.type == "tool_use")
+    assert (message.stop_reason, call.name, call.input) == ("tool_use", "get_weather", {"city": "Paris"})
+    usage = gateway.admin("GET", f"/admin/v1/usage?group_by=ingress&tenant_id={tenant['id']}")
+    rows = {r["key"]: r for r in usage["data"]}
+    assert rows["messages"]["requests"] == 3
+    assert rows["messages"]["output_tokens"] > 0
+
+
+def test_client_cut_stream_is_billed(gateway):
+    """A stream the client closes early is recorded with what was streamed."""
+    tenant, key = gateway.tenant_with_key("anthropic-cut")
+    client = client_for(gateway, key)
+    with client.messages.stream(
+        model="slow", max_tokens=4000, messages=[{"role": "user", "content": "Long story [sim:tokens=3000]"}]
+    ) as stream:
+        for i, _ in enumerate(stream.text_stream):
+            if i == 5:
+                break
+    import time
+
+    for _ in range(100):
+        usage = gateway.admin("GET", f"/admin/v1/usage?group_by=ingress&tenant_id={tenant['id']}")
+        rows = {r["key"]: r for r in usage["data"]}
+        if rows.get("messages", {}).get("requests") == 1:
+            break
+        time.sleep(0.1)
+    row = rows["messages"]
+    assert row["requests"] == 1
+    assert row["input_tokens"] > 0
+    assert 0 < row["output_tokens"] < 3000, row
+    assert row["cost_nanos"] > 0

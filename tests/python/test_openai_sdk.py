@@ -236,3 +236,50 @@ def test_responses_function_calls(gateway):
     with pytest.raises(openai.BadRequestError) as e:
         client.responses.create(model="gpt-4.1", input="hi", previous_response_id="resp_123")
     assert e.value.status_code == 400 and "previous_response_id" in e.value.message
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "gemini"])
+def test_responses_on_every_upstream_kind(gateway, kind):
+    tenant, key = gateway.tenant_with_key(f"sdk-responses-via-{kind}")
+    client = client_for(gateway, key)
+    model = f"via-{kind}"
+    response = client.responses.create(model=model, instructions="Be brief.", input="Hello there")
+    assert "emulator" in response.output_text
+    assert response.usage.input_tokens > 0 and response.usage.output_tokens > 0
+    with client.responses.stream(model=model, input="Hello") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert final.output_text == "".join(deltas) and "emulator" in final.output_text
+    tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    called = client.responses.create(model=model, tools=tools, input="Weather? [emu:tool]")
+    call = next(o for o in called.output if o.type == "function_call")
+    assert (call.name, json.loads(call.arguments)) == ("get_weather", {"city": "Paris"})
+    usage = gateway.admin("GET", f"/admin/v1/usage?group_by=ingress&tenant_id={tenant['id']}")
+    assert {r["key"]: r["requests"] for r in usage["data"]} == {"responses": 3}
+
+
+@pytest.mark.parametrize("kind", ["openai", "gemini", "sim"])
+def test_embeddings_create(gateway, kind):
+    tenant, key = gateway.tenant_with_key(f"sdk-embeddings-{kind}")
+    client = client_for(gateway, key)
+    model = f"embed-{kind}"
+    # The SDK asks for base64 by default and decodes it into floats.
+    result = client.embeddings.create(model=model, input=["The food was delicious", "and the waiter kind"], dimensions=16)
+    assert [d.index for d in result.data] == [0, 1]
+    assert all(len(d.embedding) == 16 for d in result.data)
+    assert abs(sum(x * x for x in result.data[0].embedding) - 1.0) < 1e-3
+    assert result.usage.prompt_tokens > 0
+    floats = client.embeddings.create(model=model, input="The food was delicious", dimensions=16, encoding_format="float")
+    assert all(abs(a - b) < 1e-6 for a, b in zip(floats.data[0].embedding, result.data[0].embedding))
+    one = client.embeddings.create(model=model, input="hello")
+    assert len(one.data) == 1 and len(one.data[0].embedding) > 16
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model="gpt-4.1", input="hello")
+    assert e.value.status_code == 400 and e.value.body["param"] == "model"
+    usage = gateway.admin("GET", f"/admin/v1/usage?group_by=ingress&tenant_id={tenant['id']}")
+    (row,) = usage["data"]
+    assert (row["key"], row["requests"], row["output_tokens"]) == ("embeddings", 3, 0)
+    assert row["cost_nanos"] == row["input_tokens"] * 20
+    models = {m.id: m for m in client.models.list()}
+    assert models[model].model_extra["mode"] == "embedding"
+    assert models["gpt-4.1"].model_extra["mode"] == "chat"

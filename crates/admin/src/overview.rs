@@ -163,7 +163,7 @@ pub struct SeriesParams {
     pub from: Option<String>,
     /// RFC 3339 end (exclusive); default: start of next month.
     pub to: Option<String>,
-    /// `tenant` (default), `cost_center` or `model`.
+    /// `tenant` (default), `cost_center`, `model` or `ingress` (the client format).
     pub group_by: Option<String>,
     /// `hour` or `day`; default `hour` for ranges up to 48 h, else `day`.
     pub bucket: Option<String>,
@@ -180,12 +180,12 @@ pub async fn usage_series(
 ) -> Result<Json<UsageSeries>, AdminError> {
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
     let group_name = q.group_by.as_deref().unwrap_or("tenant");
-    let group = match group_name {
-        "tenant" => UsageGroup::Tenant,
-        "cost_center" => UsageGroup::CostCenter,
-        "model" => UsageGroup::Model,
-        other => {
-            return Err(AdminError::BadRequest(format!("`group_by` {other:?} must be tenant, cost_center or model.")))
+    let group = match UsageGroup::from_name(group_name) {
+        Some(g) if g != UsageGroup::Day => g,
+        _ => {
+            return Err(AdminError::BadRequest(format!(
+                "`group_by` {group_name:?} must be tenant, cost_center, model or ingress."
+            )))
         }
     };
     let bucket_name = match q.bucket.as_deref() {

@@ -119,7 +119,8 @@ pub struct UsageParams {
     pub from: Option<String>,
     /// RFC 3339 end (exclusive); default: start of next month.
     pub to: Option<String>,
-    /// `tenant` (default), `cost_center`, `model` or `day`.
+    /// `tenant` (default), `cost_center`, `model`, `day` or `ingress` (the
+    /// client format: `chat`, `messages`, `responses`, `embeddings`).
     pub group_by: Option<String>,
     /// Only this tenant (id or alias).
     pub tenant_id: Option<String>,
@@ -133,16 +134,10 @@ pub async fn usage(
 ) -> Result<Json<UsageReport>, AdminError> {
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
     let group_name = q.group_by.as_deref().unwrap_or("tenant");
-    let group = match group_name {
-        "tenant" => UsageGroup::Tenant,
-        "cost_center" => UsageGroup::CostCenter,
-        "model" => UsageGroup::Model,
-        "day" => UsageGroup::Day,
-        other => {
-            return Err(AdminError::BadRequest(format!(
-                "`group_by` {other:?} must be tenant, cost_center, model or day."
-            )))
-        }
+    let Some(group) = UsageGroup::from_name(group_name) else {
+        return Err(AdminError::BadRequest(format!(
+            "`group_by` {group_name:?} must be tenant, cost_center, model, day or ingress."
+        )));
     };
     let tenant = match q.tenant_id.as_deref() {
         Some(t) => Some(find_tenant(&state, t).await?.id),

@@ -215,8 +215,15 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Respon
         None => (model.provider.name.clone(), model.target.upstream_model.clone()),
     };
     for (field, provider) in [("from.provider", &from_provider), ("to.provider", &req.to.provider)] {
-        if state.models().provider(provider).is_none() {
+        let Some(handle) = state.models().provider(provider) else {
             return Err(AdminError::BadRequest(format!("`{field}` {provider:?} is not a configured provider.")));
+        };
+        let embedding = model.model.mode == sheepdog_core::config::ModelMode::Embedding;
+        if embedding && handle.client.kind() == sheepdog_core::config::ProviderKind::Anthropic {
+            return Err(AdminError::BadRequest(format!(
+                "`{field}` {provider:?} is an anthropic provider, which has no embeddings API; {:?} is an embedding model.",
+                model.model.name
+            )));
         }
     }
     if req.to.upstream_model.trim().is_empty() || from_upstream.trim().is_empty() {

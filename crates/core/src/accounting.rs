@@ -471,6 +471,7 @@ mod tests {
             cached_input_nanos_per_token: c,
             fallbacks: vec![],
             max_output_tokens: None,
+            mode: crate::config::ModelMode::Chat,
         }
     }
 

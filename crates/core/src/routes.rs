@@ -22,6 +22,7 @@ pub fn router(state: AppState, admin: Router<AppState>) -> Router {
         .route("/messages", post(proxy::messages))
         .route("/messages/count_tokens", post(proxy::count_tokens))
         .route("/responses", post(proxy::responses))
+        .route("/embeddings", post(proxy::embeddings))
         .route("/models", get(list_models))
         .fallback(v1_not_found)
         .method_not_allowed_fallback(v1_method_not_allowed);
@@ -113,6 +114,7 @@ async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Respo
                 "object": "model",
                 "created": 1_735_689_600,
                 "owned_by": if m.is_simulated() { "sheepdog-simulated".to_string() } else { m.provider.name.clone() },
+                "mode": m.model.mode.as_str(),
             })
         })
         .collect();

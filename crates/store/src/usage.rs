@@ -41,6 +41,16 @@ pub struct UsageRecord {
     pub created_ms: i64,
     /// The credit pool debited for this request (pooled tenants).
     pub pool_id: Option<String>,
+    /// The client format the request came in: `chat`, `messages`,
+    /// `responses` or `embeddings` (records journaled before the column
+    /// existed read as `chat`).
+    #[serde(default = "chat_ingress")]
+    pub ingress: String,
+}
+
+/// The ingress of records that do not name one.
+pub fn chat_ingress() -> String {
+    "chat".to_string()
 }
 
 /// Additive hourly aggregate for one tenant and hour.
@@ -82,9 +92,23 @@ pub enum UsageGroup {
     CostCenter,
     Model,
     Day,
+    /// The client format (`chat`, `messages`, `responses`, `embeddings`).
+    Ingress,
 }
 
 impl UsageGroup {
+    /// The group named in the admin API's `group_by`.
+    pub fn from_name(name: &str) -> Option<UsageGroup> {
+        Some(match name {
+            "tenant" => UsageGroup::Tenant,
+            "cost_center" => UsageGroup::CostCenter,
+            "model" => UsageGroup::Model,
+            "day" => UsageGroup::Day,
+            "ingress" => UsageGroup::Ingress,
+            _ => return None,
+        })
+    }
+
     /// The SQL expression usage queries group by (selected as `k`). A day is
     /// grouped as its number since the epoch (UTC): portable integer SQL.
     pub(crate) fn sql(self) -> &'static str {
@@ -93,6 +117,7 @@ impl UsageGroup {
             UsageGroup::CostCenter => "COALESCE(cost_center, '(none)')",
             UsageGroup::Model => "model_requested",
             UsageGroup::Day => "CAST(created_ms / 86400000 AS BIGINT)",
+            UsageGroup::Ingress => "ingress",
         }
     }
 
@@ -110,8 +135,8 @@ impl UsageGroup {
     }
 }
 
-const USAGE_COLUMNS: usize = 20;
-/// Rows per multi-row INSERT (20 × 50 = 1,000 parameters, far below SQLite's
+const USAGE_COLUMNS: usize = 21;
+/// Rows per multi-row INSERT (21 × 50 = 1,050 parameters, far below SQLite's
 /// and Postgres's limits).
 const USAGE_ROWS_PER_INSERT: usize = 50;
 
@@ -154,7 +179,7 @@ impl Store {
                 self.backend(),
                 "INSERT INTO usage_records (id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, \
                  provider, input_tokens, output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, \
-                 error_code, stream, created_ms, pool_id) VALUES ",
+                 error_code, stream, created_ms, pool_id, ingress) VALUES ",
                 USAGE_COLUMNS,
                 chunk.len(),
             );
@@ -183,6 +208,7 @@ impl Store {
                 push_arg(&mut args, i64::from(r.stream))?;
                 push_arg(&mut args, r.created_ms)?;
                 push_arg(&mut args, &r.pool_id)?;
+                push_arg(&mut args, &r.ingress)?;
             }
             sqlx::query_with(&sql, args).execute(&mut *tx).await?;
         }
@@ -309,7 +335,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, provider, input_tokens, \
              output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, error_code, stream, \
-             created_ms, pool_id FROM usage_records WHERE tenant_id = $1 ORDER BY created_ms, id",
+             created_ms, pool_id, ingress FROM usage_records WHERE tenant_id = $1 ORDER BY created_ms, id",
         )
         .bind(tenant_id)
         .fetch_all(self.pool())
@@ -337,6 +363,7 @@ impl Store {
                 stream: r.try_get::<i64, _>("stream")? != 0,
                 created_ms: r.try_get("created_ms")?,
                 pool_id: r.try_get("pool_id")?,
+                ingress: r.try_get("ingress")?,
             });
         }
         Ok(out)

@@ -422,6 +422,7 @@ mod tests {
             cached_input_nanos_per_token: 1,
             fallbacks: Vec::new(),
             max_output_tokens: max,
+            mode: crate::config::ModelMode::Chat,
         }
     }
 

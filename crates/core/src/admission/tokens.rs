@@ -96,6 +96,11 @@ impl Default for Estimate {
 }
 
 impl Estimate {
+    /// An estimate without the chat format's framing (embedding inputs).
+    pub fn bare() -> Self {
+        Estimate { total: 0, budget: TOKENIZE_BUDGET }
+    }
+
     /// A message's framing.
     pub fn message(&mut self) {
         self.add(PER_MESSAGE);

@@ -11,7 +11,9 @@ mod validate;
 
 pub use file::{AccountingConfig, Config, ConsoleConfig, GatewayConfig, LogConfig, RedisConfig, TenantConfig};
 pub use limits::ListenerLimits;
-pub use providers::{ModelConfig, PriceValue, ProviderConfig, ProviderKind, DEFAULT_PRICES, SIMULATED_MAX_DELAY_MS};
+pub use providers::{
+    ModelConfig, ModelMode, PriceValue, ProviderConfig, ProviderKind, DEFAULT_PRICES, SIMULATED_MAX_DELAY_MS,
+};
 pub use settings::{ConfigError, ModelSettings, ProviderSettings, Secret, Settings};
 pub use sheepdog_store::config::{sqlite_path, DatabaseConfig};
 

@@ -215,6 +215,26 @@ impl PriceValue {
     }
 }
 
+/// What a model does: which endpoints serve it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelMode {
+    /// Chat Completions, Messages and Responses.
+    #[default]
+    Chat,
+    /// Embeddings (`POST /v1/embeddings`); billed on input tokens only.
+    Embedding,
+}
+
+impl ModelMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelMode::Chat => "chat",
+            ModelMode::Embedding => "embedding",
+        }
+    }
+}
+
 /// One `[models.<name>]` table. `provider` is required in a file (the
 /// default's is empty); every other field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -230,6 +250,9 @@ pub struct ModelConfig {
     pub fallbacks: Vec<String>,
     /// Largest completion the model can produce (used for worst-case estimates).
     pub max_output_tokens: Option<u64>,
+    /// `chat` (default) or `embedding`.
+    #[serde(default)]
+    pub mode: ModelMode,
 }
 
 /// The default price table (SPEC §2): model, input and output USD per 1M tokens.

@@ -9,7 +9,7 @@ use super::file::{AccountingConfig, ConsoleConfig, GatewayConfig, LogConfig, Red
 use super::providers::{
     d_breaker_failures, d_breaker_min, d_breaker_open, d_breaker_rate, d_breaker_window, d_connect_timeout,
     d_first_byte_timeout, d_idle_timeout, d_max_queue, d_max_retries, d_queue_timeout, d_retry_base, d_retry_max,
-    d_total_timeout, ProviderKind,
+    d_total_timeout, ModelMode, ProviderKind,
 };
 
 /// A secret string whose `Debug` never shows the value.
@@ -128,6 +128,7 @@ pub struct ModelSettings {
     pub cached_input_nanos_per_token: Nanos,
     pub fallbacks: Vec<String>,
     pub max_output_tokens: Option<u64>,
+    pub mode: ModelMode,
 }
 
 /// A configuration error that names the key and the source of its value.

@@ -5,7 +5,7 @@ use sheepdog_types::Nanos;
 
 use super::file::Config;
 use super::limits::check_limits;
-use super::providers::{PriceValue, ProviderKind, DEFAULT_PRICES, SIMULATED_MAX_DELAY_MS};
+use super::providers::{ModelMode, PriceValue, ProviderKind, DEFAULT_PRICES, SIMULATED_MAX_DELAY_MS};
 use super::settings::{ConfigError, ModelSettings, ProviderSettings, Secret, Settings};
 
 impl Settings {
@@ -184,6 +184,7 @@ impl Settings {
                     cached_input_nanos_per_token: i,
                     fallbacks: Vec::new(),
                     max_output_tokens: None,
+                    mode: ModelMode::Chat,
                 });
             }
         }
@@ -210,8 +211,20 @@ impl Settings {
                     )),
                 }
             };
+            let embedding = m.mode == ModelMode::Embedding;
+            if embedding {
+                let kind = providers.iter().find(|p| p.name == m.provider).map(|p| p.kind);
+                if kind == Some(ProviderKind::Anthropic) {
+                    return Err(err(
+                        &format!("{key}.mode"),
+                        format!("\"embedding\" needs an openai, gemini or simulated provider; {:?} is anthropic, which has no embeddings API", m.provider),
+                    ));
+                }
+            }
             let input = price(&m.input_per_mtok, "input_per_mtok", default_price.map(|d| d.1))?;
-            let output = price(&m.output_per_mtok, "output_per_mtok", default_price.map(|d| d.2))?;
+            // An embedding produces no output tokens: its output price defaults to 0.
+            let output_default = if embedding { Some("0") } else { default_price.map(|d| d.2) };
+            let output = price(&m.output_per_mtok, "output_per_mtok", output_default)?;
             let cached = match &m.cached_input_per_mtok {
                 Some(p) => p.nanos_per_token().map_err(|e| err(&format!("{key}.cached_input_per_mtok"), e))?,
                 None => input,
@@ -225,15 +238,26 @@ impl Settings {
                 cached_input_nanos_per_token: cached,
                 fallbacks: m.fallbacks.clone(),
                 max_output_tokens: m.max_output_tokens,
+                mode: m.mode,
             });
         }
         for m in &models {
             for f in &m.fallbacks {
-                if !models.iter().any(|x| &x.name == f) {
-                    return Err(err(
-                        &format!("models.\"{}\".fallbacks", m.name),
-                        format!("{f:?} is not a configured model"),
-                    ));
+                let key = format!("models.\"{}\".fallbacks", m.name);
+                match models.iter().find(|x| &x.name == f) {
+                    None => return Err(err(&key, format!("{f:?} is not a configured model"))),
+                    Some(x) if x.mode != m.mode => {
+                        return Err(err(
+                            &key,
+                            format!(
+                                "{f:?} is a {} model and {:?} a {} model: a fallback must serve the same mode",
+                                x.mode.as_str(),
+                                m.name,
+                                m.mode.as_str()
+                            ),
+                        ))
+                    }
+                    Some(_) => {}
                 }
             }
         }

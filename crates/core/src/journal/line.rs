@@ -37,6 +37,13 @@ pub struct Start<'a> {
     /// The prompt estimate and its cost (nano-USD).
     pub input_tokens: i64,
     pub cost_nanos: i64,
+    /// The client format (journals written before it was recorded: `chat`).
+    #[serde(borrow, default = "chat_ingress")]
+    pub ingress: Cow<'a, str>,
+}
+
+fn chat_ingress() -> Cow<'static, str> {
+    Cow::Borrowed("chat")
 }
 
 impl Start<'_> {
@@ -56,6 +63,7 @@ impl Start<'_> {
             pool_id: self.pool_id.map(own),
             input_tokens: self.input_tokens,
             cost_nanos: self.cost_nanos,
+            ingress: own(self.ingress),
         }
     }
 }
@@ -168,6 +176,7 @@ pub fn start(s: &Start<'_>) -> Vec<u8> {
         .opt_str("pool_id", s.pool_id.as_deref())
         .int("input_tokens", s.input_tokens)
         .int("cost_nanos", s.cost_nanos)
+        .str("ingress", &s.ingress)
         .close();
     out.push(b'\n');
     out
@@ -212,6 +221,7 @@ pub fn usage(r: &UsageRecord) -> Vec<u8> {
         .bool("stream", r.stream)
         .int("created_ms", r.created_ms)
         .opt_str("pool_id", r.pool_id.as_deref())
+        .str("ingress", &r.ingress)
         .close();
     o.close();
     out.push(b'\n');

@@ -64,6 +64,7 @@ pub fn records_of(lines: impl IntoIterator<Item = String>) -> Vec<UsageRecord> {
                 stream: s.stream,
                 created_ms: s.created_ms,
                 pool_id: s.pool_id.map(Cow::into_owned),
+                ingress: s.ingress.into_owned(),
             },
         );
     }

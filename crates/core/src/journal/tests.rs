@@ -22,6 +22,7 @@ fn start(id: &str) -> Start<'static> {
         pool_id: None,
         input_tokens: 100,
         cost_nanos: 200_000,
+        ingress: "messages".into(),
     }
 }
 
@@ -48,6 +49,7 @@ fn ended(id: &str) -> UsageRecord {
         stream: true,
         created_ms: s.created_ms,
         pool_id: None,
+        ingress: s.ingress.into_owned(),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod anthropic;
 pub mod body;
+pub mod embeddings;
 pub mod gemini;
 pub mod h1;
 pub mod http;
@@ -20,7 +21,7 @@ pub use types::{
     Completion, EventStream, RouteTarget, StreamEvent, UpstreamError, UpstreamErrorKind, Usage, TRANSLATED_MEMBERS,
 };
 
-use crate::config::{ProviderKind, ProviderSettings};
+use crate::config::{ModelMode, ProviderKind, ProviderSettings};
 
 /// A configured upstream, dispatched by wire format.
 #[derive(Debug)]
@@ -50,13 +51,27 @@ impl Provider {
         }
     }
 
-    /// A non-streamed completion.
+    /// A non-streamed completion, or embeddings when the request asks for them
+    /// (`ChatRequest::mode`): the answer is then an OpenAI Embeddings `list`.
     pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
+        if req.mode == ModelMode::Embedding {
+            return self.embed(req, target).await;
+        }
         match self {
             Provider::OpenAi(p) => p.complete(req, target).await,
             Provider::Anthropic(p) => p.complete(req, target).await,
             Provider::Gemini(p) => p.complete(req, target).await,
             Provider::Simulated(p) => p.complete(req, target).await,
+        }
+    }
+
+    async fn embed(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
+        match self {
+            Provider::OpenAi(p) => p.embed(req, target).await,
+            Provider::Gemini(p) => p.embed(req, target).await,
+            Provider::Simulated(p) => p.embed(req, target).await,
+            // Refused when the configuration loads; a rollout's route may still name one.
+            Provider::Anthropic(p) => Err(embeddings::unsupported(p.name())),
         }
     }
 

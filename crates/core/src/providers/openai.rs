@@ -19,6 +19,8 @@ pub struct OpenAi {
     name: String,
     /// The chat completions URL, parsed once (an invalid one fails every call).
     target: http::Target,
+    /// The embeddings URL, likewise.
+    embeddings: http::Target,
     api_key: Option<Secret>,
     timeouts: Timeouts,
     http: super::http::HttpClient,
@@ -29,6 +31,7 @@ impl OpenAi {
         OpenAi {
             name: settings.name.clone(),
             target: http::parse_uri(&format!("{}/chat/completions", settings.base_url)),
+            embeddings: http::parse_uri(&format!("{}/embeddings", settings.base_url)),
             api_key: settings.api_key.clone(),
             timeouts: Timeouts::of(settings),
             http,
@@ -36,7 +39,11 @@ impl OpenAi {
     }
 
     fn request(&self, body: Vec<u8>) -> http::Post {
-        let post = self.http.post(self.target.clone(), body);
+        self.post(self.target.clone(), body)
+    }
+
+    fn post(&self, target: http::Target, body: Vec<u8>) -> http::Post {
+        let post = self.http.post(target, body);
         match &self.api_key {
             Some(key) => post.bearer(key.expose()),
             None => post,
@@ -48,6 +55,16 @@ impl OpenAi {
         let (response, deadline) = http::send(&self.name, self.request(body), self.timeouts).await?;
         let bytes = http::read_body_until(&self.name, response, deadline, MAX_RESPONSE_BYTES).await?;
         let usage = parse_completion_usage(&self.name, &bytes)?;
+        Ok(Completion { body: bytes, usage })
+    }
+
+    /// Embeddings: the client's body with `model` replaced, the answer as it came.
+    pub async fn embed(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
+        let body = upstream_body(req, &target.upstream_model, false);
+        let post = self.post(self.embeddings.clone(), body);
+        let (response, deadline) = http::send(&self.name, post, self.timeouts).await?;
+        let bytes = http::read_body_until(&self.name, response, deadline, MAX_RESPONSE_BYTES).await?;
+        let usage = super::embeddings::parse_usage(&self.name, &bytes)?;
         Ok(Completion { body: bytes, usage })
     }
 
@@ -304,6 +321,7 @@ mod tests {
             max_tokens_param: "max_tokens",
             user: None,
             prompt_tokens: 0,
+            mode: crate::config::ModelMode::Chat,
         }
     }
 

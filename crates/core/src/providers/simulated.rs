@@ -21,6 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
+use super::embeddings::{self, EmbeddingsRequest, Inputs};
 use super::types::{
     chunk_bytes, new_completion_id, unix_now, usage_chunk_bytes, ChatRequest, Completion, EventStream, RouteTarget,
     StreamEvent, UpstreamError, UpstreamErrorKind, Usage,
@@ -50,7 +51,7 @@ pub struct Simulated {
 }
 
 /// What the simulator will answer for one request (pure, deterministic).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub words: Vec<String>,
     pub finish_reason: &'static str,
@@ -113,6 +114,62 @@ impl Simulated {
             "usage": p.usage.to_openai(),
         });
         Ok(Completion { body: Bytes::from(body.to_string()), usage: Some(p.usage) })
+    }
+
+    /// Embeddings: a deterministic unit vector per input (the same text
+    /// always gives the same vector), [`EMBED_DIMENSIONS`] values unless
+    /// `dimensions` asks for fewer (at most [`EMBED_MAX_DIMENSIONS`]).
+    /// `[sim:error=STATUS]` in an input fails the call; usage is the
+    /// gateway's estimate of the input.
+    pub async fn embed(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
+        let e = EmbeddingsRequest::of(req);
+        let texts: Vec<String> = match &e.inputs {
+            Inputs::Texts(t) => t.clone(),
+            Inputs::Tokens(t) => {
+                t.iter().map(|ids| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")).collect()
+            }
+        };
+        let refused = |why: String| {
+            let body = json!({"error": {"message": why, "type": "invalid_request_error"}});
+            UpstreamError::from_status(&self.name, 400, body.to_string().as_bytes(), None)
+        };
+        let dims = match e.dimensions {
+            None => EMBED_DIMENSIONS,
+            Some(d) if d <= EMBED_MAX_DIMENSIONS as u64 => d as usize,
+            Some(d) => return Err(refused(format!("`dimensions` must be at most {EMBED_MAX_DIMENSIONS} (got {d})."))),
+        };
+        let mut error_status = None;
+        for t in &texts {
+            if let Some(s) = marker(t, "error") {
+                match s.trim().parse::<u16>() {
+                    Ok(s) if (400..=599).contains(&s) => error_status = Some(s),
+                    _ => {
+                        return Err(refused(format!(
+                            "[sim:error=STATUS] must be an HTTP status from 400 to 599 (got {:?}).",
+                            truncated(s)
+                        )))
+                    }
+                }
+            }
+        }
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        let plan = Plan { error_status, ..Plan::default() };
+        if let Some(err) = self.injected_error(&plan) {
+            return Err(err);
+        }
+        let usage = Usage { input_tokens: req.prompt_tokens, output_tokens: 0, cached_tokens: 0 };
+        let model = target.upstream_model.clone();
+        let base64 = e.base64;
+        let work = texts.len().saturating_mul(dims).saturating_mul(8);
+        let body = crate::limited::bounded(work, move || {
+            let vectors: Vec<Vec<f32>> = texts.iter().map(|t| unit_vector(t, dims)).collect();
+            embeddings::openai_answer(&vectors, &model, usage.input_tokens, base64)
+        })
+        .await
+        .ok_or_else(|| UpstreamError::protocol(format!("simulated {} could not build the answer", self.name)))?;
+        Ok(Completion { body, usage: Some(usage) })
     }
 
     pub async fn stream(&self, req: &ChatRequest, target: &RouteTarget) -> Result<EventStream, UpstreamError> {
@@ -182,6 +239,30 @@ impl Simulated {
 }
 
 /// FNV-1a, for deterministic choices.
+/// Dimensions of a simulated embedding (OpenAI's `text-embedding-3-small`).
+pub const EMBED_DIMENSIONS: usize = 1536;
+/// The most dimensions a simulated embedding may ask for.
+pub const EMBED_MAX_DIMENSIONS: usize = 3072;
+
+/// A deterministic unit vector of `dims` values for `text`: FNV-1a seeds a
+/// xorshift generator.
+pub fn unit_vector(text: &str, dims: usize) -> Vec<f32> {
+    let mut x = fnv(text.as_bytes()) | 1;
+    let mut v: Vec<f32> = (0..dims)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    let norm = v.iter().map(|f| f * f).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    for f in &mut v {
+        *f /= norm;
+    }
+    v
+}
+
 fn fnv(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in bytes {
@@ -430,5 +511,35 @@ mod tests {
         }
         let e = sim().complete(&req("x [sim:error=599]", None), &target()).await.unwrap_err();
         assert_eq!(e.status, Some(599));
+    }
+
+    #[tokio::test]
+    async fn embeddings_are_deterministic_unit_vectors_billed_on_input() {
+        let req = |body: &str| crate::request::parse_embeddings(bytes::Bytes::from(body.to_string())).unwrap();
+        let c = sim()
+            .embed(&req(r#"{"model":"e","input":["hello world","bye"],"dimensions":16}"#), &target())
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&c.body).unwrap();
+        let first: Vec<f32> = serde_json::from_value(v["data"][0]["embedding"].clone()).unwrap();
+        assert_eq!(first.len(), 16);
+        assert_eq!(first, unit_vector("hello world", 16));
+        let norm: f32 = first.iter().map(|f| f * f).sum();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+        assert_eq!(v["data"].as_array().map(Vec::len), Some(2));
+        let usage = c.usage.unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (3, 0));
+        assert_eq!(v["usage"]["prompt_tokens"], 3);
+        let b64 = sim()
+            .embed(&req(r#"{"model":"e","input":"hello world","dimensions":16,"encoding_format":"base64"}"#), &target())
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&b64.body).unwrap();
+        assert_eq!(v["data"][0]["embedding"], embeddings::base64_f32(&first));
+        let failed = sim().embed(&req(r#"{"model":"e","input":"x [sim:error=503]"}"#), &target()).await.unwrap_err();
+        assert_eq!(failed.status, Some(503));
+        let too_wide =
+            sim().embed(&req(r#"{"model":"e","input":"x","dimensions":4000}"#), &target()).await.unwrap_err();
+        assert_eq!(too_wide.status, Some(400));
     }
 }

@@ -38,6 +38,10 @@ pub struct ChatRequest {
     pub user: Option<String>,
     /// Prompt tokens estimated while validating (`admission::tokens`).
     pub prompt_tokens: u64,
+    /// What is asked: a completion (`raw` is a Chat Completions body) or
+    /// embeddings (`raw` is an Embeddings body: `stream` is false and
+    /// `max_tokens` is `Some(0)`, no output is produced).
+    pub mode: crate::config::ModelMode,
 }
 
 /// The top-level members the translating adapters (Anthropic, Gemini, the

@@ -9,6 +9,7 @@ use crate::accounting::Event;
 use crate::admission::limiter::RateInfo;
 use crate::admission::{self, Permit};
 use crate::auth::{self, Caller};
+use crate::config::ModelMode;
 use crate::error::GatewayError;
 use crate::providers::ChatRequest;
 use crate::routing::ModelRoute;
@@ -76,10 +77,28 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Gat
     Ok(caller)
 }
 
-/// The model's route, if it exists and the tenant may use it.
+/// The model's route, if it exists, the tenant may use it, and it serves
+/// what is asked (a chat model for completions, an embedding model for
+/// embeddings: otherwise a 400 naming the endpoint that serves it).
 pub(super) fn route(state: &AppState, caller: &Caller, chat: &ChatRequest) -> Result<Arc<ModelRoute>, GatewayError> {
     match state.models().get(&chat.requested_model) {
-        Some(r) if caller.tenant.may_use(&chat.requested_model) => Ok(r.clone()),
+        Some(r) if caller.tenant.may_use(&chat.requested_model) => {
+            if r.model.mode != chat.mode {
+                return Err(GatewayError::invalid(wrong_mode(&r.model.name, r.model.mode), Some("model")));
+            }
+            Ok(r.clone())
+        }
         _ => Err(GatewayError::ModelNotFound(chat.requested_model.clone())),
+    }
+}
+
+fn wrong_mode(model: &str, mode: ModelMode) -> String {
+    match mode {
+        ModelMode::Embedding => {
+            format!("The model `{model}` is an embedding model: send it to /v1/embeddings.")
+        }
+        ModelMode::Chat => format!(
+            "The model `{model}` is a chat model and does not produce embeddings: use a model with mode \"embedding\"."
+        ),
     }
 }

@@ -27,6 +27,20 @@ pub enum Ingress {
     Messages,
     /// OpenAI Responses (`POST /v1/responses`), stateless.
     Responses,
+    /// OpenAI Embeddings (`POST /v1/embeddings`): models with `mode = "embedding"`.
+    Embeddings,
+}
+
+impl Ingress {
+    /// The name recorded in usage records (`ingress`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ingress::Chat => "chat",
+            Ingress::Messages => "messages",
+            Ingress::Responses => "responses",
+            Ingress::Embeddings => "embeddings",
+        }
+    }
 }
 
 /// An answer of the gateway itself is never larger than this (a
@@ -56,6 +70,7 @@ pub fn parser(ingress: Ingress) -> fn(Bytes) -> Result<ChatRequest, GatewayError
         Ingress::Chat => crate::request::parse_chat,
         Ingress::Messages => parse_messages,
         Ingress::Responses => parse_responses,
+        Ingress::Embeddings => crate::request::parse_embeddings,
     }
 }
 
@@ -100,7 +115,7 @@ fn json_response(mut parts: axum::http::response::Parts, v: &Value) -> Response 
 
 /// The path's answer in `ingress`'s shape.
 pub async fn answer(ingress: Ingress, response: Response) -> Response {
-    if ingress == Ingress::Chat {
+    if matches!(ingress, Ingress::Chat | Ingress::Embeddings) {
         return response;
     }
     let status = response.status();
@@ -145,7 +160,7 @@ fn internal_error(ingress: Ingress) -> Response {
             axum::Json(messages::error_body(messages::error_type(500), &e.message())),
         )
             .into_response(),
-        Ingress::Chat | Ingress::Responses => e.into_response(),
+        Ingress::Chat | Ingress::Responses | Ingress::Embeddings => e.into_response(),
     }
 }
 

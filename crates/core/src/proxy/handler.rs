@@ -45,6 +45,13 @@ pub async fn responses(State(state): State<AppState>, request: axum::extract::Re
     edge::answer(Ingress::Responses, response).await
 }
 
+/// `POST /v1/embeddings`: the same path for models with `mode = "embedding"`
+/// (the Embeddings body is the internal request's `raw`; OpenAI-shaped
+/// answers and errors, as for Chat Completions).
+pub async fn embeddings(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    serve_in(state, request, Ingress::Embeddings).await
+}
+
 /// `POST /v1/messages/count_tokens`: the prompt tokens of a Messages
 /// request, counted as admission counts them (nothing is called or billed).
 pub async fn count_tokens(State(state): State<AppState>, request: axum::extract::Request) -> Response {
@@ -161,9 +168,11 @@ async fn serve(
         let bytes = request::read_body(headers, body, limit).await?;
         let chat = match ingress {
             Ingress::Chat => request::parse_chat_bounded(bytes).await?,
-            Ingress::Messages | Ingress::Responses => crate::limited::bounded(bytes.len(), move || parse(bytes))
-                .await
-                .unwrap_or(Err(GatewayError::Internal))?,
+            Ingress::Messages | Ingress::Responses | Ingress::Embeddings => {
+                crate::limited::bounded(bytes.len(), move || parse(bytes))
+                    .await
+                    .unwrap_or(Err(GatewayError::Internal))?
+            }
         };
         (ticket, chat)
     };
@@ -176,7 +185,7 @@ async fn serve(
     let first = decision.as_ref().map(|d| d.route.clone()).unwrap_or_else(|| requested.clone());
     let plan = state.models().plan(&requested, first);
     let permit = admit(state, caller, ticket, &plan, &chat, rate).await?;
-    let meta = RequestMeta { request_id: request_id.to_string(), cost_center, started };
+    let meta = RequestMeta { request_id: request_id.to_string(), cost_center, started, ingress };
     let mut pending = Pending::new(state.clone(), caller, &requested, &chat, meta, permit);
     if let Some(d) = decision {
         pending.rollout = Some((d.rollout.clone(), d.side));

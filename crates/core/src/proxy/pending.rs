@@ -43,6 +43,7 @@ pub(super) struct RequestMeta {
     pub(super) request_id: String,
     pub(super) cost_center: Option<String>,
     pub(super) started: Instant,
+    pub(super) ingress: super::edge::Ingress,
 }
 
 /// The usage record of one routed request, finished exactly once. Dropping it
@@ -61,6 +62,8 @@ pub(super) struct Pending {
     cost_center: Option<String>,
     stream: bool,
     started: Instant,
+    /// The client format (`Ingress::as_str`), recorded.
+    ingress: &'static str,
     created_ms: i64,
     /// The usage record's id (UUID v7), known from the start: the journal
     /// pairs the start with the end by it.
@@ -93,7 +96,8 @@ impl Pending {
         meta: RequestMeta,
         permit: Permit,
     ) -> Pending {
-        let RequestMeta { request_id, cost_center, started } = meta;
+        let RequestMeta { request_id, cost_center, started, ingress } = meta;
+        let ingress = ingress.as_str();
         state.metrics().in_flight(1);
         let created_ms = sheepdog_types::time::now_ms();
         let record_id = crate::ids::new_record_id(created_ms).to_string();
@@ -116,6 +120,7 @@ impl Pending {
                 pool_id: pool_id.as_deref().map(Cow::Borrowed),
                 input_tokens: input as i64,
                 cost_nanos: cost_nanos(&requested.model, &Usage { input_tokens: input, ..Usage::default() }),
+                ingress: Cow::Borrowed(ingress),
             });
         }
         Pending {
@@ -129,6 +134,7 @@ impl Pending {
             cost_center,
             stream: chat.stream,
             started,
+            ingress,
             created_ms,
             record_id,
             journaled_progress: None,
@@ -235,6 +241,7 @@ impl Pending {
             stream: self.stream,
             created_ms: self.created_ms,
             pool_id: self.pool_id.take(),
+            ingress: self.ingress.to_string(),
         };
         let metrics = self.state.metrics();
         metrics.request(&priced.model.name, &priced.provider.name, status, latency.as_secs_f64());

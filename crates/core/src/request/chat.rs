@@ -244,5 +244,6 @@ pub fn parse_chat(raw: Bytes) -> Result<ChatRequest, GatewayError> {
         max_tokens_param,
         user,
         prompt_tokens: estimate.total(),
+        mode: crate::config::ModelMode::Chat,
     })
 }

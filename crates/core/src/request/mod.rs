@@ -4,6 +4,7 @@
 
 mod body;
 mod chat;
+mod embeddings;
 mod headers;
 mod raw;
 
@@ -12,6 +13,7 @@ pub use body::{
     CHECKED_BEFORE_LIMITS_BYTES, DRAIN_BYTES, DRAIN_IDLE, DRAIN_TIME,
 };
 pub use chat::{parse_chat, parse_chat_bounded};
+pub use embeddings::{parse_embeddings, MAX_INPUTS};
 pub use headers::{
     cost_center, request_id, MAX_COST_CENTER_CHARS, MAX_REQUEST_ID_CHARS, X_COST_CENTER, X_REQUEST_ID, X_SESSION_ID,
     X_TENANT_ID,

@@ -17,6 +17,9 @@ impl Output {
     /// From an OpenAI `chat.completion` body.
     pub fn from_completion(body: &[u8]) -> Output {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        if v["object"] == "list" {
+            return Output::from_embeddings(&v);
+        }
         let msg = &v["choices"][0]["message"];
         let text = msg["content"].as_str().unwrap_or("").to_string();
         let tool_calls = msg["tool_calls"]
@@ -36,6 +39,25 @@ impl Output {
             })
             .unwrap_or_default();
         Output { text, tool_calls }
+    }
+
+    /// An Embeddings answer, compared by its shape: how many vectors, of
+    /// how many dimensions. Two models' vectors live in different spaces,
+    /// so their values are not comparable; a route that answers another
+    /// shape (a different `dimensions`, a missing input) is what breaks a
+    /// client's index.
+    fn from_embeddings(v: &Value) -> Output {
+        let data = v["data"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let dims = |e: &Value| match &e["embedding"] {
+            Value::Array(a) => a.len(),
+            // base64 of little-endian f32s: 4 bytes per dimension.
+            Value::String(s) => s.trim_end_matches('=').len() * 3 / 4 / 4,
+            _ => 0,
+        };
+        let mut shapes: Vec<usize> = data.iter().map(dims).collect();
+        shapes.dedup();
+        let dims: Vec<String> = shapes.iter().map(usize::to_string).collect();
+        Output { text: format!("{} embeddings of {} dimensions", data.len(), dims.join("/")), tool_calls: Vec::new() }
     }
 
     /// Adds one streamed chunk (content and tool-call deltas).
@@ -127,6 +149,18 @@ mod tests {
         assert_eq!(similarity("a b c", ""), 0.0);
         let s = similarity("the quick brown fox jumps", "the quick brown dog jumps");
         assert!(s > 0.4 && s < 0.8, "{s}");
+    }
+
+    #[test]
+    fn embeddings_compare_by_shape() {
+        let floats = json!({"object": "list", "data": [{"embedding": [0.1, 0.2, 0.3, 0.4]}, {"embedding": [0.0, 1.0, 0.0, 0.0]}]});
+        let a = Output::from_completion(floats.to_string().as_bytes());
+        assert_eq!(a.text, "2 embeddings of 4 dimensions");
+        // base64 of four f32s: 16 bytes, 24 characters.
+        let b64 = json!({"object": "list", "data": [{"embedding": "AACAPwAAgD8AAIA/AACAPw=="}, {"embedding": "AACAPwAAgD8AAIA/AACAPw=="}]});
+        assert!(compare(&a, &Output::from_completion(b64.to_string().as_bytes())).exact);
+        let wider = json!({"object": "list", "data": [{"embedding": [0.1, 0.2, 0.3, 0.4, 0.5]}, {"embedding": [1, 0, 0, 0, 0]}]});
+        assert!(!compare(&a, &Output::from_completion(wider.to_string().as_bytes())).exact);
     }
 
     #[test]

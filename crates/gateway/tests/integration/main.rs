@@ -8,6 +8,7 @@ mod analyses;
 mod bad_input;
 mod connections;
 mod contract;
+mod embeddings;
 mod faults;
 mod holes;
 mod messages;

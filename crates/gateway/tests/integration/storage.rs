@@ -48,6 +48,7 @@ fn record(tenant: &str, ms: i64, cost: i64, center: Option<&str>) -> UsageRecord
         stream: false,
         created_ms: ms,
         pool_id: None,
+        ingress: "chat".into(),
     }
 }
 
@@ -102,7 +103,7 @@ async fn storage_round_trips_on_both_databases() {
         let recs = vec![
             record(&a, hour + 1, 7, Some("search")),
             record(&a, hour + 2, 11, None),
-            record(&b, hour + 3, 13, Some("search")),
+            UsageRecord { ingress: "messages".into(), ..record(&b, hour + 3, 13, Some("search")) },
         ];
         let mut hourly = BTreeMap::new();
         hourly.insert(
@@ -143,6 +144,10 @@ async fn storage_round_trips_on_both_databases() {
         let by_tenant = store.usage(UsageGroup::Tenant, hour, hour + 10, None).await.unwrap();
         assert_eq!(by_tenant.len(), 2);
         assert_eq!(store.usage(UsageGroup::Model, hour + 10, hour + 20, None).await.unwrap(), vec![]);
+        let by_ingress = store.usage(UsageGroup::Ingress, hour, hour + 10, None).await.unwrap();
+        let keys: Vec<_> = by_ingress.iter().map(|r| (r.key.as_str(), r.requests, r.cost_nanos)).collect();
+        assert_eq!(keys, vec![("chat", 2, 18), ("messages", 1, 13)], "{db:?}");
+        assert_eq!(store.usage_records(&b).await.unwrap()[0].ingress, "messages");
         assert_eq!(store.usage_records(&a).await.unwrap().len(), 2);
 
         // Settings insert-if-absent is first-writer-wins.
@@ -248,6 +253,8 @@ async fn usage_records_survive_the_narrowing_migration() {
             stream: true,
             created_ms: ms,
             pool_id: Some("pool".into()),
+            // Rows from before the column existed were Chat Completions.
+            ingress: "chat".into(),
         };
         assert_eq!(
             got,

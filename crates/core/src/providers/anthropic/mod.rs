@@ -61,6 +61,11 @@ impl Anthropic {
         }
     }
 
+    /// The provider's configured name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub async fn complete(&self, req: &ChatRequest, target: &RouteTarget) -> Result<Completion, UpstreamError> {
         let model = target.upstream_model.clone();
         let body = super::types::translate_body(req, move |client| to_anthropic(client, &model, false)).await;

@@ -330,3 +330,24 @@ fn stream_cut_blocked_and_errors() {
     let step = t.event(&ev(json!({"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}})));
     assert!(matches!(&step.events[..], [Err(e)] if e.message.contains("overloaded")));
 }
+
+/// Gemini's documented `batchEmbedContents` request and response shapes.
+#[test]
+fn embeddings_batch_request_and_answer() {
+    let body: Value =
+        serde_json::from_slice(&embed_body("gemini-embedding-001", &["a".into(), "b c".into()], Some(8))).unwrap();
+    assert_eq!(
+        body,
+        json!({"requests": [
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}, "outputDimensionality": 8},
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "b c"}]}, "outputDimensionality": 8},
+        ]})
+    );
+    let without: Value = serde_json::from_slice(&embed_body("tunedModels/x", &["a".into()], None)).unwrap();
+    assert_eq!(without["requests"][0]["model"], "tunedModels/x");
+    assert!(without["requests"][0].get("outputDimensionality").is_none());
+    let answer = br#"{"embeddings": [{"values": [0.25, -0.5]}, {"values": [1.0]}]}"#;
+    assert_eq!(embed_vectors("g", answer, 2).unwrap(), vec![vec![0.25, -0.5], vec![1.0]]);
+    assert!(embed_vectors("g", answer, 3).unwrap_err().message.contains("2 embeddings for 3 inputs"));
+    assert!(embed_vectors("g", b"<html>", 1).is_err());
+}
