@@ -72,6 +72,9 @@ pub struct RunArgs {
     /// Only non-streamed requests.
     #[arg(long)]
     pub no_stream: bool,
+    /// Skip the `gw-messages` path (the gateway asked in Anthropic's Messages format).
+    #[arg(long)]
+    pub no_messages: bool,
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 2)]
     pub client_threads: usize,

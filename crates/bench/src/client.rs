@@ -25,6 +25,12 @@ pub const BODY: &[u8] = br#"{"model":"bench-model","messages":[{"role":"user","c
 pub const STREAM_BODY: &[u8] =
     br#"{"model":"bench-model","messages":[{"role":"user","content":"hello"}],"stream":true,"stream_options":{"include_usage":true}}"#;
 
+/// The same request in Anthropic's Messages format (`POST /v1/messages`).
+pub const MESSAGES_BODY: &[u8] =
+    br#"{"model":"bench-model","max_tokens":64,"messages":[{"role":"user","content":"hello"}]}"#;
+pub const MESSAGES_STREAM_BODY: &[u8] =
+    br#"{"model":"bench-model","max_tokens":64,"messages":[{"role":"user","content":"hello"}],"stream":true}"#;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
@@ -54,6 +60,11 @@ pub struct Target {
     pub sent: AtomicU64,
     expected_json: Bytes,
     expected_sse: Bytes,
+    /// Requests go to `/v1/messages` in the Messages format (the gateway
+    /// translates them): answers are checked against the first one, ids aside.
+    messages: bool,
+    /// The first answer of each mode (non-stream, stream), ids blanked.
+    first_messages: [std::sync::OnceLock<Bytes>; 2],
 }
 
 impl Target {
@@ -73,7 +84,36 @@ impl Target {
             sent: AtomicU64::new(0),
             expected_json: Bytes::from_static(upstream::COMPLETION),
             expected_sse: Bytes::from(upstream::sse_bytes()),
+            messages: false,
+            first_messages: Default::default(),
         }))
+    }
+
+    /// The gateway at `addr`, asked in Anthropic's Messages format.
+    pub fn messages(name: &'static str, addr: SocketAddr, key: &str) -> anyhow::Result<Arc<Target>> {
+        let mut t = Target::spread(name, vec![addr], key)?;
+        if let Some(t) = Arc::get_mut(&mut t) {
+            t.messages = true;
+        }
+        Ok(t)
+    }
+
+    /// Whether a Messages answer is right: the same as this path's first
+    /// answer of the mode once `msg_…` ids are blanked, and that first one a
+    /// complete message holding the upstream's text.
+    fn check_messages(&self, mode: Mode, bytes: &Bytes) -> bool {
+        let blanked = blank_ids(bytes);
+        let first = self.first_messages[usize::from(mode == Mode::Stream)].get_or_init(|| blanked.clone());
+        let text = String::from_utf8_lossy(first);
+        let complete = match mode {
+            Mode::NonStream => text.contains("\"type\":\"message\"") && text.contains("How can I help you today?"),
+            Mode::Stream => {
+                text.starts_with("event: message_start")
+                    && text.contains(" How can I help you today?")
+                    && text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+            }
+        };
+        complete && *first == blanked
     }
 
     /// The address of the next new connection (round robin over replicas).
@@ -143,13 +183,15 @@ impl Requester {
 
     async fn send_inner(&mut self, mode: Mode) -> anyhow::Result<()> {
         let target = self.target.clone();
-        let body = match mode {
-            Mode::NonStream => BODY,
-            Mode::Stream => STREAM_BODY,
+        let body = match (mode, target.messages) {
+            (Mode::NonStream, false) => BODY,
+            (Mode::Stream, false) => STREAM_BODY,
+            (Mode::NonStream, true) => MESSAGES_BODY,
+            (Mode::Stream, true) => MESSAGES_STREAM_BODY,
         };
         let req = Request::builder()
             .method(Method::POST)
-            .uri("/v1/chat/completions")
+            .uri(if target.messages { "/v1/messages" } else { "/v1/chat/completions" })
             .header(HOST, target.host.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(AUTHORIZATION, target.auth.clone())
@@ -171,7 +213,8 @@ impl Requester {
             Mode::NonStream => &target.expected_json,
             Mode::Stream => &target.expected_sse,
         };
-        if bytes != *expected {
+        let right = if target.messages { target.check_messages(mode, &bytes) } else { bytes == *expected };
+        if !right {
             return Err(anyhow!(
                 "{}: unexpected {} answer: {}",
                 target.name,
@@ -181,6 +224,25 @@ impl Requester {
         }
         Ok(())
     }
+}
+
+/// The answer with every `"msg_…"` id blanked to `"msg_"`.
+fn blank_ids(bytes: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"\"msg_") {
+            out.extend_from_slice(b"\"msg_");
+            i += 5;
+            while i < bytes.len() && bytes[i] != b'"' {
+                i += 1;
+            }
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Bytes::from(out)
 }
 
 /// Latency percentiles in microseconds.

@@ -169,7 +169,7 @@ impl Report {
         for mode in [Mode::NonStream, Mode::Stream] {
             let lat = |name: &str| i.latency.iter().find(|l| l.mode == mode && l.target == name);
             if let Some(d) = lat("direct") {
-                for name in ["gateway", "gw-redis", "nginx"] {
+                for name in ["gateway", "gw-messages", "gw-redis", "nginx"] {
                     if let Some(l) = lat(name) {
                         added.push(Added {
                             mode,
@@ -182,7 +182,7 @@ impl Report {
             }
             let tp = |name: &str| i.throughput.iter().find(|t| t.result.mode == mode && t.result.target == name);
             if let Some(d) = tp("direct") {
-                for name in ["gateway", "gw-redis", "nginx"] {
+                for name in ["gateway", "gw-messages", "gw-redis", "nginx"] {
                     if let Some(t) = tp(name) {
                         let ratio = if d.result.rps > 0.0 { t.result.rps / d.result.rps } else { 0.0 };
                         ratios.push(Ratio {
@@ -250,6 +250,30 @@ impl Report {
             + i.throughput.iter().map(|t| t.result.errors.count).sum::<u64>();
         let has_nginx = i.latency.iter().any(|l| l.target == "nginx");
         let mut notes = i.notes;
+        // What translating at the edge costs: the gateway asked in the
+        // Messages format against the same gateway asked in its own.
+        for mode in [Mode::NonStream, Mode::Stream] {
+            let lat = |name: &str| i.latency.iter().find(|l| l.mode == mode && l.target == name);
+            let gw_cpu = |name: &str| {
+                i.throughput
+                    .iter()
+                    .find(|t| t.result.mode == mode && t.result.target == name)
+                    .and_then(|t| t.cpu.iter().find(|c| c.process == "gateway"))
+                    .map(|c| c.us_per_request)
+            };
+            if let (Some(chat), Some(msgs)) = (lat("gateway"), lat("gw-messages")) {
+                let cpu = match (gw_cpu("gateway"), gw_cpu("gw-messages")) {
+                    (Some(a), Some(b)) => format!("; the gateway's CPU {a:.1} → {b:.1} µs per request ({:+.1})", b - a),
+                    _ => String::new(),
+                };
+                notes.push(format!(
+                    "/v1/messages translation ({}): p50 {:+.1} µs, p99 {:+.1} µs over the same gateway's /v1/chat/completions at c=1{cpu}",
+                    mode.label(),
+                    msgs.stats.p50_us - chat.stats.p50_us,
+                    msgs.stats.p99_us - chat.stats.p99_us,
+                ));
+            }
+        }
         for t in &i.throughput {
             if let Some(o) = t.cpu.iter().find(|c| c.process == "other").filter(|c| c.percent_of_one_core > 15.0) {
                 notes.push(format!(
@@ -367,7 +391,7 @@ impl Report {
         );
         let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for mode in [Mode::NonStream, Mode::Stream] {
-            for name in ["direct", "gateway", "gw-redis", "nginx"] {
+            for name in ["direct", "gateway", "gw-messages", "gw-redis", "nginx"] {
                 let lat = self.latency.iter().find(|l| l.mode == mode && l.target == name);
                 let tp = self.throughput.iter().find(|t| t.result.mode == mode && t.result.target == name);
                 if lat.is_none() && tp.is_none() {

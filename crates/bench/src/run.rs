@@ -68,6 +68,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
 
     // 3. nginx, and the replicas sharing their state in Redis (`--redis`).
     let mut targets = vec![Target::new("direct", up_addr, &key)?, Target::new("gateway", gw_addr, &key)?];
+    // The same gateway asked in Anthropic's Messages format: the cost of
+    // translating at the edge, side by side with `gateway`.
+    if !args.no_messages {
+        targets.push(Target::messages("gw-messages", gw_addr, &key)?);
+    }
     let mut redis_prefix = None;
     if let Some(url) = &args.redis {
         let prefix = format!("sdbench:{}:", procs::random_hex()?);
@@ -139,6 +144,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
             if t.name == "gateway" {
                 accounting_lag.push(admin::drain_accounting(gw_addr, mode).await?);
             }
+            if t.name == "gw-messages" {
+                admin::drain_accounting(gw_addr, mode).await?;
+            }
             if t.name == "gw-redis" {
                 for addr in t.addrs() {
                     admin::drain_accounting(*addr, mode).await?;
@@ -148,7 +156,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
     }
 
     // 5. Accounting: every answered request must be recorded.
-    let gateways: Vec<_> = targets.iter().filter(|t| matches!(t.name, "gateway" | "gw-redis")).cloned().collect();
+    let gateways: Vec<_> =
+        targets.iter().filter(|t| matches!(t.name, "gateway" | "gw-redis" | "gw-messages")).cloned().collect();
     let accounting = admin::check_accounting(gw_addr, &admin_token, &gateways, accounting_lag).await?;
     eprintln!(
         "accounting : gateway answered {} chat requests, usage records {} ({})",

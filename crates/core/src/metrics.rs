@@ -44,6 +44,8 @@ struct Counters {
     requests: Vec<(String, String, u16, u64)>,
     /// (model, [input, output, cached] tokens, cost in nano-USD).
     models: Vec<(String, [u64; 3], u64)>,
+    /// (client format, count): `chat`, `messages`, `responses`, `embeddings`.
+    ingresses: Vec<(&'static str, u64)>,
     /// Requests per duration bucket (not cumulative; the last is +Inf).
     duration_buckets: [u64; DURATION_BOUNDS.len() + 1],
     duration_sum_us: u64,
@@ -81,6 +83,9 @@ impl Metrics {
             for (model, provider, status, n) in &c.requests {
                 t.count_request(model, provider, *status, *n);
             }
+            for (ingress, n) in &c.ingresses {
+                t.count_ingress(ingress, *n);
+            }
             for (model, tokens, cost) in &c.models {
                 let m = t.model(model);
                 for (sum, n) in m.1.iter_mut().zip(tokens) {
@@ -107,10 +112,11 @@ impl Metrics {
         self.shard().in_flight += delta;
     }
 
-    pub fn request(&self, model: &str, provider: &str, status: u16, seconds: f64) {
+    pub fn request(&self, model: &str, provider: &str, status: u16, seconds: f64, ingress: &'static str) {
         let bucket = DURATION_BOUNDS.iter().position(|b| seconds <= *b).unwrap_or(DURATION_BOUNDS.len());
         let mut c = self.shard();
         c.count_request(model, provider, status, 1);
+        c.count_ingress(ingress, 1);
         c.duration_buckets[bucket] += 1;
         c.duration_sum_us += (seconds * 1e6) as u64;
     }
@@ -150,6 +156,15 @@ impl Metrics {
         let mut totals = self.totals();
         totals.requests.sort();
         totals.models.sort();
+        totals.ingresses.sort();
+        let _ = writeln!(
+            out,
+            "# HELP sheepdog_requests_by_ingress_total Requests that reached routing, by client format (chat, messages, responses, embeddings)."
+        );
+        let _ = writeln!(out, "# TYPE sheepdog_requests_by_ingress_total counter");
+        for (ingress, n) in &totals.ingresses {
+            let _ = writeln!(out, "sheepdog_requests_by_ingress_total{{ingress=\"{ingress}\"}} {n}");
+        }
         let _ = writeln!(out, "# HELP sheepdog_requests_total Chat completion requests that reached routing, by model, provider and HTTP status.");
         let _ = writeln!(out, "# TYPE sheepdog_requests_total counter");
         for (model, provider, status, n) in &totals.requests {
@@ -258,6 +273,13 @@ impl Metrics {
 }
 
 impl Counters {
+    fn count_ingress(&mut self, ingress: &'static str, n: u64) {
+        match self.ingresses.iter_mut().find(|(i, _)| *i == ingress) {
+            Some(e) => e.1 += n,
+            None => self.ingresses.push((ingress, n)),
+        }
+    }
+
     fn count_request(&mut self, model: &str, provider: &str, status: u16, n: u64) {
         match self.requests.iter_mut().find(|(m, p, s, _)| *s == status && m == model && p == provider) {
             Some(e) => e.3 += n,
@@ -284,12 +306,13 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.request("gpt-4.1", "openai", 200, 0.02);
+        m.request("gpt-4.1", "openai", 200, 0.02, "messages");
         m.tokens("gpt-4.1", 10, 5, 0, 60_000);
         m.rejected("invalid_api_key");
         let text = m.render(3, &[("openai".into(), 2)]);
         assert!(text.contains("sheepdog_breaker_state{provider=\"openai\"} 2"));
         assert!(text.contains("sheepdog_requests_total{model=\"gpt-4.1\",provider=\"openai\",status=\"200\"} 1"));
+        assert!(text.contains("sheepdog_requests_by_ingress_total{ingress=\"messages\"} 1"));
         assert!(text.contains("sheepdog_request_duration_seconds_bucket{le=\"0.025\"} 1"));
         assert!(text.contains("sheepdog_request_duration_seconds_bucket{le=\"0.01\"} 0"));
         assert!(text.contains("sheepdog_cost_nanousd_total{model=\"gpt-4.1\"} 60000"));
@@ -309,7 +332,7 @@ mod tests {
                     for i in 0..500u64 {
                         m.in_flight(1);
                         let model = if i % 2 == 0 { "a" } else { "b" };
-                        m.request(model, "p", if t % 5 == 0 { 502 } else { 200 }, (i % 7) as f64 * 0.02);
+                        m.request(model, "p", if t % 5 == 0 { 502 } else { 200 }, (i % 7) as f64 * 0.02, "chat");
                         m.tokens(model, 3, 2, i % 2, 10);
                         m.in_flight(-1);
                     }

@@ -98,7 +98,7 @@ fn check_items(items: &[Result<StreamEvent, sheepdog_core::providers::UpstreamEr
     for item in items {
         match item {
             Ok(StreamEvent::Chunk(b)) | Ok(StreamEvent::Usage { chunk: b, .. }) => check_object(b),
-            Err(_) => {}
+            Ok(StreamEvent::Raw(_)) | Err(_) => {}
         }
     }
 }

@@ -139,6 +139,7 @@ async fn collect(provider: &Provider, req: &ChatRequest, target: &RouteTarget) -
                 out.usages.push(usage);
                 out.usage_chunks.push(serde_json::from_slice(&chunk).unwrap());
             }
+            Ok(StreamEvent::Raw(_)) => panic!("a translated stream passes no raw event"),
             Err(e) => out.error = Some(e),
         }
     }

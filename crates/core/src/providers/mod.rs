@@ -18,7 +18,8 @@ pub mod types;
 
 pub use types::{
     chunk_bytes, new_completion_id, retry_after_of, translate_body, unix_now, usage_chunk_bytes, ChatRequest,
-    Completion, EventStream, RouteTarget, StreamEvent, UpstreamError, UpstreamErrorKind, Usage, TRANSLATED_MEMBERS,
+    Completion, EventStream, NativeRequest, RouteTarget, StreamEvent, UpstreamError, UpstreamErrorKind, Usage,
+    TRANSLATED_MEMBERS,
 };
 
 use crate::config::{ModelMode, ProviderKind, ProviderSettings};
@@ -73,6 +74,12 @@ impl Provider {
             // Refused when the configuration loads; a rollout's route may still name one.
             Provider::Anthropic(p) => Err(embeddings::unsupported(p.name())),
         }
+    }
+
+    /// Whether this upstream takes `req` in the client's own format (and
+    /// answers in it): a Messages request to an Anthropic upstream.
+    pub fn answers_natively(&self, req: &ChatRequest) -> bool {
+        req.native.is_some() && matches!(self, Provider::Anthropic(_))
     }
 
     /// A streamed completion. The returned stream yields chunks, then exactly

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::http::{self, Step, StreamTranslate, Timeouts, MAX_RESPONSE_BYTES};
 use super::sse::SseEvent;
@@ -55,7 +55,7 @@ impl OpenAi {
         let (response, deadline) = http::send(&self.name, self.request(body), self.timeouts).await?;
         let bytes = http::read_body_until(&self.name, response, deadline, MAX_RESPONSE_BYTES).await?;
         let usage = parse_completion_usage(&self.name, &bytes)?;
-        Ok(Completion { body: bytes, usage })
+        Ok(Completion { body: bytes, usage, native: false })
     }
 
     /// Embeddings: the client's body with `model` replaced, the answer as it came.
@@ -65,7 +65,7 @@ impl OpenAi {
         let (response, deadline) = http::send(&self.name, post, self.timeouts).await?;
         let bytes = http::read_body_until(&self.name, response, deadline, MAX_RESPONSE_BYTES).await?;
         let usage = super::embeddings::parse_usage(&self.name, &bytes)?;
-        Ok(Completion { body: bytes, usage })
+        Ok(Completion { body: bytes, usage, native: false })
     }
 
     pub async fn stream(&self, req: &ChatRequest, target: &RouteTarget) -> Result<EventStream, UpstreamError> {
@@ -77,78 +77,10 @@ impl OpenAi {
 }
 
 /// The upstream body: the client's fields with `model` replaced and, for
-/// streams, `stream_options.include_usage` forced on. The client's bytes are
-/// copied member by member with only `model` rewritten (`stream_options`
-/// merged with `include_usage: true` or appended when needed); no member is
-/// parsed but `stream_options` when it must be merged, so a body costs one
-/// copy of itself whatever it holds.
+/// streams, `stream_options.include_usage` forced on (see
+/// [`super::types::rewrite_model`]).
 pub fn upstream_body(req: &ChatRequest, upstream_model: &str, stream: bool) -> Vec<u8> {
-    let raw = &req.raw[..];
-    let mut out = Vec::with_capacity(raw.len() + upstream_model.len() + 48);
-    out.push(b'{');
-    let (mut model_seen, mut stream_seen, mut options_seen) = (false, false, false);
-    let result = jsonscan::members(raw, |m| {
-        let escaped;
-        let key: &[u8] = if m.key_escaped() {
-            let quoted = &raw[m.span.start..m.span.start + m.key.len() + 2];
-            escaped = serde_json::from_slice::<String>(quoted).unwrap_or_default();
-            escaped.as_bytes()
-        } else {
-            m.key
-        };
-        if out.len() > 1 {
-            out.push(b',');
-        }
-        match key {
-            b"model" if !model_seen => {
-                model_seen = true;
-                out.extend_from_slice(b"\"model\":");
-                // A JSON string always serializes.
-                let _ = serde_json::to_writer(&mut out, upstream_model);
-            }
-            b"stream" if stream => {
-                stream_seen = true;
-                out.extend_from_slice(b"\"stream\":true");
-            }
-            b"stream_options" if stream => {
-                options_seen = true;
-                let mut options =
-                    serde_json::from_slice::<Map<String, Value>>(&raw[m.value.clone()]).unwrap_or_default();
-                if options.get("include_usage") == Some(&Value::Bool(true)) {
-                    out.extend_from_slice(&raw[m.span]);
-                } else {
-                    options.insert("include_usage".into(), Value::Bool(true));
-                    out.extend_from_slice(b"\"stream_options\":");
-                    let _ = serde_json::to_writer(&mut out, &options);
-                }
-            }
-            _ => out.extend_from_slice(&raw[m.span]),
-        }
-    });
-    if result.is_err() {
-        // Not a JSON object (a request built in code without a body).
-        out.truncate(1);
-        (model_seen, stream_seen, options_seen) = (false, false, false);
-    }
-    let mut add = |member: &[u8]| {
-        if out.len() > 1 {
-            out.push(b',');
-        }
-        out.extend_from_slice(member);
-    };
-    if !model_seen {
-        let mut m = b"\"model\":".to_vec();
-        let _ = serde_json::to_writer(&mut m, upstream_model);
-        add(&m);
-    }
-    if stream && !stream_seen {
-        add(b"\"stream\":true");
-    }
-    if stream && !options_seen {
-        add(b"\"stream_options\":{\"include_usage\":true}");
-    }
-    out.push(b'}');
-    out
+    super::types::rewrite_model(&req.raw, upstream_model, stream)
 }
 
 #[derive(Deserialize)]
@@ -311,7 +243,7 @@ mod tests {
     use super::*;
 
     fn chat(raw: &str) -> ChatRequest {
-        let body: Map<String, Value> = serde_json::from_str(raw).unwrap();
+        let body: serde_json::Map<String, Value> = serde_json::from_str(raw).unwrap();
         ChatRequest {
             stream: body.get("stream") == Some(&Value::Bool(true)),
             raw: Bytes::copy_from_slice(raw.as_bytes()),
@@ -322,6 +254,7 @@ mod tests {
             user: None,
             prompt_tokens: 0,
             mode: crate::config::ModelMode::Chat,
+            native: None,
         }
     }
 

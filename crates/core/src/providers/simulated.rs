@@ -113,7 +113,7 @@ impl Simulated {
             "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": p.finish_reason}],
             "usage": p.usage.to_openai(),
         });
-        Ok(Completion { body: Bytes::from(body.to_string()), usage: Some(p.usage) })
+        Ok(Completion { body: Bytes::from(body.to_string()), usage: Some(p.usage), native: false })
     }
 
     /// Embeddings: a deterministic unit vector per input (the same text
@@ -169,7 +169,7 @@ impl Simulated {
         })
         .await
         .ok_or_else(|| UpstreamError::protocol(format!("simulated {} could not build the answer", self.name)))?;
-        Ok(Completion { body, usage: Some(usage) })
+        Ok(Completion { body, usage: Some(usage), native: false })
     }
 
     pub async fn stream(&self, req: &ChatRequest, target: &RouteTarget) -> Result<EventStream, UpstreamError> {

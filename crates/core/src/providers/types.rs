@@ -12,6 +12,7 @@ use futures::Stream;
 use serde_json::{Map, Value};
 
 use super::body::BodyError;
+use crate::jsonscan;
 
 /// The client's request as the adapters see it: its bytes and the few
 /// fields the gateway itself needs, read while validating. No JSON tree of
@@ -42,6 +43,21 @@ pub struct ChatRequest {
     /// embeddings (`raw` is an Embeddings body: `stream` is false and
     /// `max_tokens` is `Some(0)`, no output is produced).
     pub mode: crate::config::ModelMode,
+    /// The client's own request when it came in an upstream's format (a
+    /// Messages request): an upstream of that format gets it as it came,
+    /// and answers in it ([`Completion::native`], [`StreamEvent::Raw`]).
+    pub native: Option<NativeRequest>,
+}
+
+/// A request in an upstream's own format (Anthropic Messages), as the
+/// client sent it, with the headers that go with it.
+#[derive(Debug, Clone)]
+pub struct NativeRequest {
+    pub raw: Bytes,
+    /// `anthropic-version`, when the client sent one.
+    pub version: Option<String>,
+    /// `anthropic-beta`, when the client sent one.
+    pub beta: Option<String>,
 }
 
 /// The top-level members the translating adapters (Anthropic, Gemini, the
@@ -115,6 +131,80 @@ pub async fn translate_body(
         .unwrap_or_default()
 }
 
+/// A JSON object body (the client's) with `model` replaced and, for
+/// streams, `stream_options.include_usage` forced on (OpenAI's way to get
+/// a stream's usage). The bytes are copied member by member with only
+/// `model` rewritten (`stream_options` merged with `include_usage: true` or
+/// appended when `stream`); no member is parsed but `stream_options` when
+/// it must be merged, so a body costs one copy of itself whatever it holds.
+pub fn rewrite_model(raw: &[u8], upstream_model: &str, stream: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + upstream_model.len() + 48);
+    out.push(b'{');
+    let (mut model_seen, mut stream_seen, mut options_seen) = (false, false, false);
+    let result = jsonscan::members(raw, |m| {
+        let escaped;
+        let key: &[u8] = if m.key_escaped() {
+            let quoted = &raw[m.span.start..m.span.start + m.key.len() + 2];
+            escaped = serde_json::from_slice::<String>(quoted).unwrap_or_default();
+            escaped.as_bytes()
+        } else {
+            m.key
+        };
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        match key {
+            b"model" if !model_seen => {
+                model_seen = true;
+                out.extend_from_slice(b"\"model\":");
+                // A JSON string always serializes.
+                let _ = serde_json::to_writer(&mut out, upstream_model);
+            }
+            b"stream" if stream => {
+                stream_seen = true;
+                out.extend_from_slice(b"\"stream\":true");
+            }
+            b"stream_options" if stream => {
+                options_seen = true;
+                let mut options =
+                    serde_json::from_slice::<Map<String, Value>>(&raw[m.value.clone()]).unwrap_or_default();
+                if options.get("include_usage") == Some(&Value::Bool(true)) {
+                    out.extend_from_slice(&raw[m.span]);
+                } else {
+                    options.insert("include_usage".into(), Value::Bool(true));
+                    out.extend_from_slice(b"\"stream_options\":");
+                    let _ = serde_json::to_writer(&mut out, &options);
+                }
+            }
+            _ => out.extend_from_slice(&raw[m.span]),
+        }
+    });
+    if result.is_err() {
+        // Not a JSON object (a request built in code without a body).
+        out.truncate(1);
+        (model_seen, stream_seen, options_seen) = (false, false, false);
+    }
+    let mut add = |member: &[u8]| {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(member);
+    };
+    if !model_seen {
+        let mut m = b"\"model\":".to_vec();
+        let _ = serde_json::to_writer(&mut m, upstream_model);
+        add(&m);
+    }
+    if stream && !stream_seen {
+        add(b"\"stream\":true");
+    }
+    if stream && !options_seen {
+        add(b"\"stream_options\":{\"include_usage\":true}");
+    }
+    out.push(b'}');
+    out
+}
+
 /// Where a request goes: the upstream model name on the chosen provider.
 #[derive(Debug, Clone)]
 pub struct RouteTarget {
@@ -153,6 +243,9 @@ pub struct Completion {
     pub body: Bytes,
     /// Usage, when the upstream reported it.
     pub usage: Option<Usage>,
+    /// `body` is in the client's own format (the upstream was given the
+    /// [`NativeRequest`]), not a `chat.completion`.
+    pub native: bool,
 }
 
 /// One item of a streamed answer.
@@ -163,6 +256,10 @@ pub enum StreamEvent {
     /// The final usage, with the OpenAI usage chunk (`choices: []`, `usage: {...}`)
     /// that the gateway forwards only to clients that asked for it.
     Usage { usage: Usage, chunk: Bytes },
+    /// One upstream event as the client gets it, framed (`event:` and
+    /// `data:` lines): the stream answers a [`NativeRequest`]. Its content
+    /// also comes as `Chunk`s, which are then only counted, not sent.
+    Raw(Bytes),
 }
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, UpstreamError>> + Send>>;

@@ -36,6 +36,11 @@ pub(super) fn ok_answer(content_type: &'static str, body: Body) -> Response {
     resp
 }
 
+/// Marks an answer already in the client's own format (an upstream of that
+/// format answered a request passed through): the edge leaves it as it is.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NativeAnswer;
+
 pub(super) fn sse_data(json: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(json.len() + 8);
     out.extend_from_slice(b"data: ");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 
-use super::answer::{answer_headers, ok_answer};
+use super::answer::{answer_headers, ok_answer, NativeAnswer};
 use super::attempts::{failure_response, Attempts};
 use super::closing::{shut_down, until_closing};
 use super::estimate::estimate_completion_tokens;
@@ -45,6 +45,9 @@ pub(super) async fn complete_response(attempts: Attempts<'_>, mut pending: Pendi
             pending.finish(Outcome::Ok, 200, None);
             pending.queue().await;
             let mut resp = ok_answer("application/json", Body::from(c.body));
+            if c.native {
+                resp.extensions_mut().insert(NativeAnswer);
+            }
             answer_headers(&mut resp, &route);
             resp
         }

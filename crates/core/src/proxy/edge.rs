@@ -14,9 +14,10 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::Value;
 
+use super::answer::NativeAnswer;
 use crate::error::GatewayError;
 use crate::ingress::{self, messages, responses};
-use crate::providers::ChatRequest;
+use crate::providers::{ChatRequest, NativeRequest};
 
 /// The formats clients speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,23 @@ pub fn messages_auth(headers: &mut HeaderMap) {
     if let Some(v) = bearer.and_then(|b| HeaderValue::from_str(&b).ok()) {
         headers.insert(AUTHORIZATION, v);
     }
+}
+
+/// The client's own request, kept for upstreams of its format: a Messages
+/// request with its `anthropic-version` and `anthropic-beta` (Anthropic
+/// upstreams get it as it came).
+pub fn native(ingress: Ingress, headers: &HeaderMap, raw: &Bytes) -> Option<NativeRequest> {
+    if ingress != Ingress::Messages {
+        return None;
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    Some(NativeRequest { raw: raw.clone(), version: header("anthropic-version"), beta: header("anthropic-beta") })
+}
+
+/// A stream's error event in the client's format, for a stream passed
+/// through from an upstream of that format (a Messages stream).
+pub fn native_error_event(status: u16, message: &str) -> Bytes {
+    Bytes::from(ingress::sse(&("error", messages::error_body(messages::error_type(status), message))))
 }
 
 /// The body's parser for `ingress`: the internal request, or the 400.
@@ -115,7 +133,7 @@ fn json_response(mut parts: axum::http::response::Parts, v: &Value) -> Response 
 
 /// The path's answer in `ingress`'s shape.
 pub async fn answer(ingress: Ingress, response: Response) -> Response {
-    if matches!(ingress, Ingress::Chat | Ingress::Embeddings) {
+    if matches!(ingress, Ingress::Chat | Ingress::Embeddings) || response.extensions().get::<NativeAnswer>().is_some() {
         return response;
     }
     let status = response.status();

@@ -155,7 +155,9 @@ async fn serve(
     let parse = edge::parser(ingress);
     let (ticket, chat) = if request::declared_small(headers) {
         let bytes = request::read_body(headers, body, limit).await?;
-        let chat = parse(bytes)?;
+        let native = edge::native(ingress, headers, &bytes);
+        let mut chat = parse(bytes)?;
+        chat.native = native;
         (take_request(state, caller, rate).await?, chat)
     } else {
         let ticket = match take_request(state, caller, rate).await {
@@ -166,7 +168,8 @@ async fn serve(
             }
         };
         let bytes = request::read_body(headers, body, limit).await?;
-        let chat = match ingress {
+        let native = edge::native(ingress, headers, &bytes);
+        let mut chat = match ingress {
             Ingress::Chat => request::parse_chat_bounded(bytes).await?,
             Ingress::Messages | Ingress::Responses | Ingress::Embeddings => {
                 crate::limited::bounded(bytes.len(), move || parse(bytes))
@@ -174,6 +177,7 @@ async fn serve(
                     .unwrap_or(Err(GatewayError::Internal))?
             }
         };
+        chat.native = native;
         (ticket, chat)
     };
     let requested = route(state, caller, &chat)?;

@@ -244,7 +244,7 @@ impl Pending {
             ingress: self.ingress.to_string(),
         };
         let metrics = self.state.metrics();
-        metrics.request(&priced.model.name, &priced.provider.name, status, latency.as_secs_f64());
+        metrics.request(&priced.model.name, &priced.provider.name, status, latency.as_secs_f64(), self.ingress);
         metrics.tokens(&priced.model.name, usage.input_tokens, usage.output_tokens, usage.cached_tokens, cost);
         // On disk before the answer completes: a crash from here on loses nothing.
         if let Some(journal) = self.state.accountant().journal() {

@@ -10,7 +10,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
-use super::answer::{answer_headers, ok_answer, sse_data};
+use super::answer::{answer_headers, ok_answer, sse_data, NativeAnswer};
 use super::attempts::{failure_response, kind_label, log_upstream_failure, Attempts};
 use super::closing::{next_or_closing, shut_down, until_closing};
 use super::pending::{Outcome, Pending};
@@ -46,22 +46,37 @@ pub(super) async fn stream_response(attempts: Attempts<'_>, mut pending: Pending
     if pending.shadow.is_some() {
         pending.output = Some(compare::Output::default());
     }
+    // The upstream's own events pass as they came (`Raw`); their chunks are
+    // only counted, and errors end the stream in the client's format.
+    let native = route.provider.client.answers_natively(chat);
+    let error_event = move |status: u16, body: &sheepdog_types::ErrorBody| {
+        if native {
+            super::edge::native_error_event(status, &body.error.message)
+        } else {
+            sse_data(&serde_json::to_vec(body).unwrap_or_default())
+        }
+    };
     let sse = futures::stream::unfold((events, Some(pending), stage), move |(mut events, pending, stage)| async move {
         let mut pending = pending?;
         loop {
             let Some(next) = next_or_closing(&mut events, &stage).await else {
                 // The shutdown grace is over: billed for what was streamed.
-                let body = serde_json::to_vec(&shut_down(&mut pending).await.body()).unwrap_or_default();
-                return Some((Ok(sse_data(&body)), (events, None, stage)));
+                let err = shut_down(&mut pending).await;
+                return Some((Ok(error_event(err.status().as_u16(), &err.body())), (events, None, stage)));
             };
             match next {
+                Some(Ok(StreamEvent::Raw(raw))) => {
+                    return Some((Ok::<Bytes, Infallible>(raw), (events, Some(pending), stage)));
+                }
                 Some(Ok(StreamEvent::Chunk(chunk))) => {
                     pending.saw_chunk(&chunk);
-                    return Some((Ok::<Bytes, Infallible>(sse_data(&chunk)), (events, Some(pending), stage)));
+                    if !native {
+                        return Some((Ok(sse_data(&chunk)), (events, Some(pending), stage)));
+                    }
                 }
                 Some(Ok(StreamEvent::Usage { usage, chunk })) => {
                     pending.usage = Some(usage);
-                    if include_usage {
+                    if include_usage && !native {
                         return Some((Ok(sse_data(&chunk)), (events, Some(pending), stage)));
                     }
                 }
@@ -76,18 +91,24 @@ pub(super) async fn stream_response(attempts: Attempts<'_>, mut pending: Pending
                     }
                     pending.finish(Outcome::UpstreamError, err.status().as_u16(), Some(err.code()));
                     pending.queue().await;
-                    let body = serde_json::to_vec(&err.body()).unwrap_or_default();
-                    return Some((Ok(sse_data(&body)), (events, None, stage)));
+                    return Some((Ok(error_event(err.status().as_u16(), &err.body())), (events, None, stage)));
                 }
                 None => {
                     pending.finish(Outcome::Ok, 200, None);
                     pending.queue().await;
+                    if native {
+                        // The upstream's `message_stop` ended it.
+                        return None;
+                    }
                     return Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), (events, None, stage)));
                 }
             }
         }
     });
     let mut resp = ok_answer("text/event-stream", Body::from_stream(coalesce(sse)));
+    if native {
+        resp.extensions_mut().insert(NativeAnswer);
+    }
     let h = resp.headers_mut();
     h.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));

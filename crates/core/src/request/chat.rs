@@ -245,5 +245,6 @@ pub fn parse_chat(raw: Bytes) -> Result<ChatRequest, GatewayError> {
         user,
         prompt_tokens: estimate.total(),
         mode: crate::config::ModelMode::Chat,
+        native: None,
     })
 }

@@ -76,6 +76,7 @@ pub fn parse_embeddings(raw: Bytes) -> Result<ChatRequest, GatewayError> {
         user,
         prompt_tokens: estimate.total(),
         mode: ModelMode::Embedding,
+        native: None,
     })
 }
 

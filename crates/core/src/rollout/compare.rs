@@ -20,6 +20,9 @@ impl Output {
         if v["object"] == "list" {
             return Output::from_embeddings(&v);
         }
+        if v["type"] == "message" {
+            return Output::from_message(&v);
+        }
         let msg = &v["choices"][0]["message"];
         let text = msg["content"].as_str().unwrap_or("").to_string();
         let tool_calls = msg["tool_calls"]
@@ -38,6 +41,19 @@ impl Output {
                     .collect()
             })
             .unwrap_or_default();
+        Output { text, tool_calls }
+    }
+
+    /// An Anthropic `message` (a Messages request passed through): its text
+    /// blocks and `tool_use` blocks.
+    fn from_message(v: &Value) -> Output {
+        let blocks = v["content"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let text = blocks.iter().filter(|b| b["type"] == "text").filter_map(|b| b["text"].as_str()).collect();
+        let tool_calls = blocks
+            .iter()
+            .filter(|b| b["type"] == "tool_use")
+            .map(|b| (b["name"].as_str().unwrap_or("").to_string(), b["input"].clone()))
+            .collect();
         Output { text, tool_calls }
     }
 
@@ -149,6 +165,19 @@ mod tests {
         assert_eq!(similarity("a b c", ""), 0.0);
         let s = similarity("the quick brown fox jumps", "the quick brown dog jumps");
         assert!(s > 0.4 && s < 0.8, "{s}");
+    }
+
+    #[test]
+    fn messages_answers_compare_like_completions() {
+        let message = json!({"type": "message", "content": [{"type": "text", "text": "Hello"},
+            {"type": "tool_use", "id": "t", "name": "get_weather", "input": {"city": "Paris"}}]});
+        let completion = json!({"choices": [{"message": {"content": "Hello", "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]}}]});
+        let c = compare(
+            &Output::from_completion(message.to_string().as_bytes()),
+            &Output::from_completion(completion.to_string().as_bytes()),
+        );
+        assert!(c.exact && c.same_tools == Some(true));
     }
 
     #[test]

@@ -136,6 +136,8 @@ async fn call_to(live: &Live, chat: &ChatRequest) -> Side {
                             side.output.add_chunk(&c, &mut args);
                         }
                         Ok(StreamEvent::Usage { usage, .. }) => side.usage = usage,
+                        // Passed-through events also come as chunks, read above.
+                        Ok(StreamEvent::Raw(_)) => {}
                         Err(e) => {
                             side.error = Some(e.message);
                             break;

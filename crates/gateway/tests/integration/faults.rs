@@ -279,12 +279,22 @@ async fn outage_under_load(db: Db) {
     );
     assert_unavailable("creating a tenant", &create);
     assert_unavailable("creating a key", &new_key);
-    assert_unavailable("the usage report", &usage);
     match db {
         // Nothing can be read either.
-        Db::Postgres => assert_unavailable("listing tenants", &list),
-        // SQLite in WAL mode still serves reads under another writer's lock.
-        Db::Sqlite => assert_eq!(list.0, StatusCode::OK, "{}", list.1),
+        Db::Postgres => {
+            assert_unavailable("the usage report", &usage);
+            assert_unavailable("listing tenants", &list);
+        }
+        // SQLite in WAL mode still serves reads under another writer's lock:
+        // the usage report is refused while records wait to be written, and
+        // answers when none did at that instant (a loaded machine can leave
+        // the queue empty for a moment between requests).
+        Db::Sqlite => {
+            if usage.0 != StatusCode::OK {
+                assert_unavailable("the usage report", &usage);
+            }
+            assert_eq!(list.0, StatusCode::OK, "{}", list.1);
+        }
     }
     // Readiness says so (quickly) while the outage lasts.
     let mut unready = None;

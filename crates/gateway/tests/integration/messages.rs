@@ -277,3 +277,70 @@ async fn rollouts_route_every_format() {
     assert_eq!(rep["to_stats"]["total_requests"], 2, "{rep}");
     gw.stop().await;
 }
+
+/// Anthropic upstreams get a Messages request as the client sent it (its
+/// members and its `anthropic-version` / `anthropic-beta`, only `model`
+/// rewritten) and the client gets the upstream's answer and events as they
+/// came; usage is still read, billed once and recorded as `messages`.
+#[tokio::test]
+#[allow(clippy::unwrap_used)]
+async fn anthropic_upstreams_get_messages_passed_through() {
+    let (gw, emu) = gateway_on(Wire::Anthropic).await;
+    let (t, k) = gw.tenant_with_key("native").await;
+    let body = json!({"model": "claude-test", "max_tokens": 100, "top_k": 5,
+        "metadata": {"user_id": "user-7"}, "system": [{"type": "text", "text": "Be brief.",
+        "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": "Hello there [emu:usage=40,6]"}]});
+    let r = post(&gw, "/v1/messages", &k, &body)
+        .header("anthropic-beta", "prompt-caching-2024-07-31")
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let m: Value = r.json().await.unwrap();
+    let sent = emu.requests().into_iter().last().unwrap();
+    assert_eq!(sent.header("anthropic-beta"), Some("prompt-caching-2024-07-31"));
+    assert_eq!(sent.header("anthropic-version"), Some("2023-06-01"));
+    let mut expected = body.clone();
+    expected["model"] = json!("upstream-model-1");
+    assert_eq!(sent.body, expected, "the client's own request, only `model` rewritten");
+    // The emulator's own answer: its id and model, not a rebuilt message.
+    assert_eq!(m["model"], "upstream-model-1", "{m}");
+    assert!(m["id"].as_str().unwrap().starts_with("msg_"));
+    assert_eq!((m["usage"]["input_tokens"].as_u64(), m["usage"]["output_tokens"].as_u64()), (Some(40), Some(6)));
+
+    // Streamed: the upstream's events, in its order, as they came.
+    let stream_body = json!({"model": "claude-test", "max_tokens": 100, "stream": true,
+        "messages": [{"role": "user", "content": "Hello [emu:usage=30,5]"}]});
+    let text = post(&gw, "/v1/messages", &k, &stream_body).send().await.unwrap().text().await.unwrap();
+    let direct = gw
+        .client
+        .post(format!("{}/messages", emu.base_url()))
+        .header("x-api-key", "k")
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "upstream-model-1", "max_tokens": 100, "stream": true,
+            "messages": [{"role": "user", "content": "Hello [emu:usage=30,5]"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let names = |t: &str| t.lines().filter_map(|l| l.strip_prefix("event: ")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(names(&text), names(&direct), "{text}");
+    assert!(!text.contains("[DONE]"));
+    gw.state.accountant().flush().await;
+    let records = gw.state.store().usage_records(&t).await.unwrap();
+    let billed: Vec<(i64, i64, &str)> =
+        records.iter().map(|r| (r.input_tokens, r.output_tokens, r.ingress.as_str())).collect();
+    assert_eq!(billed, vec![(40, 6, "messages"), (30, 5, "messages")]);
+    // An upstream error mid-way keeps Anthropic's shape.
+    let failing = json!({"model": "claude-test", "max_tokens": 10,
+        "messages": [{"role": "user", "content": "x [emu:error=400]"}]});
+    let r = post(&gw, "/v1/messages", &k, &failing).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["type"].as_str(), v["error"]["type"].as_str()), (Some("error"), Some("invalid_request_error")));
+    gw.stop().await;
+}

@@ -63,7 +63,7 @@ impl Gemini {
         let (response, deadline) = http::send(&self.name, self.request(url, body), self.timeouts).await?;
         let bytes = http::read_body_until(&self.name, response, deadline, MAX_RESPONSE_BYTES).await?;
         let (body, usage) = from_gemini(&self.name, &bytes, &target.upstream_model)?;
-        Ok(Completion { body: Bytes::from(body.to_string()), usage })
+        Ok(Completion { body: Bytes::from(body.to_string()), usage, native: false })
     }
 
     /// Embeddings through `batchEmbedContents` (at most
@@ -85,7 +85,7 @@ impl Gemini {
         }
         let usage = Usage { input_tokens: req.prompt_tokens, output_tokens: 0, cached_tokens: 0 };
         let body = embeddings::openai_answer(&vectors, &target.upstream_model, usage.input_tokens, e.base64);
-        Ok(Completion { body, usage: Some(usage) })
+        Ok(Completion { body, usage: Some(usage), native: false })
     }
 
     pub async fn stream(&self, req: &ChatRequest, target: &RouteTarget) -> Result<EventStream, UpstreamError> {

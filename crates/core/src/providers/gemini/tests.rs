@@ -254,6 +254,7 @@ fn run(t: &mut StreamTranslator, events: &[Value]) -> (Vec<Value>, Vec<Usage>, O
         match i {
             Ok(StreamEvent::Chunk(b)) => chunks.push(serde_json::from_slice(&b).unwrap()),
             Ok(StreamEvent::Usage { usage, .. }) => usages.push(usage),
+            Ok(StreamEvent::Raw(_)) => panic!("a translated stream passes no raw event"),
             Err(e) => err = Some(e),
         }
     }
