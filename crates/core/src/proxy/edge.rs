@@ -277,6 +277,11 @@ fn events(body: Body, translator: Translator) -> impl futures::Stream<Item = Res
                         }
                     }
                     s.scanned = s.buf.len();
+                    // What one read produced leaves in one write.
+                    if s.out.len() > 1 {
+                        let merged: Vec<u8> = s.out.drain(..).flat_map(|b| b.to_vec()).collect();
+                        s.out.push_back(Bytes::from(merged));
+                    }
                     // One of the gateway's own events is at most an upstream
                     // event translated: a larger one ends the stream.
                     if s.buf.len() > MAX_EVENT_BYTES {
