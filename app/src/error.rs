@@ -61,7 +61,14 @@ impl ConsoleError {
 impl FromServerFnError for ConsoleError {
     type Encoder = JsonEncoding;
 
+    /// Arguments that do not deserialize (or are missing) are the caller's
+    /// mistake: `Invalid`, which the console answers `400` (see
+    /// `server/src/console.rs`); anything else is `Transport`.
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        ConsoleError::Transport(value.to_string())
+        match value {
+            ServerFnErrorErr::Args(why) => ConsoleError::Invalid(format!("malformed input: {why}")),
+            ServerFnErrorErr::MissingArg(name) => ConsoleError::Invalid(format!("missing field: {name}")),
+            other => ConsoleError::Transport(other.to_string()),
+        }
     }
 }

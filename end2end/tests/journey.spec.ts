@@ -69,6 +69,8 @@ test('onboard a tenant, watch its traffic and spend, limit it, revoke its key, h
   await expect(costs.row(costs.byTenant, acme.id)).toContainText('Acme Corp');
   await expect(costs.row(costs.byCostCenter, 'chat')).toBeVisible();
   await expect(costs.row(costs.byModel, 'claude-sonnet-4.5')).toBeVisible();
+  // By client format: these were Chat Completions requests.
+  await expect(costs.row(costs.byIngress, 'chat')).toBeVisible();
   // A tooltip appears on hover once hydrated.
   await costs.byTenant.locator('rect.bar').first().hover();
   await expect(costs.byTenant.locator('.chart-tip')).toBeVisible();

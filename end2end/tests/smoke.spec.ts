@@ -58,4 +58,28 @@ test.describe('console smoke', () => {
     await expect(page.getByTestId('rollout-model')).toBeVisible();
     await expect(page.getByTestId('rollout-create')).toHaveText('Start rollout');
   });
+
+  test('the onboarding form does not overlap itself at 1280×800', async ({ page, onboard }) => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await signInAsAdmin(page);
+    await onboard.goto();
+    await hydrated(page);
+    const boxes = await page.locator('form fieldset').evaluateAll((sets) =>
+      sets.map((f) => {
+        const r = f.getBoundingClientRect();
+        return { x: r.left, y: r.top, right: r.right, bottom: r.bottom };
+      }),
+    );
+    expect(boxes.length).toBeGreaterThan(1);
+    for (let i = 0; i < boxes.length; i++) {
+      for (let j = i + 1; j < boxes.length; j++) {
+        const [a, b] = [boxes[i], boxes[j]];
+        const overlap = a.x < b.right - 1 && b.x < a.right - 1 && a.y < b.bottom - 1 && b.y < a.bottom - 1;
+        expect(overlap, `fieldsets ${i} and ${j} overlap: ${JSON.stringify([a, b])}`).toBe(false);
+      }
+    }
+    // Nothing wider than the page.
+    const scroll = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(scroll).toBeLessThanOrEqual(0);
+  });
 });

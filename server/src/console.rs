@@ -110,9 +110,13 @@ impl Console {
             .fallback(file_and_error_handler_with_context(context, shell))
             .with_state(options);
 
+        if let Some(warning) = public_url_warning(settings.console.listen, settings.console.public_url.as_deref()) {
+            tracing::warn!("{warning}");
+        }
         let public = settings.console.public_url.clone().map(|u| u.trim_end_matches('/').to_string());
         let secure = public.as_deref().is_some_and(|u| u.starts_with("https://"));
         let router = router
+            .layer(axum::middleware::from_fn(malformed_input_is_400))
             .layer(axum::middleware::from_fn(move |req, next| app::security::csrf_guard(public.clone(), req, next)))
             .layer(axum::middleware::from_fn(move |req, next| security_headers(secure, req, next)));
         let router = with_sessions(router, &settings.database.url, &policy, secure).await?;
@@ -314,9 +318,56 @@ fn check_site(site_root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The largest server-function error body read to decide its status.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Server functions refuse arguments that do not deserialize (or are
+/// missing) before they run, and leptos answers every such error `500`:
+/// an `Invalid` error body is answered `400` instead, the body kept.
+async fn malformed_input_is_400(req: Request<Body>, next: axum::middleware::Next) -> axum::response::Response {
+    let server_fn = req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    if !server_fn || resp.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY).await else {
+        return axum::response::Response::from_parts(parts, Body::empty());
+    };
+    if matches!(serde_json::from_slice::<app::ConsoleError>(&bytes), Ok(app::ConsoleError::Invalid(_))) {
+        parts.status = axum::http::StatusCode::BAD_REQUEST;
+    }
+    axum::response::Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Why a console reachable from other machines should name its public
+/// address: without `console.public_url`, the cross-site check compares
+/// `Origin` with the request's own `Host`, which a client chooses (behind a
+/// reverse proxy, the proxy's address is the one to set).
+fn public_url_warning(listen: std::net::SocketAddr, public_url: Option<&str>) -> Option<String> {
+    if public_url.is_some() || listen.ip().is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "the console listens on {listen}, which is not a loopback address, and console.public_url is unset: \
+         cross-site request checks then trust the Host header the client sends; set console.public_url to the \
+         address users reach (behind a reverse proxy, the proxy's https:// origin)"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_console_without_its_url_is_warned_about() {
+        let addr = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert!(public_url_warning(addr("127.0.0.1:3000"), None).is_none());
+        assert!(public_url_warning(addr("[::1]:3000"), None).is_none());
+        assert!(public_url_warning(addr("0.0.0.0:3000"), Some("https://console.example.com")).is_none());
+        let w = public_url_warning(addr("0.0.0.0:3000"), None).unwrap();
+        assert!(w.contains("console.public_url") && w.contains("0.0.0.0:3000"), "{w}");
+    }
 
     #[test]
     fn missing_site_is_a_clear_error() {

@@ -575,6 +575,14 @@ async fn operators_changes_are_audited_with_their_name_and_pages_render_without_
             .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["Invalid"].as_str().unwrap().contains("Requests per minute"), "{body}");
+    // Input the server function cannot even read (a required field missing,
+    // a field of the wrong shape) is a 400 with a message too, never a 500.
+    let (status, body) = call(&admin, c, "onboard_tenant", &[("tier", "shared")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["Invalid"].as_str().unwrap().contains("name"), "{body}");
+    let (status, body) = call(&admin, c, "update_limits", &[("id", &id), ("id", "twice")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["Invalid"].is_string(), "{body}");
 
     let audit = env.admin(reqwest::Method::GET, "/audit?actor=console:", None).await;
     let actions: Vec<&str> = audit["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();

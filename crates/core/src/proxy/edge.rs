@@ -279,7 +279,10 @@ fn events(body: Body, translator: Translator) -> impl futures::Stream<Item = Res
                     s.scanned = s.buf.len();
                     // What one read produced leaves in one write.
                     if s.out.len() > 1 {
-                        let merged: Vec<u8> = s.out.drain(..).flat_map(|b| b.to_vec()).collect();
+                        let mut merged = Vec::with_capacity(s.out.iter().map(Bytes::len).sum());
+                        for b in s.out.drain(..) {
+                            merged.extend_from_slice(&b);
+                        }
                         s.out.push_back(Bytes::from(merged));
                     }
                     // One of the gateway's own events is at most an upstream
