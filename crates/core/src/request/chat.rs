@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use serde::Deserialize;
 use std::borrow::Cow;
 
-use super::raw::{for_each, not_json, optional_positive_int, wrong_type, Kind, Raw};
+use super::raw::{for_each, not_json, object_text, optional_positive_int, required_model, wrong_type, Kind, Raw};
 use crate::admission::tokens::{Estimate, IMAGE_TOKENS};
 use crate::error::GatewayError;
 use crate::limited::bounded;
@@ -155,28 +155,10 @@ fn count_part(part: Raw<'_>, estimate: &mut Estimate) {
 /// fraction of the body (at most one unescaped copy of a string that holds
 /// escapes), whatever the body holds.
 pub fn parse_chat(raw: Bytes) -> Result<ChatRequest, GatewayError> {
-    let Ok(text) = std::str::from_utf8(&raw) else {
-        return Err(GatewayError::invalid("The request body is not valid UTF-8.", None));
-    };
-    if text.bytes().all(|b| b.is_ascii_whitespace()) {
-        return Err(GatewayError::invalid("The request body is empty; send a JSON object.", None));
-    }
-    let kind = Kind::of(text);
-    if kind != Kind::Object {
-        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(not_json)?;
-        return Err(GatewayError::invalid(
-            format!("The request body must be a JSON object, got {}.", kind.name()),
-            None,
-        ));
-    }
+    let text = object_text(&raw)?;
     // From the checked text: serde does not check each string's UTF-8 again.
     let c: Top<'_> = serde_json::from_str(text).map_err(not_json)?;
-    let model = match (c.model.kind(), c.model.string()) {
-        (Some(Kind::String), Some(s)) if !s.trim().is_empty() => s.into_owned(),
-        (Some(Kind::String), _) => return Err(GatewayError::invalid("`model` must not be empty.", Some("model"))),
-        (Some(other), _) => return Err(wrong_type("model", "a string", other)),
-        (None, _) => return Err(GatewayError::invalid("Missing required parameter: `model`.", Some("model"))),
-    };
+    let model = required_model(c.model)?;
     let mut estimate = Estimate::default();
     match (c.messages.kind(), c.messages.text()) {
         (Some(Kind::Array), Some(msgs)) => {

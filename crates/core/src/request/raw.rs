@@ -90,6 +90,36 @@ pub(super) fn not_json(e: serde_json::Error) -> GatewayError {
     GatewayError::invalid(format!("The request body is not valid JSON: {e}."), None)
 }
 
+/// A body's text when it is a JSON object; otherwise the 400 saying what
+/// it is instead (not UTF-8, empty, not JSON, another JSON type).
+pub(super) fn object_text(raw: &[u8]) -> Result<&str, GatewayError> {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Err(GatewayError::invalid("The request body is not valid UTF-8.", None));
+    };
+    if text.bytes().all(|b| b.is_ascii_whitespace()) {
+        return Err(GatewayError::invalid("The request body is empty; send a JSON object.", None));
+    }
+    let kind = Kind::of(text);
+    if kind != Kind::Object {
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(not_json)?;
+        return Err(GatewayError::invalid(
+            format!("The request body must be a JSON object, got {}.", kind.name()),
+            None,
+        ));
+    }
+    Ok(text)
+}
+
+/// `model`: a non-empty string.
+pub(super) fn required_model(model: Raw<'_>) -> Result<String, GatewayError> {
+    match (model.kind(), model.string()) {
+        (Some(Kind::String), Some(s)) if !s.trim().is_empty() => Ok(s.into_owned()),
+        (Some(Kind::String), _) => Err(GatewayError::invalid("`model` must not be empty.", Some("model"))),
+        (Some(other), _) => Err(wrong_type("model", "a string", other)),
+        (None, _) => Err(GatewayError::invalid("Missing required parameter: `model`.", Some("model"))),
+    }
+}
+
 pub(super) fn optional_positive_int(value: Raw<'_>, param: &str) -> Result<Option<u64>, GatewayError> {
     let Some(text) = value.text().filter(|_| !value.is_none()) else { return Ok(None) };
     match serde_json::from_str::<u64>(text) {
