@@ -35,6 +35,10 @@ test('start a rollout, watch both sides live, roll it back with a reason', async
   await expect(page.getByTestId('page-title')).toHaveText('Rollout of gpt-4.1');
   await expect(rollout.phase).toHaveText('shadow');
   await expect(page.getByTestId('rollout-live')).toBeVisible();
+  // In shadow: advance and roll back apply; pause and resume say why not.
+  await expect(page.getByTestId('rollout-advance')).toBeEnabled();
+  await expect(page.getByTestId('rollout-resume')).toBeDisabled();
+  await expect(page.getByTestId('rollout-resume')).toHaveAttribute('title', /Only a running canary/);
   await expect(rollout.compare('total', 'from')).toHaveText('0');
   for (const chart of ['error-rate', 'p50', 'p99', 'throughput', 'cost', 'diff-rate'] as const) {
     await expect(rollout.chart(chart)).toBeVisible();
@@ -77,6 +81,12 @@ test('start a rollout, watch both sides live, roll it back with a reason', async
   await rollout.act('rollback', reason);
   await expect(rollout.phase).toHaveText('rolled back');
   await expect(rollout.phase).toHaveAttribute('data-phase', 'rolled_back');
+  // Nothing applies after a rollback, and the page no longer claims to be live.
+  for (const a of ['advance', 'pause', 'resume', 'rollback']) {
+    await expect(page.getByTestId(`rollout-${a}`)).toBeDisabled();
+    await expect(page.getByTestId(`rollout-${a}`)).toHaveAttribute('title', /rolled back/);
+  }
+  await expect(page.getByTestId('rollout-live')).toHaveCount(0);
   const event = rollout.events.filter({ hasText: reason });
   await expect(event).toHaveCount(1);
   await expect(event).toContainText('shadow → rolled_back');

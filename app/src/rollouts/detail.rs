@@ -7,7 +7,7 @@ use leptos_router::hooks::use_params_map;
 use sheepdog_types::{RolloutReport, RolloutView};
 
 use super::charts::LiveCharts;
-use super::{can_operate, get_rollout, pct, scope, PhaseBadge, RolloutAction, ACTIONS, REFRESH_SECS};
+use super::{action_refusal, can_operate, get_rollout, pct, scope, PhaseBadge, RolloutAction, ACTIONS, REFRESH_SECS};
 use crate::components::{action_result, Empty, ErrorBox, Loading, PageHeader};
 use crate::format::{datetime, millis, thousands, usd};
 
@@ -36,6 +36,8 @@ pub fn RolloutDetailPage() -> impl IntoView {
     // The confirmation lives outside the refreshing parts, so a refresh
     // never closes it (or loses a reason being typed).
     let confirm = RwSignal::new(None::<(&'static str, &'static str)>);
+    // The rollout's phase and pause, once read: the actions follow them.
+    let state = RwSignal::new(None::<(String, bool)>);
     Effect::new(move |_| {
         if matches!(act.value().get(), Some(Ok(_))) {
             confirm.set(None);
@@ -46,13 +48,16 @@ pub fn RolloutDetailPage() -> impl IntoView {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Ok(d) => view! { <RolloutHeader r=d.rollout/> }.into_any(),
+                    Ok(d) => {
+                        state.set(Some((d.rollout.phase.clone(), d.rollout.paused)));
+                        view! { <RolloutHeader r=d.rollout/> }.into_any()
+                    }
                     Err(e) => view! { <PageHeader title="Rollout"/> <ErrorBox error=e/> }.into_any(),
                 }
             })}
         </Transition>
         {move || action_result(act.value().get(), "Done.")}
-        {operate.then(|| view! { <RolloutActions id=Signal::derive(id) act=act confirm=confirm/> })}
+        {operate.then(|| view! { <RolloutActions id=Signal::derive(id) act=act confirm=confirm state=state/> })}
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
                 match detail.await {
@@ -73,7 +78,11 @@ fn RolloutHeader(r: RolloutView) -> impl IntoView {
         >
             <PhaseBadge phase=r.phase.clone() paused=r.paused/>
             <span class="pill" data-testid="rollout-percent">{pct(r.percent)}</span>
-            <span class="pill pill-live" title=format!("Refreshes every {REFRESH_SECS} s") data-testid="rollout-live">"live"</span>
+            {matches!(r.phase.as_str(), "shadow" | "canary").then(|| view! {
+                <span class="pill pill-live" title=format!("This page re-reads the rollout every {REFRESH_SECS} s") data-testid="rollout-live">
+                    {format!("auto-refresh {REFRESH_SECS} s")}
+                </span>
+            })}
         </PageHeader>
     }
 }
@@ -83,7 +92,11 @@ fn RolloutActions(
     id: Signal<String>,
     act: ServerAction<RolloutAction>,
     confirm: RwSignal<Option<(&'static str, &'static str)>>,
+    state: RwSignal<Option<(String, bool)>>,
 ) -> impl IntoView {
+    // Why an action cannot apply now (unknown until the rollout is read).
+    let refusal =
+        move |a: &str| state.with(|s| s.as_ref().and_then(|(phase, paused)| action_refusal(a, phase, *paused)));
     view! {
         <div class="rollout-actions" data-testid="rollout-actions">
             {ACTIONS
@@ -91,7 +104,14 @@ fn RolloutActions(
                 .map(|&(a, label)| {
                     let class = if a == "rollback" { "button button-danger" } else { "button button-quiet" };
                     view! {
-                        <button type="button" class=class data-testid=format!("rollout-{a}") on:click=move |_| confirm.set(Some((a, label)))>
+                        <button
+                            type="button"
+                            class=class
+                            data-testid=format!("rollout-{a}")
+                            disabled=move || refusal(a).is_some()
+                            title=move || refusal(a).unwrap_or_default()
+                            on:click=move |_| confirm.set(Some((a, label)))
+                        >
                             {label}
                         </button>
                     }

@@ -32,6 +32,31 @@ pub const REFRESH_SECS: u64 = 3;
 pub const ACTIONS: [(&str, &str); 4] =
     [("advance", "Advance"), ("pause", "Pause"), ("resume", "Resume"), ("rollback", "Roll back")];
 
+/// Why `action` cannot apply to a rollout in `phase` (`paused` or not), or
+/// `None` when it can: the rules the gateway enforces, so a button that
+/// would be refused is disabled with this as its title. Nothing applies
+/// once a rollout is complete or rolled back.
+pub fn action_refusal(action: &str, phase: &str, paused: bool) -> Option<String> {
+    let done = match phase {
+        "complete" => Some("the rollout is complete"),
+        "rolled_back" => Some("the rollout was rolled back"),
+        _ => None,
+    };
+    if let Some(done) = done {
+        return Some(format!("Nothing applies any more: {done}."));
+    }
+    match (action, phase, paused) {
+        ("advance", _, _) | ("rollback", _, _) => None,
+        ("pause", "canary", false) | ("resume", "canary", true) => None,
+        ("pause", "canary", true) => Some("The canary is paused already.".into()),
+        ("resume", "canary", false) => Some("The canary is not paused.".into()),
+        ("pause" | "resume", other, _) => {
+            Some(format!("Only a running canary can be paused or resumed; this rollout is in {other}."))
+        }
+        _ => None,
+    }
+}
+
 pub(crate) fn can_operate() -> bool {
     use_context::<SessionUser>().is_some_and(|u| u.can_operate())
 }
@@ -42,6 +67,28 @@ pub(crate) fn pct(p: f64) -> String {
 
 pub(crate) fn scope(r: &RolloutView) -> String {
     r.tenant_id.as_deref().map(short_id).unwrap_or_else(|| "all tenants".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::action_refusal;
+
+    #[test]
+    fn actions_follow_the_rollouts_state() {
+        let allowed = |phase: &str, paused: bool| -> Vec<&str> {
+            ["advance", "pause", "resume", "rollback"]
+                .into_iter()
+                .filter(|a| action_refusal(a, phase, paused).is_none())
+                .collect()
+        };
+        assert_eq!(allowed("shadow", false), ["advance", "rollback"]);
+        assert_eq!(allowed("canary", false), ["advance", "pause", "rollback"]);
+        assert_eq!(allowed("canary", true), ["advance", "resume", "rollback"]);
+        assert!(allowed("complete", false).is_empty());
+        assert!(allowed("rolled_back", false).is_empty());
+        assert_eq!(action_refusal("resume", "canary", false).as_deref(), Some("The canary is not paused."));
+        assert!(action_refusal("advance", "rolled_back", false).unwrap().contains("rolled back"));
+    }
 }
 
 #[component]
