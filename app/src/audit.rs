@@ -93,9 +93,9 @@ pub fn AuditPage() -> impl IntoView {
         <Title text="Audit log"/>
         <PageHeader title="Audit log" subtitle="Every change made through the console or the admin API."/>
         <form class="filters" method="get" action="/audit" data-testid="audit-filters">
-            <input name="actor" placeholder="actor (e.g. console:)" value=move || get("actor").unwrap_or_default() data-testid="audit-actor"/>
-            <input name="action" placeholder="action (e.g. tenant.)" value=move || get("action").unwrap_or_default() data-testid="audit-action"/>
-            <input name="target" placeholder="target id" value=move || get("target").unwrap_or_default()/>
+            <label class="inline">"Actor " <input name="actor" placeholder="e.g. console:" value=move || get("actor").unwrap_or_default() data-testid="audit-actor"/></label>
+            <label class="inline">"Action " <input name="action" placeholder="e.g. tenant." value=move || get("action").unwrap_or_default() data-testid="audit-action"/></label>
+            <label class="inline">"Target " <input name="target" placeholder="id or prefix" value=move || get("target").unwrap_or_default()/></label>
             <label class="inline">"From " <input type="date" name="from" value=move || get("from").unwrap_or_default()/></label>
             <label class="inline">"To " <input type="date" name="to" value=move || get("to").unwrap_or_default()/></label>
             <button type="submit" class="button button-quiet" data-testid="audit-filter">"Filter"</button>

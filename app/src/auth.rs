@@ -24,6 +24,17 @@ pub struct SessionUser {
     pub tenant_id: Option<String>,
 }
 
+/// Whether the signed-in user (the page's context) may change tenants,
+/// limits, budgets, keys and rollouts: what pages show forms and buttons for.
+pub fn can_operate() -> bool {
+    use_context::<SessionUser>().is_some_and(|u| u.can_operate())
+}
+
+/// Whether the signed-in user is an admin (users, everything).
+pub fn is_admin() -> bool {
+    use_context::<SessionUser>().is_some_and(|u| u.is_admin())
+}
+
 impl SessionUser {
     /// Operators and admins may change tenants, limits, budgets and keys.
     pub fn can_operate(&self) -> bool {

@@ -183,7 +183,7 @@ pub fn PortalKeysPage() -> impl IntoView {
         <Title text="API keys"/>
         <PageHeader title="API keys" subtitle="Keys your applications use with the gateway. A new key is shown once.">
             <ActionForm action=create attr:class="inline-form">
-                <input name="name" placeholder="key name (optional)" data-testid="key-name"/>
+                <label class="inline">"Key name " <input name="name" placeholder="optional" data-testid="key-name"/></label>
                 <button type="submit" class="button" data-testid="create-key">"Create key"</button>
             </ActionForm>
         </PageHeader>

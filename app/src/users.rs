@@ -60,6 +60,8 @@ pub fn UsersPage() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     let toggle = ServerAction::<SetUserDisabled>::new();
     let users = Resource::new(move || (create.version().get(), toggle.version().get()), |_| list_users());
+    // Only admins manage users: others get the list, without forms.
+    let admin = crate::auth::is_admin();
     view! {
         <Title text="Users"/>
         <PageHeader title="Users" subtitle="Who may sign in to the console and the tenant portal."/>
@@ -82,11 +84,13 @@ pub fn UsersPage() -> impl IntoView {
                                                     <td>{if u.disabled { view! { <span class="badge badge-unreachable">"disabled"</span> }.into_any() } else { view! { <span class="badge badge-healthy">"active"</span> }.into_any() }}</td>
                                                     <td class="muted">{datetime(&u.created_at)}</td>
                                                     <td class="num">
-                                                        <ActionForm action=toggle attr:class="inline-form">
-                                                            <input type="hidden" name="id" value=u.id.clone()/>
-                                                            <input type="hidden" name="disabled" value=next/>
-                                                            <button type="submit" class="button button-quiet button-small">{if u.disabled { "Enable" } else { "Disable" }}</button>
-                                                        </ActionForm>
+                                                        {admin.then(|| view! {
+                                                            <ActionForm action=toggle attr:class="inline-form">
+                                                                <input type="hidden" name="id" value=u.id.clone()/>
+                                                                <input type="hidden" name="disabled" value=next/>
+                                                                <button type="submit" class="button button-quiet button-small">{if u.disabled { "Enable" } else { "Disable" }}</button>
+                                                            </ActionForm>
+                                                        })}
                                                     </td>
                                                 </tr>
                                             }
@@ -100,6 +104,7 @@ pub fn UsersPage() -> impl IntoView {
                 </Transition>
                 {move || toggle.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox error=e/> })}
             </section>
+            {admin.then(|| view! {
             <section class="card">
                 <h2>"New user"</h2>
                 <ActionForm action=create attr:class="form" attr:data-testid="user-form">
@@ -119,6 +124,7 @@ pub fn UsersPage() -> impl IntoView {
                 </ActionForm>
                 {move || action_result(create.value().get(), "User created.")}
             </section>
+            })}
         </div>
     }
 }

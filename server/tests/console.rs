@@ -483,6 +483,15 @@ async fn viewers_read_but_cannot_change_anything() {
     let tenant = env.admin(reqwest::Method::GET, &format!("/tenants/{t}"), None).await;
     assert_eq!(tenant["status"], "active");
     assert_eq!(tenant["limits"]["requests_per_minute"], 1000);
+    // The pages render read-only for a viewer: no forms it cannot use.
+    for (path, form) in [("/tenants/new", "onboard-form"), ("/users", "user-form")] {
+        let page = v.get(format!("{c}{path}")).header("accept", "text/html").send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        let html = page.text().await.unwrap();
+        assert!(!html.contains(&format!("data-testid=\"{form}\"")), "{path} shows {form} to a viewer");
+    }
+    let onboard = v.get(format!("{c}/tenants/new")).send().await.unwrap().text().await.unwrap();
+    assert!(onboard.contains("Read only"), "{onboard}");
 }
 
 #[tokio::test]

@@ -12,7 +12,6 @@
 use leptos::prelude::*;
 use sheepdog_types::RolloutView;
 
-use crate::auth::SessionUser;
 use crate::format::short_id;
 
 pub mod charts;
@@ -57,9 +56,7 @@ pub fn action_refusal(action: &str, phase: &str, paused: bool) -> Option<String>
     }
 }
 
-pub(crate) fn can_operate() -> bool {
-    use_context::<SessionUser>().is_some_and(|u| u.can_operate())
-}
+pub(crate) use crate::auth::can_operate;
 
 pub(crate) fn pct(p: f64) -> String {
     format!("{p:.1} %")

@@ -202,7 +202,7 @@ fn TenantDetailBody(
                 {operate.then(|| view! {
                     <ActionForm action=create_key attr:class="inline-form">
                         <input type="hidden" name="tenant_id" value=id4.clone()/>
-                        <input name="name" placeholder="key name (optional)" data-testid="key-name"/>
+                        <label class="inline">"Key name " <input name="name" placeholder="optional" data-testid="key-name"/></label>
                         <button type="submit" class="button" data-testid="create-key">"Create key"</button>
                     </ActionForm>
                 })}

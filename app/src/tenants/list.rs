@@ -25,18 +25,22 @@ pub fn TenantsPage() -> impl IntoView {
             {operate.then(|| view! { <a class="button" href="/tenants/new" data-testid="new-tenant">"Onboard a tenant"</a> })}
         </PageHeader>
         <form class="filters" method="get" action="/tenants" data-testid="tenant-filters">
-            <input type="search" name="q" placeholder="Search name, alias or id" value=move || get("q").unwrap_or_default() data-testid="tenant-search"/>
+            <label class="inline">"Search " <input type="search" name="q" placeholder="name, alias or id" value=move || get("q").unwrap_or_default() data-testid="tenant-search"/></label>
+            <label class="inline">"Tier "
             <select name="tier" data-testid="filter-tier">
                 <option value="">"All tiers"</option>
                 <option value="shared" selected=move || selected("tier", "shared")>"shared"</option>
                 <option value="pooled" selected=move || selected("tier", "pooled")>"pooled"</option>
                 <option value="dedicated" selected=move || selected("tier", "dedicated")>"dedicated"</option>
             </select>
+            </label>
+            <label class="inline">"Status "
             <select name="status" data-testid="filter-status">
                 <option value="">"Any status"</option>
                 <option value="active" selected=move || selected("status", "active")>"active"</option>
                 <option value="suspended" selected=move || selected("status", "suspended")>"suspended"</option>
             </select>
+            </label>
             <button type="submit" class="button button-quiet">"Filter"</button>
         </form>
         <Transition fallback=Loading>

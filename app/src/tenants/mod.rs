@@ -6,11 +6,8 @@
 //! [`list`]: the list page; [`onboard`]: onboarding; [`detail`]: the
 //! tenant page.
 
-use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use sheepdog_types::{KeyCreated, KeyInfo, PoolInfo, Tenant, TenantMetrics};
-
-use crate::auth::SessionUser;
 
 pub mod detail;
 pub mod list;
@@ -42,6 +39,4 @@ pub struct Onboarded {
     pub key: KeyCreated,
 }
 
-pub(crate) fn can_operate() -> bool {
-    use_context::<SessionUser>().is_some_and(|u| u.can_operate())
-}
+pub(crate) use crate::auth::can_operate;

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::{list_pools, OnboardTenant};
-use crate::components::{ErrorBox, KeyReveal, PageHeader};
+use crate::components::{Empty, ErrorBox, KeyReveal, PageHeader};
 use crate::format::usd;
 
 #[component]
@@ -15,8 +15,11 @@ pub fn OnboardPage() -> impl IntoView {
     view! {
         <Title text="Onboard a tenant"/>
         <PageHeader title="Onboard a tenant" subtitle="Create the tenant, its limits and budget, and its first API key."/>
+        {(!crate::auth::can_operate()).then(|| view! {
+            <Empty title="Read only" hint="Operators and admins onboard tenants; your role can read the tenants, not change them."/>
+        })}
         <Show
-            when=move || done().is_some()
+            when=move || done().is_some() || !crate::auth::can_operate()
             fallback=move || {
                 view! {
                     <ActionForm action=onboard attr:class="card form form-grid" attr:data-testid="onboard-form">
