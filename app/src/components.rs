@@ -153,3 +153,62 @@ pub fn KeyReveal(key: KeyCreated) -> impl IntoView {
         </div>
     }
 }
+
+/// A destructive action asked about first. The button (`label`,
+/// `data-testid` = `testid`) opens an inline dialog (`role="alertdialog"`)
+/// that asks `question`, naming the object; `children` is the form that
+/// sends the action, whose submit button answers yes (Escape or "Cancel"
+/// closes the dialog and gives the focus back to the button).
+#[component]
+pub fn Confirmed(
+    #[prop(into)] label: String,
+    #[prop(into)] question: String,
+    #[prop(into)] testid: String,
+    #[prop(into)] class: String,
+    children: Children,
+) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let question_id = format!("confirm-{}-{}", testid, crate::format::short_id(&question));
+    let labelled = question_id.clone();
+    let opener = NodeRef::<leptos::html::Button>::new();
+    let close = move || {
+        open.set(false);
+        if let Some(b) = opener.get_untracked() {
+            let _ = b.focus();
+        }
+    };
+    view! {
+        <span class="confirmed">
+            <button
+                type="button"
+                class=class
+                node_ref=opener
+                data-testid=testid
+                aria-haspopup="dialog"
+                aria-expanded=move || open.get().to_string()
+                hidden=move || open.get()
+                on:click=move |_| open.set(true)
+            >
+                {label}
+            </button>
+            <span
+                class="confirm-inline"
+                role="alertdialog"
+                aria-labelledby=labelled
+                data-testid="confirm-dialog"
+                hidden=move || !open.get()
+                on:keydown=move |ev| {
+                    if ev.key() == "Escape" {
+                        close();
+                    }
+                }
+            >
+                <span id=question_id class="confirm-question">{question}</span>
+                {children()}
+                <button type="button" class="button button-quiet button-small" data-testid="confirm-cancel" on:click=move |_| close()>
+                    "Cancel"
+                </button>
+            </span>
+        </span>
+    }
+}

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use sheepdog_types::{KeyCreated, KeyInfo, KeyStatus};
 
-use crate::components::Empty;
+use crate::components::{Confirmed, Empty};
 use crate::error::ConsoleError;
 use crate::format::datetime;
 
@@ -36,12 +36,15 @@ pub async fn revoke_tenant_key(tenant_id: String, key_id: String) -> Result<KeyI
 /// The revoke button of one key row.
 pub fn revoke_form(action: ServerAction<RevokeTenantKey>, tenant_id: &str, key_id: &str) -> AnyView {
     let (tenant_id, key_id) = (tenant_id.to_string(), key_id.to_string());
+    let question = format!("Revoke key {key_id}? Requests with it will be refused.");
     view! {
-        <ActionForm action=action attr:class="inline-form">
-            <input type="hidden" name="tenant_id" value=tenant_id/>
-            <input type="hidden" name="key_id" value=key_id/>
-            <button type="submit" class="button button-danger button-small" data-testid="revoke-key">"Revoke"</button>
-        </ActionForm>
+        <Confirmed label="Revoke" question=question testid="revoke-key" class="button button-danger button-small">
+            <ActionForm action=action attr:class="inline-form">
+                <input type="hidden" name="tenant_id" value=tenant_id.clone()/>
+                <input type="hidden" name="key_id" value=key_id.clone()/>
+                <button type="submit" class="button button-danger button-small" data-testid="confirm-yes">"Yes, revoke"</button>
+            </ActionForm>
+        </Confirmed>
     }
     .into_any()
 }

@@ -10,7 +10,7 @@ use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 use sheepdog_types::{KeyCreated, KeyInfo, PoolInfo, Tenant, TenantMetrics, UsageSeries};
 
-use crate::components::{ErrorBox, KeyReveal, Loading, PageHeader, Stat, StatusBadge, TierBadge};
+use crate::components::{Confirmed, ErrorBox, KeyReveal, Loading, PageHeader, Stat, StatusBadge, TierBadge};
 use crate::costs::Breakdown;
 use crate::error::ConsoleError;
 use crate::format::{thousands, usd, usd_nanos};
@@ -202,11 +202,14 @@ pub fn PortalKeysPage() -> impl IntoView {
                                 keys=list
                                 action=move |k: &KeyInfo| {
                                     let key_id = k.id.clone();
+                                    let question = format!("Revoke key {key_id}? Requests with it will be refused.");
                                     view! {
-                                        <ActionForm action=revoke attr:class="inline-form">
-                                            <input type="hidden" name="key_id" value=key_id/>
-                                            <button type="submit" class="button button-danger button-small" data-testid="revoke-key">"Revoke"</button>
-                                        </ActionForm>
+                                        <Confirmed label="Revoke" question=question testid="revoke-key" class="button button-danger button-small">
+                                            <ActionForm action=revoke attr:class="inline-form">
+                                                <input type="hidden" name="key_id" value=key_id.clone()/>
+                                                <button type="submit" class="button button-danger button-small" data-testid="confirm-yes">"Yes, revoke"</button>
+                                            </ActionForm>
+                                        </Confirmed>
                                     }
                                         .into_any()
                                 }

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use sheepdog_types::ConsoleUser;
 
-use crate::components::{action_result, ErrorBox, Loading, PageHeader};
+use crate::components::{action_result, Confirmed, ErrorBox, Loading, PageHeader};
 use crate::error::ConsoleError;
 use crate::format::{datetime, short_id};
 
@@ -84,12 +84,28 @@ pub fn UsersPage() -> impl IntoView {
                                                     <td>{if u.disabled { view! { <span class="badge badge-unreachable">"disabled"</span> }.into_any() } else { view! { <span class="badge badge-healthy">"active"</span> }.into_any() }}</td>
                                                     <td class="muted">{datetime(&u.created_at)}</td>
                                                     <td class="num">
-                                                        {admin.then(|| view! {
-                                                            <ActionForm action=toggle attr:class="inline-form">
-                                                                <input type="hidden" name="id" value=u.id.clone()/>
-                                                                <input type="hidden" name="disabled" value=next/>
-                                                                <button type="submit" class="button button-quiet button-small">{if u.disabled { "Enable" } else { "Disable" }}</button>
-                                                            </ActionForm>
+                                                        {admin.then(|| {
+                                                            let id = u.id.clone();
+                                                            let form = move || view! {
+                                                                <ActionForm action=toggle attr:class="inline-form">
+                                                                    <input type="hidden" name="id" value=id.clone()/>
+                                                                    <input type="hidden" name="disabled" value=next/>
+                                                                    <button type="submit" class="button button-quiet button-small" data-testid={if next == "true" { "confirm-yes" } else { "enable-user" }}>
+                                                                        {if next == "true" { "Yes, disable" } else { "Enable" }}
+                                                                    </button>
+                                                                </ActionForm>
+                                                            };
+                                                            if next == "true" {
+                                                                let question = format!("Disable {}? Their sessions end now.", u.email);
+                                                                view! {
+                                                                    <Confirmed label="Disable" question=question testid="disable-user" class="button button-quiet button-small">
+                                                                        {form()}
+                                                                    </Confirmed>
+                                                                }
+                                                                .into_any()
+                                                            } else {
+                                                                form().into_any()
+                                                            }
                                                         })}
                                                     </td>
                                                 </tr>

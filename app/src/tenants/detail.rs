@@ -9,7 +9,9 @@ use sheepdog_types::{KeyInfo, TenantMetrics, TenantStatus};
 
 use super::{can_operate, get_tenant_detail, SetTenantStatus, TenantDetail, UpdateBudget, UpdateLimits};
 use crate::charts::{LineChart, Series, StackedBarChart};
-use crate::components::{action_result, ErrorBox, KeyReveal, Loading, PageHeader, Stat, StatusBadge, TierBadge};
+use crate::components::{
+    action_result, Confirmed, ErrorBox, KeyReveal, Loading, PageHeader, Stat, StatusBadge, TierBadge,
+};
 use crate::format::{compact, datetime, hour, millis, short_id, thousands, usd, usd_nanos};
 use crate::keys::{CreateTenantKey, KeysTable, RevokeTenantKey};
 
@@ -142,14 +144,28 @@ fn TenantDetailBody(
             <TierBadge tier=t.tier/>
             {operate.then(|| {
                 let next = if suspended { "active" } else { "suspended" };
-                view! {
-                    <ActionForm action=status attr:class="inline-form">
-                        <input type="hidden" name="id" value=id.clone()/>
-                        <input type="hidden" name="status" value=next/>
-                        <button type="submit" class={if suspended { "button" } else { "button button-danger" }} data-testid="toggle-status">
-                            {if suspended { "Reactivate" } else { "Suspend" }}
-                        </button>
-                    </ActionForm>
+                let form = {
+                    let id = id.clone();
+                    move || view! {
+                        <ActionForm action=status attr:class="inline-form">
+                            <input type="hidden" name="id" value=id.clone()/>
+                            <input type="hidden" name="status" value=next/>
+                            <button type="submit" class={if suspended { "button" } else { "button button-danger" }} data-testid={if suspended { "toggle-status" } else { "confirm-yes" }}>
+                                {if suspended { "Reactivate" } else { "Yes, suspend" }}
+                            </button>
+                        </ActionForm>
+                    }
+                };
+                if suspended {
+                    form().into_any()
+                } else {
+                    let question = format!("Suspend {}? Its requests will be refused until it is reactivated.", t.name);
+                    view! {
+                        <Confirmed label="Suspend" question=question testid="toggle-status" class="button button-danger">
+                            {form()}
+                        </Confirmed>
+                    }
+                    .into_any()
                 }
             })}
         </PageHeader>
