@@ -8,6 +8,11 @@ const consoleURL = process.env.SHEEPDOG_CONSOLE_URL ?? 'http://127.0.0.1:3000';
 // `npx playwright install` needs a download that is not available here.
 const chromiumPath = process.env.SHEEPDOG_CHROMIUM ?? '/usr/bin/chromium';
 
+const launchOptions = {
+  executablePath: chromiumPath,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+};
+
 export default defineConfig({
   testDir: './tests',
   fullyParallel: true,
@@ -22,22 +27,17 @@ export default defineConfig({
     trace: 'on-first-retry',
     screenshot: 'only-on-failure',
   },
+  // The whole suite on a 1280×800 desktop; the operator's journey again on
+  // a 390×844 phone (its own tenants: see journey.spec.ts).
   projects: [
     {
       name: 'chromium',
-      use: {
-        ...devices['Desktop Chrome'],
-        launchOptions: {
-          executablePath: chromiumPath,
-          args: [
-            '--no-sandbox',
-            '--disable-gpu',
-            '--disable-background-networking',
-            '--disable-component-update',
-            '--disable-sync',
-          ],
-        },
-      },
+      use: { ...devices['Desktop Chrome'], viewport: { width: 1280, height: 800 }, launchOptions },
+    },
+    {
+      name: 'phone',
+      testMatch: /journey\.spec\.ts/,
+      use: { ...devices['Desktop Chrome'], viewport: { width: 390, height: 844 }, launchOptions },
     },
   ],
   // No webServer: scripts/e2e.sh owns the server's lifecycle.

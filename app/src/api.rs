@@ -188,8 +188,11 @@ impl AdminApi {
         self.get(&format!("/users/{}", seg(id)?)).await
     }
 
-    pub async fn users(&self) -> Result<Vec<ConsoleUser>, ConsoleError> {
-        Ok(self.get::<UserList>("/users").await?.data)
+    /// One page of console users by e-mail, and how many there are.
+    pub async fn users_page(&self, limit: u64, offset: u64) -> Result<(Vec<ConsoleUser>, u64), ConsoleError> {
+        let list = self.get::<UserList>(&format!("/users?limit={limit}&offset={offset}")).await?;
+        let total = list.total.unwrap_or(list.data.len() as u64);
+        Ok((list.data, total))
     }
 
     pub async fn create_user(
@@ -213,6 +216,21 @@ impl AdminApi {
 
     pub async fn tenants(&self) -> Result<Vec<Tenant>, ConsoleError> {
         Ok(self.get::<TenantList>("/tenants").await?.data)
+    }
+
+    /// One page of tenants matching the filters, ordered by name, and how many match.
+    pub async fn tenants_page(
+        &self,
+        filters: &[(&str, Option<&str>)],
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<Tenant>, u64), ConsoleError> {
+        let (limit, offset) = (limit.to_string(), offset.to_string());
+        let mut pairs = filters.to_vec();
+        pairs.extend([("limit", Some(limit.as_str())), ("offset", Some(offset.as_str()))]);
+        let list = self.get::<TenantList>(&format!("/tenants{}", query(&pairs))).await?;
+        let total = list.total.unwrap_or(list.data.len() as u64);
+        Ok((list.data, total))
     }
 
     pub async fn tenant(&self, id: &str) -> Result<Tenant, ConsoleError> {
@@ -249,6 +267,18 @@ impl AdminApi {
         Ok(self.get::<KeyList>(&format!("/tenants/{}/keys", seg(id)?)).await?.data)
     }
 
+    /// One page of a tenant's keys, newest first, and how many it has.
+    pub async fn tenant_keys_page(
+        &self,
+        id: &str,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<KeyInfo>, u64), ConsoleError> {
+        let list = self.get::<KeyList>(&format!("/tenants/{}/keys?limit={limit}&offset={offset}", seg(id)?)).await?;
+        let total = list.total.unwrap_or(list.data.len() as u64);
+        Ok((list.data, total))
+    }
+
     pub async fn create_key(
         &self,
         actor: &str,
@@ -275,8 +305,9 @@ impl AdminApi {
 
     // ---- reports ---------------------------------------------------------
 
-    pub async fn overview(&self) -> Result<Overview, ConsoleError> {
-        self.get("/overview").await
+    /// Totals over `from`..`to` (RFC 3339).
+    pub async fn overview(&self, from: &str, to: &str) -> Result<Overview, ConsoleError> {
+        self.get(&format!("/overview{}", query(&[("from", Some(from)), ("to", Some(to))]))).await
     }
 
     pub async fn replicas(&self) -> Result<ReplicaList, ConsoleError> {
@@ -384,8 +415,11 @@ impl AdminApi {
         Err(AnalyzeFailure::Refused { status: status.as_u16(), code, message })
     }
 
-    pub async fn audit(&self, filters: &[(&str, Option<&str>)]) -> Result<Vec<AuditRecord>, ConsoleError> {
-        Ok(self.get::<AuditList>(&format!("/audit{}", query(filters))).await?.data)
+    /// Audit entries matching the filters (give `offset` to get `total`, the number that match).
+    pub async fn audit(&self, filters: &[(&str, Option<&str>)]) -> Result<(Vec<AuditRecord>, u64), ConsoleError> {
+        let list = self.get::<AuditList>(&format!("/audit{}", query(filters))).await?;
+        let total = list.total.unwrap_or(list.data.len() as u64);
+        Ok((list.data, total))
     }
 }
 

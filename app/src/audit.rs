@@ -8,11 +8,12 @@ use leptos_router::hooks::use_query_map;
 use serde_json::Value;
 use sheepdog_types::AuditRecord;
 
-use crate::components::{Empty, ErrorBox, Loading, PageHeader};
+use crate::components::{Empty, ErrorBox, ListPage, Loading, PageHeader, Pager};
 use crate::error::ConsoleError;
 use crate::format::datetime;
 
-/// Audit entries, newest first (at most 200).
+/// One page of audit entries, newest first, filtered and paged by the
+/// gateway's database.
 #[server(endpoint = "audit")]
 pub async fn audit_log(
     actor: Option<String>,
@@ -20,8 +21,10 @@ pub async fn audit_log(
     target: Option<String>,
     from: Option<String>,
     to: Option<String>,
-) -> Result<Vec<AuditRecord>, ConsoleError> {
+    offset: Option<String>,
+) -> Result<ListPage<AuditRecord>, ConsoleError> {
     use crate::auth::ssr::{require_staff, with_status};
+    use crate::components::{parse_offset, PAGE_SIZE};
     require_staff().await?;
     // Dates from the form (YYYY-MM-DD) become UTC day bounds.
     let day = |d: Option<String>, end: bool| -> Result<Option<String>, ConsoleError> {
@@ -37,11 +40,14 @@ pub async fn audit_log(
     };
     let from = day(from, false).map_err(with_status)?;
     let to = day(to, true).map_err(with_status)?;
+    let offset = parse_offset(offset.as_deref());
+    let (limit, skip) = (PAGE_SIZE.to_string(), offset.to_string());
     let state = crate::state::ConsoleState::current()?;
-    state
+    let (rows, total) = state
         .api()
         .audit(&[
-            ("limit", Some("200")),
+            ("limit", Some(limit.as_str())),
+            ("offset", Some(skip.as_str())),
             ("actor", actor.as_deref()),
             ("action", action.as_deref()),
             ("target", target.as_deref()),
@@ -49,7 +55,8 @@ pub async fn audit_log(
             ("to", to.as_deref()),
         ])
         .await
-        .map_err(with_status)
+        .map_err(with_status)?;
+    Ok(ListPage { rows, total, offset })
 }
 
 /// `field: before → after` for each top-level field that changed.
@@ -86,8 +93,8 @@ pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
     let get = move |k: &str| query.with(|q| q.get(k).filter(|v| !v.is_empty()));
     let entries = Resource::new(
-        move || (get("actor"), get("action"), get("target"), get("from"), get("to")),
-        |(a, b, c, d, e)| audit_log(a, b, c, d, e),
+        move || (get("actor"), get("action"), get("target"), get("from"), get("to"), get("offset")),
+        |(a, b, c, d, e, o)| audit_log(a, b, c, d, e, o),
     );
     view! {
         <Title text="Audit log"/>
@@ -104,8 +111,18 @@ pub fn AuditPage() -> impl IntoView {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match entries.await {
-                    Ok(list) if list.is_empty() => view! { <Empty title="No entries" hint="Nothing matches these filters."/> }.into_any(),
-                    Ok(list) => view! { <AuditTable entries=list/> }.into_any(),
+                    Ok(page) if page.total == 0 => view! { <Empty title="No entries" hint="Nothing matches these filters."/> }.into_any(),
+                    Ok(page) => {
+                        let pairs: Vec<(String, String)> = query.with_untracked(|q| {
+                            ["actor", "action", "target", "from", "to"].iter().filter_map(|k| q.get(k).map(|v| (k.to_string(), v))).collect()
+                        });
+                        let shown = page.rows.len();
+                        view! {
+                            <AuditTable entries=page.rows/>
+                            <Pager path="/audit" total=page.total offset=page.offset shown=shown query=pairs testid="audit-pager"/>
+                        }
+                        .into_any()
+                    }
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                 }
             })}
@@ -116,7 +133,7 @@ pub fn AuditPage() -> impl IntoView {
 #[component]
 fn AuditTable(entries: Vec<AuditRecord>) -> impl IntoView {
     view! {
-        <div class="card card-flush">
+        <div class="card card-flush" tabindex="0" role="region" aria-label="Audit entries">
             <table class="table" data-testid="audit-table">
                 <thead>
                     <tr><th>"When (UTC)"</th><th>"Who"</th><th>"What"</th><th>"Target"</th><th>"Before → after"</th></tr>

@@ -16,6 +16,9 @@ pub fn color(i: usize) -> &'static str {
     PALETTE[i % PALETTE.len()]
 }
 
+/// Formats all ticks of an axis together (so they share one format).
+pub type TickRule = fn(&[f64]) -> Vec<String>;
+
 /// One named series of values, one per x label.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -25,8 +28,10 @@ pub struct Series {
 
 const W: f64 = 640.0;
 const H: f64 = 240.0;
-const LEFT: f64 = 60.0;
 const RIGHT: f64 = 12.0;
+/// Width of one tick-label character in viewBox units (11 px text, digits
+/// and `$,.` at most ~0.6 em), with room to spare.
+const CHAR_W: f64 = 6.8;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 28.0;
 const MAX_X_LABELS: usize = 8;
@@ -62,24 +67,56 @@ fn plot_h() -> f64 {
     H - TOP - BOTTOM
 }
 
-fn plot_w() -> f64 {
-    W - LEFT - RIGHT
+/// The plot's horizontal frame: a left margin as wide as the longest tick
+/// label, so that no label is clipped.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    left: f64,
+}
+
+impl Frame {
+    fn for_labels(labels: &[String]) -> Frame {
+        let chars = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f64;
+        Frame { left: (chars * CHAR_W + 10.0).clamp(28.0, 160.0) }
+    }
+
+    fn plot_w(self) -> f64 {
+        W - self.left - RIGHT
+    }
 }
 
 fn y_of(v: f64, top: f64) -> f64 {
     TOP + plot_h() - (v / top) * plot_h()
 }
 
-/// Axes: horizontal grid lines with value labels, x labels under the plot.
-fn axes(ticks: &[f64], top: f64, labels: &[String], centers: &[f64], fmt: fn(f64) -> String) -> impl IntoView {
+/// Tick labels: the chart's own tick formatter (one rule for the whole
+/// axis), else `fmt` per tick.
+fn tick_labels(ticks: &[f64], fmt: fn(f64) -> String, rule: Option<TickRule>) -> Vec<String> {
+    match rule {
+        Some(rule) => rule(ticks),
+        None => ticks.iter().map(|t| fmt(*t)).collect(),
+    }
+}
+
+/// Axes: horizontal grid lines with value labels, x labels under the plot
+/// (the last one kept inside the chart's right edge).
+fn axes(
+    ticks: &[f64],
+    tick_text: &[String],
+    top: f64,
+    labels: &[String],
+    centers: &[f64],
+    frame: Frame,
+) -> impl IntoView {
     let every = label_every(labels.len());
     let grid = ticks
         .iter()
-        .map(|t| {
+        .zip(tick_text)
+        .map(|(t, text)| {
             let y = r1(y_of(*t, top));
             view! {
-                <line class="gridline" x1=r1(LEFT) x2=r1(W - RIGHT) y1=y.clone() y2=y.clone()></line>
-                <text class="tick" x=r1(LEFT - 6.0) y=r1(y_of(*t, top) + 4.0) text-anchor="end">{fmt(*t)}</text>
+                <line class="gridline" x1=r1(frame.left) x2=r1(W - RIGHT) y1=y.clone() y2=y.clone()></line>
+                <text class="tick" x=r1(frame.left - 6.0) y=r1(y_of(*t, top) + 4.0) text-anchor="end">{text.clone()}</text>
             }
         })
         .collect_view();
@@ -89,7 +126,9 @@ fn axes(ticks: &[f64], top: f64, labels: &[String], centers: &[f64], fmt: fn(f64
         .enumerate()
         .filter(|(i, _)| i % every == 0)
         .map(|(_, (l, x))| {
-            view! { <text class="tick" x=r1(*x) y=r1(H - 8.0) text-anchor="middle">{l.clone()}</text> }
+            let half = l.chars().count() as f64 * CHAR_W / 2.0;
+            let (x, anchor) = if x + half > W { (W - 1.0, "end") } else { (*x, "middle") };
+            view! { <text class="tick" x=r1(x) y=r1(H - 8.0) text-anchor=anchor>{l.clone()}</text> }
         })
         .collect_view();
     view! { <g class="axes">{grid}{xl}</g> }
@@ -141,23 +180,29 @@ pub fn StackedBarChart(
     title: String,
     labels: Vec<String>,
     series: Vec<Series>,
-    /// Formats axis ticks and tooltip values.
+    /// Formats tooltip values (and axis ticks without `ticks`).
     fmt: fn(f64) -> String,
+    /// Formats all axis ticks together (one number of decimals).
+    #[prop(optional)]
+    ticks: Option<TickRule>,
     #[prop(into, optional)] testid: String,
 ) -> impl IntoView {
     let tip: Tip = RwSignal::new(None);
     let n = labels.len().max(1);
-    let totals: Vec<f64> =
-        (0..labels.len()).map(|i| series.iter().map(|s| s.values.get(i).copied().unwrap_or(0.0)).sum()).collect();
-    let (top, ticks) = nice_ticks(totals.iter().copied().fold(0.0, f64::max));
-    let band = plot_w() / n as f64;
+    // A value that is not positive (or not a number: a future bucket) draws nothing.
+    let value = |s: &Series, i: usize| s.values.get(i).copied().filter(|v| *v > 0.0).unwrap_or(0.0);
+    let totals: Vec<f64> = (0..labels.len()).map(|i| series.iter().map(|s| value(s, i)).sum()).collect();
+    let (top, tick_values) = nice_ticks(totals.iter().copied().fold(0.0, f64::max));
+    let tick_text = tick_labels(&tick_values, fmt, ticks);
+    let frame = Frame::for_labels(&tick_text);
+    let band = frame.plot_w() / n as f64;
     let bar_w = (band * 0.72).max(1.0);
-    let centers: Vec<f64> = (0..labels.len()).map(|i| LEFT + band * (i as f64 + 0.5)).collect();
+    let centers: Vec<f64> = (0..labels.len()).map(|i| frame.left + band * (i as f64 + 0.5)).collect();
     let mut rects = Vec::new();
     for (i, label) in labels.iter().enumerate() {
         let mut base = 0.0;
         for (si, s) in series.iter().enumerate() {
-            let v = s.values.get(i).copied().unwrap_or(0.0);
+            let v = value(s, i);
             if v <= 0.0 {
                 continue;
             }
@@ -189,7 +234,7 @@ pub fn StackedBarChart(
         <figure class="chart" data-testid=testid>
             <div class="chart-box">
                 <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=title.clone() preserveAspectRatio="xMidYMid meet">
-                    {axes(&ticks, top, &labels, &centers, fmt)}
+                    {axes(&tick_values, &tick_text, top, &labels, &centers, frame)}
                     <g class="bars">{rects}</g>
                     {empty.then(|| view! { <text class="chart-empty" x=r1(W / 2.0) y=r1(H / 2.0) text-anchor="middle">"No data in this range"</text> })}
                 </svg>
@@ -214,6 +259,13 @@ pub fn LineChart(
     /// chart without any value says "No data"; else all-zero says it too.
     #[prop(optional)]
     zero_is_data: bool,
+    /// Formats all axis ticks together (one number of decimals).
+    #[prop(optional)]
+    ticks: Option<TickRule>,
+    /// The x axis spans at least this many slots: a young series starts at
+    /// the left instead of one dot in the middle.
+    #[prop(optional)]
+    min_slots: usize,
 ) -> impl IntoView {
     let tip: Tip = RwSignal::new(None);
     let n = labels.len();
@@ -223,10 +275,14 @@ pub fn LineChart(
     } else {
         max <= 0.0
     };
-    let (top, ticks) = nice_ticks(max);
-    let step = if n > 1 { plot_w() / (n - 1) as f64 } else { 0.0 };
-    let centers: Vec<f64> =
-        (0..n).map(|i| if n > 1 { LEFT + step * i as f64 } else { LEFT + plot_w() / 2.0 }).collect();
+    let (top, tick_values) = nice_ticks(max);
+    let tick_text = tick_labels(&tick_values, fmt, ticks);
+    let frame = Frame::for_labels(&tick_text);
+    let slots = n.max(min_slots);
+    let step = if slots > 1 { frame.plot_w() / (slots - 1) as f64 } else { 0.0 };
+    let centers: Vec<f64> = (0..n)
+        .map(|i| if slots > 1 { frame.left + step * i as f64 } else { frame.left + frame.plot_w() / 2.0 })
+        .collect();
     let lines = series
         .iter()
         .enumerate()
@@ -252,6 +308,7 @@ pub fn LineChart(
                     }
                 })
                 .collect_view();
+            let finite = |i: usize| i < n && s.values.get(i).is_some_and(|v| v.is_finite());
             let dots = s
                 .values
                 .iter()
@@ -262,18 +319,28 @@ pub fn LineChart(
                     let text = format!("{} · {}: {}", labels[i], s.name, fmt(*v));
                     let (tx, ty) = (centers[i] / W * 100.0, y_of(*v, top) / H * 100.0);
                     let hover = text.clone();
+                    // A point without a neighbour draws no line: a larger
+                    // marker with its value printed above it.
+                    let has_neighbour = (i > 0 && finite(i - 1)) || finite(i + 1);
+                    let alone = !has_neighbour;
+                    let label = alone.then(|| {
+                        let y = (y_of(*v, top) - 8.0 - 12.0 * si as f64).max(TOP + 8.0);
+                        let (x, anchor) = if centers[i] > W - 60.0 { (centers[i], "end") } else { (centers[i], "middle") };
+                        view! { <text class="point-label" x=r1(x) y=r1(y) text-anchor=anchor fill=color(si)>{fmt(*v)}</text> }
+                    });
                     view! {
                         <circle
-                            class="point"
+                            class=if alone { "point point-alone" } else { "point" }
                             cx=r1(centers[i])
                             cy=r1(y_of(*v, top))
-                            r="3"
+                            r=if alone { "4.5" } else { "3" }
                             fill=color(si)
                             on:mouseenter=move |_| tip.set(Some((tx, ty, hover.clone())))
                             on:mouseleave=move |_| tip.set(None)
                         >
                             <title>{text}</title>
                         </circle>
+                        {label}
                     }
                 })
                 .collect_view();
@@ -290,7 +357,7 @@ pub fn LineChart(
         <figure class="chart" data-testid=testid>
             <div class="chart-box">
                 <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=title.clone() preserveAspectRatio="xMidYMid meet">
-                    {axes(&ticks, top, &labels, &centers, fmt)}
+                    {axes(&tick_values, &tick_text, top, &labels, &centers, frame)}
                     {lines}
                     {empty.then(|| view! { <text class="chart-empty" x=r1(W / 2.0) y=r1(H / 2.0) text-anchor="middle">"No data in this range"</text> })}
                 </svg>
@@ -311,6 +378,7 @@ pub fn Sparkline(values: Vec<f64>, #[prop(into, optional)] label: String) -> imp
     let points: Vec<String> = values
         .iter()
         .enumerate()
+        .filter(|(_, v)| v.is_finite())
         .map(|(i, v)| {
             let x = if n > 1 { w * i as f64 / (n - 1) as f64 } else { w / 2.0 };
             let y = if max > 0.0 { h - 2.0 - (v / max) * (h - 4.0) } else { h - 2.0 };
@@ -438,6 +506,101 @@ mod tests {
         };
         assert!(zeros(false).contains("No data in this range"));
         assert!(!zeros(true).contains("No data in this range"));
+    }
+
+    #[test]
+    fn tick_labels_fit_left_of_the_plot_and_share_decimals() {
+        for labels in [
+            vec!["$0".to_string(), "$5".into()],
+            crate::format::usd_ticks(&[0.0, 500.0, 1000.0, 1500.0]),
+            crate::format::usd_ticks(&[0.0, 0.0025, 0.005]),
+            vec!["1,234,567,890 ms".to_string()],
+        ] {
+            let frame = Frame::for_labels(&labels);
+            for l in &labels {
+                // A label ends 6 units left of the plot; it must start inside the chart.
+                assert!(l.chars().count() as f64 * CHAR_W <= frame.left - 6.0, "{l} does not fit in {}", frame.left);
+            }
+        }
+        let html = render(|| {
+            view! {
+                <StackedBarChart
+                    title="Spend"
+                    labels=vec!["Nov 1".into(), "Nov 2".into()]
+                    series=vec![Series { name: "Acme".into(), values: vec![1234.5, 0.5] }]
+                    fmt=crate::format::money_value
+                    ticks=crate::format::usd_ticks
+                />
+            }
+            .into_any()
+        });
+        assert!(html.contains(">$1,500</text>"), "{html}");
+        assert!(html.contains("<title>Nov 1 · Acme: $1,234.50</title>"), "{html}");
+        assert!(html.contains("<title>Nov 2 · Acme: $0.500</title>"), "{html}");
+    }
+
+    #[test]
+    fn future_buckets_draw_nothing() {
+        let html = render(|| {
+            view! {
+                <StackedBarChart
+                    title="Month"
+                    labels=vec!["Dec 1".into(), "Dec 2".into(), "Dec 3".into()]
+                    series=vec![Series { name: "a".into(), values: vec![1.0, f64::NAN, f64::NAN] }]
+                    fmt=money
+                />
+            }
+            .into_any()
+        });
+        assert_eq!(html.matches("<rect").count(), 1, "{html}");
+        assert!(!html.contains("NaN"), "{html}");
+        let line = render(|| {
+            view! {
+                <LineChart
+                    title="Month"
+                    labels=vec!["Dec 1".into(), "Dec 2".into(), "Dec 3".into()]
+                    series=vec![Series { name: "a".into(), values: vec![1.0, 2.0, f64::NAN] }]
+                    fmt=money
+                />
+            }
+            .into_any()
+        });
+        assert_eq!(line.matches("<circle").count(), 2, "{line}");
+        assert!(!line.contains("NaN"), "{line}");
+    }
+
+    #[test]
+    fn a_young_series_starts_at_the_left_with_its_value_shown() {
+        let html = render(|| {
+            view! {
+                <LineChart
+                    title="p50"
+                    labels=vec!["12:00:00".into()]
+                    series=vec![Series { name: "from".into(), values: vec![42.0] }]
+                    fmt=|v| format!("{v:.0} ms")
+                    min_slots=12
+                />
+            }
+            .into_any()
+        });
+        let frame = Frame::for_labels(&tick_labels(&nice_ticks(42.0).1, |v| format!("{v:.0} ms"), None));
+        assert!(html.contains(&format!("cx=\"{}\"", r1(frame.left))), "the first slot, not the middle: {html}");
+        assert!(html.contains("point-alone"), "{html}");
+        assert!(html.contains(">42 ms</text>"), "the value is printed: {html}");
+        // Neighbours make a line: no printed values.
+        let two = render(|| {
+            view! {
+                <LineChart
+                    title="p50"
+                    labels=vec!["a".into(), "b".into()]
+                    series=vec![Series { name: "from".into(), values: vec![42.0, 40.0] }]
+                    fmt=|v| format!("{v:.0} ms")
+                    min_slots=12
+                />
+            }
+            .into_any()
+        });
+        assert!(!two.contains("point-label"), "{two}");
     }
 
     #[test]

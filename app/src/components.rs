@@ -212,3 +212,98 @@ pub fn Confirmed(
         </span>
     }
 }
+
+/// Rows shown per page of a console list.
+pub const PAGE_SIZE: u64 = 50;
+
+/// One page of a list read on the server, and where it sits in the whole.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListPage<T> {
+    pub rows: Vec<T>,
+    /// How many match in all.
+    pub total: u64,
+    /// Rows before this page.
+    pub offset: u64,
+}
+
+/// An `offset` query parameter → a row offset (malformed: the first page).
+pub fn parse_offset(text: Option<&str>) -> u64 {
+    text.and_then(|t| t.trim().parse::<u64>().ok()).map(|o| o - o % PAGE_SIZE).unwrap_or(0)
+}
+
+/// The links of a pager: the current page's query string with `param` set
+/// to `offset` (other parameters kept, in order).
+pub fn page_href(path: &str, query: &[(String, String)], param: &str, offset: u64) -> String {
+    let mut parts: Vec<String> = query
+        .iter()
+        .filter(|(k, v)| k != param && !v.is_empty())
+        .map(|(k, v)| format!("{}={}", crate::format::format_url_component(k), crate::format::format_url_component(v)))
+        .collect();
+    if offset > 0 {
+        parts.push(format!("{param}={offset}"));
+    }
+    if parts.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", parts.join("&"))
+    }
+}
+
+/// "51–100 of 10,000" with Previous and Next links (plain links: they work
+/// without JavaScript, and the server renders the page asked for).
+#[component]
+pub fn Pager(
+    /// The list's path (`/tenants`).
+    #[prop(into)]
+    path: String,
+    /// The query parameter holding the offset (`offset`, `keys_offset`).
+    #[prop(default = "offset")]
+    param: &'static str,
+    total: u64,
+    offset: u64,
+    shown: usize,
+    /// The page's current query string, as pairs.
+    query: Vec<(String, String)>,
+    #[prop(into, optional)] testid: String,
+) -> impl IntoView {
+    let first = if shown == 0 { 0 } else { offset + 1 };
+    let last = offset + shown as u64;
+    let prev = (offset > 0).then(|| page_href(&path, &query, param, offset.saturating_sub(PAGE_SIZE)));
+    let next = (last < total).then(|| page_href(&path, &query, param, offset + PAGE_SIZE));
+    let testid = if testid.is_empty() { "pager".to_string() } else { testid };
+    view! {
+        <nav class="pager" aria-label="Pages" data-testid=testid>
+            <span class="muted" data-testid="pager-range">
+                {format!("{}–{} of {}", crate::format::thousands(first), crate::format::thousands(last), crate::format::thousands(total))}
+            </span>
+            {match prev {
+                Some(href) => view! { <a class="button button-quiet button-small" href=href rel="prev" data-testid="pager-prev">"‹ Previous"</a> }.into_any(),
+                None => view! { <span class="button button-quiet button-small" aria-disabled="true">"‹ Previous"</span> }.into_any(),
+            }}
+            {match next {
+                Some(href) => view! { <a class="button button-quiet button-small" href=href rel="next" data-testid="pager-next">"Next ›"</a> }.into_any(),
+                None => view! { <span class="button button-quiet button-small" aria-disabled="true">"Next ›"</span> }.into_any(),
+            }}
+        </nav>
+    }
+}
+
+#[cfg(test)]
+mod pager_tests {
+    use super::*;
+
+    #[test]
+    fn pager_links_keep_the_filters() {
+        let q = vec![
+            ("q".to_string(), "acme corp".to_string()),
+            ("offset".into(), "50".into()),
+            ("tier".into(), String::new()),
+        ];
+        assert_eq!(page_href("/tenants", &q, "offset", 100), "/tenants?q=acme%20corp&offset=100");
+        assert_eq!(page_href("/tenants", &q, "offset", 0), "/tenants?q=acme%20corp");
+        assert_eq!(page_href("/tenants", &[], "offset", 0), "/tenants");
+        assert_eq!(parse_offset(Some("120")), 100, "pages start at multiples of the page size");
+        assert_eq!(parse_offset(Some("-5")), 0);
+        assert_eq!(parse_offset(None), 0);
+    }
+}

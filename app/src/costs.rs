@@ -11,11 +11,8 @@ use sheepdog_types::UsageSeries;
 use crate::charts::{LineChart, Series, StackedBarChart};
 use crate::components::{Empty, ErrorBox, Loading, PageHeader};
 use crate::error::ConsoleError;
-use crate::format::{day, hour, thousands, usd, usd_nanos};
-
-/// Ranges the page offers.
-pub const RANGES: [(&str, &str); 4] =
-    [("24h", "Last 24 h"), ("7d", "Last 7 days"), ("30d", "Last 30 days"), ("month", "This month")];
+use crate::format::{day, hour, money_value, thousands, usd, usd_nanos, usd_ticks};
+use crate::range::RangePicker;
 
 /// The four breakdowns over one range.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +20,8 @@ pub struct CostReport {
     pub range: String,
     pub from: String,
     pub to: String,
+    /// When the report was read: buckets that start after it are in the future.
+    pub now: String,
     pub by_tenant: UsageSeries,
     pub by_cost_center: UsageSeries,
     pub by_model: UsageSeries,
@@ -33,81 +32,61 @@ pub struct CostReport {
 /// Most series drawn in one chart; the rest are summed as "other".
 const MAX_SERIES: usize = 6;
 
+/// Most rows a breakdown's table lists; the rest are one "other" row (the
+/// CSV export has them all).
+pub const MAX_ROWS: usize = 25;
+
+/// The key of the row that sums the groups beyond [`MAX_ROWS`].
+pub const OTHER_KEY: &str = "(other)";
+
+/// The largest `keep` groups of a series (it is sorted largest first) and
+/// one row summing the rest, so that a page with 10,000 tenants stays
+/// small; totals are unchanged, to the nano-dollar.
+pub fn top_rows(mut s: UsageSeries, keep: usize) -> UsageSeries {
+    if s.series.len() <= keep + 1 {
+        return s;
+    }
+    let rest = s.series.split_off(keep);
+    let n = s.buckets.len();
+    let mut other = sheepdog_types::UsageSeriesRow {
+        key: OTHER_KEY.into(),
+        label: format!("{} more", thousands(rest.len() as u64)),
+        values_nanos: vec![0; n],
+        requests_per_bucket: vec![0; n],
+        requests: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: String::new(),
+        cost_nanos: 0,
+    };
+    for r in &rest {
+        for (o, v) in other.values_nanos.iter_mut().zip(&r.values_nanos) {
+            *o += v;
+        }
+        for (o, v) in other.requests_per_bucket.iter_mut().zip(&r.requests_per_bucket) {
+            *o += v;
+        }
+        other.requests += r.requests;
+        other.input_tokens += r.input_tokens;
+        other.output_tokens += r.output_tokens;
+        other.cost_nanos += r.cost_nanos;
+    }
+    other.cost_usd = sheepdog_types::format_usd(other.cost_nanos);
+    s.series.push(other);
+    s
+}
+
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use axum::body::Body;
     use axum::http::{header, Request, StatusCode};
     use axum::response::{IntoResponse, Response};
-    use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
     use leptos::prelude::*;
     use leptos::reactive::computed::ScopedFuture;
     use sheepdog_types::UsageSeries;
 
     use crate::error::ConsoleError;
     use crate::state::ConsoleState;
-
-    fn ts(t: DateTime<Utc>) -> String {
-        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    }
-
-    /// A range name (or `custom` with `YYYY-MM-DD` dates) → (name, from, to).
-    pub fn resolve(
-        range: &str,
-        from: Option<&str>,
-        to: Option<&str>,
-    ) -> Result<(String, String, String), ConsoleError> {
-        let now = Utc::now();
-        let next_hour =
-            Utc.timestamp_opt(now.timestamp() - now.timestamp().rem_euclid(3600) + 3600, 0).single().unwrap_or(now);
-        let date = |t: &str| -> Result<DateTime<Utc>, ConsoleError> {
-            NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|d| Utc.from_utc_datetime(&d))
-                .ok_or_else(|| ConsoleError::Invalid(format!("{t:?} is not a date (YYYY-MM-DD).")))
-        };
-        let (name, a, b) = match (range, from.filter(|f| !f.is_empty()), to.filter(|t| !t.is_empty())) {
-            ("custom", Some(f), Some(t)) => {
-                let (a, b) = (date(f)?, date(t)? + Duration::days(1));
-                if a >= b {
-                    return Err(ConsoleError::Invalid("The start date must not be after the end date.".into()));
-                }
-                if b - a > Duration::days(400) {
-                    return Err(ConsoleError::Invalid("Choose at most 400 days.".into()));
-                }
-                ("custom", a, b)
-            }
-            ("custom", _, _) => return Err(ConsoleError::Invalid("Give both a start and an end date.".into())),
-            ("24h", _, _) => ("24h", next_hour - Duration::hours(24), next_hour),
-            ("30d", _, _) => {
-                let end = Utc.from_utc_datetime(
-                    &(now.date_naive() + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default(),
-                );
-                ("30d", end - Duration::days(30), end)
-            }
-            ("month", _, _) => {
-                let start = NaiveDate::from_ymd_opt(now.year(), now.month(), 1).unwrap_or(now.date_naive());
-                let next = if now.month() == 12 {
-                    NaiveDate::from_ymd_opt(now.year() + 1, 1, 1)
-                } else {
-                    NaiveDate::from_ymd_opt(now.year(), now.month() + 1, 1)
-                }
-                .unwrap_or(start);
-                (
-                    "month",
-                    Utc.from_utc_datetime(&start.and_hms_opt(0, 0, 0).unwrap_or_default()),
-                    Utc.from_utc_datetime(&next.and_hms_opt(0, 0, 0).unwrap_or_default()),
-                )
-            }
-            _ => {
-                let end = Utc.from_utc_datetime(
-                    &(now.date_naive() + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default(),
-                );
-                ("7d", end - Duration::days(7), end)
-            }
-        };
-        Ok((name.to_string(), ts(a), ts(b)))
-    }
 
     /// CSV of one breakdown: `group,key,label,requests,input_tokens,output_tokens,cost_usd`.
     pub fn to_csv(series: &UsageSeries) -> String {
@@ -160,10 +139,11 @@ pub mod ssr {
                             "group_by must be tenant, cost_center, model or ingress".into(),
                         ));
                     }
-                    let (range, from, to) = resolve(
+                    let (range, from, to) = crate::range::ssr::resolve(
                         query.get("range").map(String::as_str).unwrap_or("7d"),
                         query.get("from").map(String::as_str),
                         query.get("to").map(String::as_str),
+                        "7d",
                     )?;
                     let series = state.api().usage_series(group, &from, &to, Some("day"), None).await?;
                     Ok((format!("sheepdog-cost-{group}-{range}.csv"), to_csv(&series)))
@@ -196,7 +176,8 @@ pub async fn get_cost_report(
 ) -> Result<CostReport, ConsoleError> {
     use crate::auth::ssr::{require_staff, with_status};
     require_staff().await?;
-    let (range, from, to) = ssr::resolve(&range, from.as_deref(), to.as_deref()).map_err(with_status)?;
+    let (range, from, to) =
+        crate::range::ssr::resolve(&range, from.as_deref(), to.as_deref(), "7d").map_err(with_status)?;
     let state = crate::state::ConsoleState::current()?;
     let api = state.api();
     let (t, c, m, i) = tokio::join!(
@@ -209,23 +190,29 @@ pub async fn get_cost_report(
         range,
         from,
         to,
-        by_tenant: t.map_err(with_status)?,
-        by_cost_center: c.map_err(with_status)?,
-        by_model: m.map_err(with_status)?,
-        by_ingress: i.map_err(with_status)?,
+        now: crate::range::ssr::now(),
+        by_tenant: top_rows(t.map_err(with_status)?, MAX_ROWS),
+        by_cost_center: top_rows(c.map_err(with_status)?, MAX_ROWS),
+        by_model: top_rows(m.map_err(with_status)?, MAX_ROWS),
+        by_ingress: top_rows(i.map_err(with_status)?, MAX_ROWS),
     })
 }
 
-/// Chart series from a usage series: the largest `MAX_SERIES - 1` and "other".
-pub fn chart_series(s: &UsageSeries, cumulative: bool) -> Vec<Series> {
+/// Chart series from a usage series: the largest `MAX_SERIES - 1` and
+/// "other". Buckets that start after `now` are in the future: not a number,
+/// so no point or bar is drawn there.
+pub fn chart_series(s: &UsageSeries, cumulative: bool, now: &str) -> Vec<Series> {
     let mut out: Vec<Series> = Vec::new();
     let n = s.buckets.len();
     let to_usd = |v: &[i64]| -> Vec<f64> {
         let mut acc = 0i64;
         v.iter()
-            .map(|x| {
-                if cumulative {
-                    acc += x;
+            .zip(&s.buckets)
+            .map(|(x, start)| {
+                acc += x;
+                if start.as_str() > now {
+                    f64::NAN
+                } else if cumulative {
                     acc as f64 / 1e9
                 } else {
                     *x as f64 / 1e9
@@ -254,10 +241,6 @@ pub fn bucket_labels(s: &UsageSeries) -> Vec<String> {
     s.buckets.iter().map(|b| if s.bucket == "hour" { hour(b) } else { day(b) }).collect()
 }
 
-fn money_axis(v: f64) -> String {
-    usd_nanos((v * 1e9).round() as i64)
-}
-
 #[component]
 pub fn CostsPage() -> impl IntoView {
     let query = use_query_map();
@@ -269,30 +252,7 @@ pub fn CostsPage() -> impl IntoView {
     view! {
         <Title text="Cost attribution"/>
         <PageHeader title="Cost attribution" subtitle="Who spends what, on which models, for which cost centers (X-Cost-Center)."/>
-        <form class="filters" method="get" action="/costs" data-testid="range-form">
-            <div class="segmented" role="group" aria-label="Range">
-                {RANGES
-                    .iter()
-                    .map(|(value, label)| {
-                        let v = value.to_string();
-                        let active = move || get("range").unwrap_or_else(|| "7d".into()) == v;
-                        view! {
-                            <a
-                                href=format!("/costs?range={value}")
-                                class=move || if active() { "seg seg-active" } else { "seg" }
-                                data-testid=format!("range-{value}")
-                            >
-                                {*label}
-                            </a>
-                        }
-                    })
-                    .collect_view()}
-            </div>
-            <input type="hidden" name="range" value="custom"/>
-            <label class="inline">"From " <input type="date" name="from" value=move || get("from").unwrap_or_default()/></label>
-            <label class="inline">"To " <input type="date" name="to" value=move || get("to").unwrap_or_default()/></label>
-            <button type="submit" class="button button-quiet">"Apply"</button>
-        </form>
+        <RangePicker action="/costs" default="7d"/>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match report.await {
@@ -324,15 +284,16 @@ fn CostBody(r: CostReport) -> impl IntoView {
             <LineChart
                 title="Cumulative spend by tenant"
                 labels=bucket_labels(&r.by_tenant)
-                series=chart_series(&r.by_tenant, true)
-                fmt=money_axis
+                series=chart_series(&r.by_tenant, true, &r.now)
+                fmt=money_value
+                ticks=usd_ticks
                 testid="chart-cumulative"
             />
         </section>
-        <Breakdown title="By tenant" series=r.by_tenant.clone() csv=format!("/costs/export.csv?group_by=tenant&{range_q}") testid="by-tenant"/>
-        <Breakdown title="By cost center" series=r.by_cost_center.clone() csv=format!("/costs/export.csv?group_by=cost_center&{range_q}") testid="by-cost-center"/>
-        <Breakdown title="By model" series=r.by_model.clone() csv=format!("/costs/export.csv?group_by=model&{range_q}") testid="by-model"/>
-        <Breakdown title="By client format" series=r.by_ingress.clone() csv=format!("/costs/export.csv?group_by=ingress&{range_q}") testid="by-ingress"/>
+        <Breakdown title="By tenant" series=r.by_tenant.clone() now=r.now.clone() csv=format!("/costs/export.csv?group_by=tenant&{range_q}") testid="by-tenant"/>
+        <Breakdown title="By cost center" series=r.by_cost_center.clone() now=r.now.clone() csv=format!("/costs/export.csv?group_by=cost_center&{range_q}") testid="by-cost-center"/>
+        <Breakdown title="By model" series=r.by_model.clone() now=r.now.clone() csv=format!("/costs/export.csv?group_by=model&{range_q}") testid="by-model"/>
+        <Breakdown title="By client format" series=r.by_ingress.clone() now=r.now.clone() csv=format!("/costs/export.csv?group_by=ingress&{range_q}") testid="by-ingress"/>
     }
     .into_any()
 }
@@ -342,6 +303,9 @@ fn CostBody(r: CostReport) -> impl IntoView {
 pub fn Breakdown(
     #[prop(into)] title: String,
     series: UsageSeries,
+    /// When the data was read (see [`chart_series`]).
+    #[prop(into)]
+    now: String,
     #[prop(into, optional)] csv: String,
     #[prop(into)] testid: String,
 ) -> impl IntoView {
@@ -359,7 +323,8 @@ pub fn Breakdown(
             } else {
                 view! {
                     <div class="split">
-                        <StackedBarChart title=format!("Spend {}", title.to_lowercase()) labels=bucket_labels(&series) series=chart_series(&series, false) fmt=money_axis testid=format!("{testid}-chart")/>
+                        <StackedBarChart title=format!("Spend {}", title.to_lowercase()) labels=bucket_labels(&series) series=chart_series(&series, false, &now) fmt=money_value ticks=usd_ticks testid=format!("{testid}-chart")/>
+                        <div class="table-scroll" tabindex="0" role="region" aria-label=format!("{title} (table)")>
                         <table class="table table-compact" data-testid=format!("{testid}-table")>
                             <thead>
                                 <tr><th></th><th>"Key"</th><th class="num">"Requests"</th><th class="num">"Tokens in / out"</th><th class="num">"Spend"</th><th class="num">"Share"</th></tr>
@@ -370,7 +335,7 @@ pub fn Breakdown(
                                     .enumerate()
                                     .map(|(i, s)| {
                                         let share = if total > 0 { s.cost_nanos as f64 / total as f64 * 100.0 } else { 0.0 };
-                                        let name = if link_tenants {
+                                        let name = if link_tenants && s.key != OTHER_KEY {
                                             view! { <a href=format!("/tenants/{}", s.key)>{s.label.clone()}</a> }.into_any()
                                         } else {
                                             view! { <span>{s.label.clone()}</span> }.into_any()
@@ -389,6 +354,7 @@ pub fn Breakdown(
                                     .collect_view()}
                             </tbody>
                         </table>
+                        </div>
                     </div>
                 }
                     .into_any()
@@ -428,13 +394,42 @@ mod tests {
             buckets: vec!["2026-11-01T00:00:00Z".into(), "2026-11-02T00:00:00Z".into()],
             series: (0..8).map(|i| row(&format!("m{i}"), vec![1_000_000_000, i])).collect(),
         };
-        let c = chart_series(&s, false);
+        let now = "2026-11-02T10:00:00Z";
+        let c = chart_series(&s, false, now);
         assert_eq!(c.len(), MAX_SERIES);
         assert_eq!(c[MAX_SERIES - 1].name, "other (3)");
         assert_eq!(c[MAX_SERIES - 1].values[0], 3.0);
-        let cum = chart_series(&s, true);
+        let cum = chart_series(&s, true, now);
         assert_eq!(cum[0].values, vec![1.0, 1.0]);
+        // The second day has not begun: nothing is drawn there.
+        let early = chart_series(&s, true, "2026-11-01T23:59:59Z");
+        assert_eq!(early[1].values[0], 1.0);
+        assert!(early[1].values[1].is_nan());
         assert_eq!(bucket_labels(&s), vec!["Nov 1", "Nov 2"]);
+    }
+
+    #[test]
+    fn beyond_the_top_rows_one_row_sums_the_rest_exactly() {
+        let s = UsageSeries {
+            from: String::new(),
+            to: String::new(),
+            group_by: "tenant".into(),
+            bucket: "day".into(),
+            buckets: vec!["2026-11-01T00:00:00Z".into(), "2026-11-02T00:00:00Z".into()],
+            series: (0..30).map(|i| row(&format!("t{i}"), vec![100 - i, 7])).collect(),
+        };
+        let total: i64 = s.series.iter().map(|r| r.cost_nanos).sum();
+        let top = top_rows(s.clone(), 25);
+        assert_eq!(top.series.len(), 26);
+        let other = &top.series[25];
+        assert_eq!((other.key.as_str(), other.label.as_str()), (OTHER_KEY, "5 more"));
+        assert_eq!(other.values_nanos, vec![(25..30).map(|i| 100 - i).sum::<i64>(), 35]);
+        assert_eq!(other.requests, 5);
+        assert_eq!(top.series.iter().map(|r| r.cost_nanos).sum::<i64>(), total);
+        assert_eq!(other.cost_usd, sheepdog_types::format_usd(other.cost_nanos));
+        // One extra row is shown as itself, not as "1 more".
+        let small = UsageSeries { series: s.series[..26].to_vec(), ..s };
+        assert_eq!(top_rows(small.clone(), 25), small);
     }
 
     #[test]
@@ -450,17 +445,5 @@ mod tests {
         let csv = ssr::to_csv(&s);
         assert!(csv.contains("\"'=cmd\"\"x\""), "{csv}");
         assert!(csv.starts_with("group_by,key,label"));
-    }
-
-    #[test]
-    fn ranges_resolve() {
-        let (name, from, to) = ssr::resolve("custom", Some("2026-01-01"), Some("2026-01-31")).unwrap();
-        assert_eq!(
-            (name.as_str(), from.as_str(), to.as_str()),
-            ("custom", "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z")
-        );
-        assert!(ssr::resolve("custom", Some("2026-02-01"), Some("2026-01-01")).is_err());
-        assert_eq!(ssr::resolve("bogus", None, None).unwrap().0, "7d");
-        assert_eq!(ssr::resolve("24h", None, None).unwrap().0, "24h");
     }
 }

@@ -15,26 +15,57 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// Nano-USD → `$12.35`, `$0.0042`, `$0` — two decimals from a dollar up,
-/// four significant places below.
+/// Nano-USD → display text, by one rule everywhere in the console:
+/// - `$0` for nothing;
+/// - from a dollar up, cents with thousands separators: `$12.35`, `$1,234.57`;
+/// - below a dollar, three significant digits (at most nine decimals, one
+///   nano-dollar): `$0.123`, `$0.0420`, `$0.00420`, `$0.000000001`.
+///
+/// Integer arithmetic only, rounding half up; the exact amount is in the
+/// admin API and the CSV export.
 pub fn usd_nanos(nanos: i64) -> String {
     let sign = if nanos < 0 { "-" } else { "" };
     let n = nanos.unsigned_abs();
     if n == 0 {
         return "$0".into();
     }
-    let dollars = n as f64 / 1e9;
-    if dollars >= 1000.0 {
-        let cents = (n + 5_000_000) / 10_000_000;
-        return format!("{sign}${}.{:02}", thousands(cents / 100), cents % 100);
+    let digits = |x: u64| x.checked_ilog10().unwrap_or(0) + 1;
+    if n < 1_000_000_000 {
+        let unit = 10u64.pow(digits(n).saturating_sub(3));
+        let rounded = (n + unit / 2) / unit * unit;
+        if rounded < 1_000_000_000 {
+            let decimals = (12 - digits(rounded).min(12)).min(9) as usize;
+            let frac = format!("{rounded:09}");
+            return format!("{sign}$0.{}", &frac[..decimals]);
+        }
     }
-    if dollars >= 1.0 {
-        return format!("{sign}${dollars:.2}");
-    }
-    if dollars >= 0.01 {
-        return format!("{sign}${dollars:.4}");
-    }
-    format!("{sign}${dollars:.6}")
+    let cents = (n + 5_000_000) / 10_000_000;
+    format!("{sign}${}.{:02}", thousands(cents / 100), cents % 100)
+}
+
+/// A chart value in dollars → [`usd_nanos`] text (tooltips).
+pub fn money_value(dollars: f64) -> String {
+    usd_nanos((dollars * 1e9).round() as i64)
+}
+
+/// Axis ticks in dollars → labels with one number of decimals for all of
+/// them (the fewest that show every tick exactly): `$0 $5 $10`,
+/// `$0.00 $0.25 $0.50`, `$0.0000 $0.0025`.
+pub fn usd_ticks(ticks: &[f64]) -> Vec<String> {
+    let nanos: Vec<u64> = ticks.iter().map(|t| (t.max(0.0) * 1e9).round() as u64).collect();
+    let decimals = (0..=9u32).find(|d| nanos.iter().all(|n| n % 10u64.pow(9 - d) == 0)).unwrap_or(9);
+    nanos
+        .iter()
+        .map(|n| {
+            let whole = thousands(n / 1_000_000_000);
+            if decimals == 0 {
+                format!("${whole}")
+            } else {
+                let frac = format!("{:09}", n % 1_000_000_000);
+                format!("${whole}.{}", &frac[..decimals as usize])
+            }
+        })
+        .collect()
 }
 
 /// A decimal USD string (`"12.345000000"`) → nano-USD (0 when malformed).
@@ -153,11 +184,24 @@ mod tests {
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(usd_nanos(0), "$0");
         assert_eq!(usd_nanos(12_345_000_000), "$12.35");
-        assert_eq!(usd_nanos(4_200_000), "$0.004200");
+        assert_eq!(usd_nanos(4_200_000), "$0.00420");
         assert_eq!(usd_nanos(42_000_000), "$0.0420");
-        assert_eq!(usd_nanos(42_000), "$0.000042");
+        assert_eq!(usd_nanos(42_000), "$0.0000420");
+        assert_eq!(usd_nanos(123_456_789), "$0.123");
+        assert_eq!(usd_nanos(1), "$0.000000001");
+        assert_eq!(usd_nanos(12), "$0.000000012");
+        assert_eq!(usd_nanos(99_950), "$0.000100", "rounding up adds a digit");
+        assert_eq!(usd_nanos(999_999_999), "$1.00");
+        assert_eq!(usd_nanos(-42_000_000), "-$0.0420");
         assert_eq!(usd_nanos(1_234_567_000_000), "$1,234.57");
-        assert_eq!(usd("0.004000000"), "$0.004000");
+        assert_eq!(usd_nanos(1_000_000_000), "$1.00");
+        assert_eq!(usd("0.004000000"), "$0.00400");
+        assert_eq!(money_value(0.5), "$0.500");
+        assert_eq!(usd_ticks(&[0.0, 5.0, 10.0]), vec!["$0", "$5", "$10"]);
+        assert_eq!(usd_ticks(&[0.0, 0.25, 0.5, 0.75]), vec!["$0.00", "$0.25", "$0.50", "$0.75"]);
+        assert_eq!(usd_ticks(&[0.0, 0.0025, 0.005]), vec!["$0.0000", "$0.0025", "$0.0050"]);
+        assert_eq!(usd_ticks(&[0.0, 500.0, 1000.0, 1500.0]), vec!["$0", "$500", "$1,000", "$1,500"]);
+        assert_eq!(usd_ticks(&[0.0, 2.5, 5.0]), vec!["$0.0", "$2.5", "$5.0"]);
         assert_eq!(compact(12_345.0), "12k");
         assert_eq!(compact(3.0), "3");
         assert_eq!(percent(0.0125), "1.2 %");

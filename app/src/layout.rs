@@ -91,7 +91,7 @@ fn ConsoleShell(user: SessionUser) -> impl IntoView {
                 <span class="brand-mark" aria-hidden="true">"◆"</span>
                 "Sheepdog"
             </a>
-            <nav class="nav" aria-label="Main">
+            <MainNav>
                 <A href="/" exact=true>"Overview"</A>
                 <A href="/tenants">"Tenants"</A>
                 <A href="/costs">"Cost attribution"</A>
@@ -99,13 +99,43 @@ fn ConsoleShell(user: SessionUser) -> impl IntoView {
                 {admin.then(|| view! { <A href="/users">"Users"</A> })}
                 <A href="/rollouts" attr:data-testid="nav-rollouts">"Rollouts"</A>
                 {operate.then(|| view! { <A href="/analyses" attr:data-testid="nav-analyses">"Analysis"</A> })}
-            </nav>
+            </MainNav>
             <UserMenu user=user/>
         </header>
         <main class="page">
             <Outlet/>
         </main>
         <footer class="footer">"Sheepdog · multi-tenant LLM gateway · times in UTC"</footer>
+    }
+}
+
+/// The main navigation: a row of links, or below 768 px a "Menu" button
+/// (keyboard operable, `aria-expanded`) that shows them as a list; following
+/// a link closes it.
+#[component]
+fn MainNav(children: Children) -> impl IntoView {
+    let open = RwSignal::new(false);
+    view! {
+        <button
+            type="button"
+            class="nav-toggle"
+            aria-controls="main-nav"
+            aria-expanded=move || open.get().to_string()
+            data-testid="nav-toggle"
+            on:click=move |_| open.update(|o| *o = !*o)
+        >
+            <span aria-hidden="true">"☰ "</span>
+            "Menu"
+        </button>
+        <nav
+            id="main-nav"
+            class=move || if open.get() { "nav nav-open" } else { "nav" }
+            aria-label="Main"
+            data-testid="main-nav"
+            on:click=move |_| open.set(false)
+        >
+            {children()}
+        </nav>
     }
 }
 
@@ -119,10 +149,10 @@ fn PortalShell(user: SessionUser) -> impl IntoView {
                 "Sheepdog"
                 <span class="brand-sub">"tenant portal"</span>
             </a>
-            <nav class="nav" aria-label="Main">
+            <MainNav>
                 <A href="/portal" exact=true>"Usage"</A>
                 <A href="/portal/keys">"API keys"</A>
-            </nav>
+            </MainNav>
             <UserMenu user=user/>
         </header>
         <main class="page">

@@ -34,6 +34,7 @@ pub mod keys;
 mod layout;
 pub mod overview;
 pub mod portal;
+pub mod range;
 pub mod replicas;
 pub mod rollouts;
 mod routes;

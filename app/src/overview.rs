@@ -1,39 +1,69 @@
-//! Overview: the last 24 hours across tenants — requests, error rate, p99
-//! latency and spend, top tenants by spend, upstream health, the gateway
-//! replicas.
+//! Overview: a time range (the last 24 hours by default) across tenants —
+//! requests, error rate, p99 latency and spend, top tenants by spend —
+//! upstream health, the gateway replicas.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use sheepdog_types::Overview;
+use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
+use sheepdog_types::{Overview, OverviewBucket};
 
 use crate::charts::{LineChart, Series};
 use crate::components::{Empty, ErrorBox, Loading, PageHeader, Stat};
 use crate::error::ConsoleError;
-use crate::format::{compact, datetime, hour, millis, percent, thousands, usd, usd_nanos};
+use crate::format::{compact, datetime, day, hour, millis, money_value, percent, thousands, usd, usd_ticks};
 use crate::health::GatewayHealthCard;
+use crate::range::RangePicker;
 use crate::replicas::ReplicasCard;
 
-/// Totals of the last 24 h across every tenant.
-#[server(endpoint = "overview")]
-pub async fn get_overview() -> Result<Overview, ConsoleError> {
-    crate::auth::ssr::require_staff().await?;
-    crate::state::ConsoleState::current()?.api().overview().await.map_err(crate::auth::ssr::with_status)
+/// The overview of one range, and when it was read (buckets after it are
+/// in the future and not drawn).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverviewReport {
+    pub range: String,
+    pub now: String,
+    pub overview: Overview,
 }
 
-fn money_axis(v: f64) -> String {
-    usd_nanos((v * 1e9).round() as i64)
+/// Totals over a range (see [`crate::range`]) across every tenant.
+#[server(endpoint = "overview")]
+pub async fn get_overview(
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<OverviewReport, ConsoleError> {
+    use crate::auth::ssr::{require_staff, with_status};
+    require_staff().await?;
+    let (range, from, to) =
+        crate::range::ssr::resolve(range.as_deref().unwrap_or("24h"), from.as_deref(), to.as_deref(), "24h")
+            .map_err(with_status)?;
+    let overview = crate::state::ConsoleState::current()?.api().overview(&from, &to).await.map_err(with_status)?;
+    Ok(OverviewReport { range, now: crate::range::ssr::now(), overview })
+}
+
+fn range_title(range: &str) -> &'static str {
+    match range {
+        "24h" => "the last 24 hours",
+        "7d" => "the last 7 days",
+        "30d" => "the last 30 days",
+        "month" => "this month",
+        _ => "the chosen dates",
+    }
 }
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| get_overview());
+    let query = use_query_map();
+    let get = move |k: &str| query.with(|q| q.get(k).filter(|v| !v.is_empty()));
+    let data = Resource::new(move || (get("range"), get("from"), get("to")), |(r, f, t)| get_overview(r, f, t));
     view! {
         <Title text="Overview"/>
-        <PageHeader title="Overview" subtitle="The last 24 hours across every tenant."/>
+        <PageHeader title="Overview" subtitle="Traffic, errors and spend across every tenant."/>
+        <RangePicker action="/" default="24h"/>
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(o) => view! { <OverviewBody o=o/> }.into_any(),
+                    Ok(r) => view! { <OverviewBody r=r/> }.into_any(),
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                 }
             })}
@@ -46,17 +76,24 @@ pub fn OverviewPage() -> impl IntoView {
 }
 
 #[component]
-fn OverviewBody(o: Overview) -> impl IntoView {
-    let labels: Vec<String> = o.hourly.iter().map(|b| hour(&b.start)).collect();
-    let requests: Vec<f64> = o.hourly.iter().map(|b| b.requests as f64).collect();
-    let errors: Vec<f64> = o.hourly.iter().map(|b| b.errors as f64).collect();
-    let spend: Vec<f64> = o.hourly.iter().map(|b| b.cost_nanos as f64 / 1e9).collect();
-    let p99: Vec<f64> = o.hourly.iter().map(|b| b.p99_latency_ms).collect();
+fn OverviewBody(r: OverviewReport) -> impl IntoView {
+    let o = r.overview;
+    let daily = o.bucket == "day";
+    let per = if daily { "day" } else { "hour" };
+    let labels: Vec<String> = o.hourly.iter().map(|b| if daily { day(&b.start) } else { hour(&b.start) }).collect();
+    // Buckets that start after now are in the future: no point is drawn there.
+    let past = |b: &OverviewBucket, v: f64| if b.start.as_str() > r.now.as_str() { f64::NAN } else { v };
+    let requests: Vec<f64> = o.hourly.iter().map(|b| past(b, b.requests as f64)).collect();
+    let errors: Vec<f64> = o.hourly.iter().map(|b| past(b, b.errors as f64)).collect();
+    let spend: Vec<f64> = o.hourly.iter().map(|b| past(b, b.cost_nanos as f64 / 1e9)).collect();
+    let p99: Vec<f64> = o.hourly.iter().map(|b| past(b, b.p99_latency_ms)).collect();
+    let span = range_title(&r.range);
     let window = format!("{} – {} UTC", datetime(&o.from), datetime(&o.to));
     let top = o.top_tenants.clone();
     let upstreams = o.upstreams.clone();
     view! {
-        <section class="stats" aria-label="Last 24 hours">
+        <p class="muted" data-testid="overview-range">{format!("Totals over {span}: {window}.")}</p>
+        <section class="stats" aria-label=format!("Totals over {span}")>
             <Stat label="Requests" value=thousands(o.requests) hint=window.clone() testid="stat-requests" trend=requests.clone()/>
             <Stat
                 label="Error rate"
@@ -70,9 +107,9 @@ fn OverviewBody(o: Overview) -> impl IntoView {
         </section>
         <div class="grid grid-2">
             <section class="card">
-                <h2>"Traffic per hour"</h2>
+                <h2>{format!("Traffic per {per}")}</h2>
                 <LineChart
-                    title="Requests and errors per hour"
+                    title=format!("Requests and errors per {per}")
                     labels=labels.clone()
                     series=vec![
                         Series { name: "requests".into(), values: requests },
@@ -83,12 +120,13 @@ fn OverviewBody(o: Overview) -> impl IntoView {
                 />
             </section>
             <section class="card">
-                <h2>"Spend per hour"</h2>
+                <h2>{format!("Spend per {per}")}</h2>
                 <crate::charts::StackedBarChart
-                    title="Spend per hour"
+                    title=format!("Spend per {per}")
                     labels=labels
                     series=vec![Series { name: "spend".into(), values: spend }]
-                    fmt=money_axis
+                    fmt=money_value
+                    ticks=usd_ticks
                     testid="chart-spend"
                 />
             </section>
@@ -126,6 +164,7 @@ fn OverviewBody(o: Overview) -> impl IntoView {
             <section class="card" data-testid="upstreams">
                 <h2>"Upstream health"</h2>
                 <p class="muted">"Each provider over the last hour."</p>
+                <div class="table-scroll" tabindex="0" role="region" aria-label="Upstream health (table)">
                 <table class="table">
                     <thead>
                         <tr><th>"Provider"</th><th>"Models"</th><th class="num">"Requests"</th><th class="num">"Errors"</th><th>"Status"</th></tr>
@@ -158,6 +197,7 @@ fn OverviewBody(o: Overview) -> impl IntoView {
                             .collect_view()}
                     </tbody>
                 </table>
+                </div>
             </section>
         </div>
     }

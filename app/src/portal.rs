@@ -28,6 +28,8 @@ pub struct PortalSummary {
     /// This month's spend by cost center, per day.
     pub by_cost_center: UsageSeries,
     pub active_keys: usize,
+    /// When the summary was read: days after it are in the future.
+    pub now: String,
 }
 
 /// The signed-in tenant user's own tenant: usage, limits, budget, credit.
@@ -38,7 +40,7 @@ pub async fn get_portal_summary() -> Result<PortalSummary, ConsoleError> {
     let state = crate::state::ConsoleState::current()?;
     let api = state.api();
     let (from, to, _) = {
-        let (_, f, t) = crate::costs::ssr::resolve("month", None, None).map_err(with_status)?;
+        let (_, f, t) = crate::range::ssr::resolve("month", None, None, "month").map_err(with_status)?;
         (f, t, ())
     };
     let tenant = api.tenant(&tenant_id).await.map_err(with_status)?;
@@ -67,6 +69,7 @@ pub async fn get_portal_summary() -> Result<PortalSummary, ConsoleError> {
         active_keys: keys.map_err(with_status)?.iter().filter(|k| k.revoked_at.is_none()).count(),
         tenant,
         pool,
+        now: crate::range::ssr::now(),
     })
 }
 
@@ -158,8 +161,8 @@ fn PortalBody(s: PortalSummary) -> impl IntoView {
             }
         })}
         <MetricsCharts metrics=s.metrics.clone()/>
-        <Breakdown title="This month by model" series=s.by_model.clone() testid="portal-by-model"/>
-        <Breakdown title="This month by cost center" series=s.by_cost_center.clone() testid="portal-by-cost-center"/>
+        <Breakdown title="This month by model" series=s.by_model.clone() now=s.now.clone() testid="portal-by-model"/>
+        <Breakdown title="This month by cost center" series=s.by_cost_center.clone() now=s.now.clone() testid="portal-by-cost-center"/>
         <section class="card" data-testid="portal-limits">
             <h2>"Limits"</h2>
             <dl class="kv">

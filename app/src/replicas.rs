@@ -64,7 +64,7 @@ fn ReplicaTable(list: ReplicaList) -> impl IntoView {
                 {state_label("Database", &database)}
             </span>
         </div>
-        <div class="table-scroll">
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Gateway replicas">
             <table class="table">
                 <thead>
                     <tr>

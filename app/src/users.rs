@@ -2,17 +2,24 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 use sheepdog_types::ConsoleUser;
 
-use crate::components::{action_result, Confirmed, ErrorBox, Loading, PageHeader};
+use crate::components::{action_result, Confirmed, ErrorBox, ListPage, Loading, PageHeader, Pager};
 use crate::error::ConsoleError;
 use crate::format::{datetime, short_id};
 
+/// One page of console users by e-mail (paged by the gateway's database).
 #[server(endpoint = "users")]
-pub async fn list_users() -> Result<Vec<ConsoleUser>, ConsoleError> {
+pub async fn list_users(offset: Option<String>) -> Result<ListPage<ConsoleUser>, ConsoleError> {
     use crate::auth::ssr::{require_admin, with_status};
+    use crate::components::{parse_offset, PAGE_SIZE};
     require_admin().await?;
-    crate::state::ConsoleState::current()?.api().users().await.map_err(with_status)
+    let offset = parse_offset(offset.as_deref());
+    let state = crate::state::ConsoleState::current()?;
+    let api = state.api();
+    let (rows, total) = api.users_page(PAGE_SIZE, offset).await.map_err(with_status)?;
+    Ok(ListPage { rows, total, offset })
 }
 
 /// Creates a console user; a `tenant` user needs the tenant's id or alias.
@@ -59,18 +66,25 @@ pub async fn set_user_disabled(id: String, disabled: String) -> Result<ConsoleUs
 pub fn UsersPage() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     let toggle = ServerAction::<SetUserDisabled>::new();
-    let users = Resource::new(move || (create.version().get(), toggle.version().get()), |_| list_users());
+    let query = use_query_map();
+    let users = Resource::new(
+        move || (create.version().get(), toggle.version().get(), query.with(|q| q.get("offset"))),
+        |(_, _, offset)| list_users(offset),
+    );
     // Only admins manage users: others get the list, without forms.
     let admin = crate::auth::is_admin();
     view! {
         <Title text="Users"/>
         <PageHeader title="Users" subtitle="Who may sign in to the console and the tenant portal."/>
         <div class="grid grid-2-1">
-            <section class="card card-flush">
+            <section class="card card-flush" tabindex="0" role="region" aria-label="Console users">
                 <Transition fallback=Loading>
                     {move || Suspend::new(async move {
                         match users.await {
-                            Ok(list) => view! {
+                            Ok(page) => {
+                                let (total, offset, shown) = (page.total, page.offset, page.rows.len());
+                                let list = page.rows;
+                                view! {
                                 <table class="table" data-testid="users-table">
                                     <thead><tr><th>"Email"</th><th>"Role"</th><th>"Tenant"</th><th>"Status"</th><th>"Created"</th><th></th></tr></thead>
                                     <tbody>
@@ -113,7 +127,9 @@ pub fn UsersPage() -> impl IntoView {
                                         }).collect_view()}
                                     </tbody>
                                 </table>
-                            }.into_any(),
+                                <Pager path="/users" total=total offset=offset shown=shown query=vec![] testid="user-pager"/>
+                            }.into_any()
+                            }
                             Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                         }
                     })}

@@ -16,16 +16,23 @@ test('onboard a tenant, watch its traffic and spend, limit it, revoke its key, h
   shell,
 }, testInfo) => {
   test.setTimeout(180_000);
+  // The same journey runs on a desktop and on a phone (playwright.config.ts):
+  // each run has its own tenants, aliases and tenant user.
+  const phone = testInfo.project.name === 'phone';
+  const shot = (p: import('@playwright/test').Page, info: typeof testInfo, name: string) =>
+    screenshot(p, info, phone ? `phone-${name}` : name);
+  const sfx = phone ? ' (phone)' : '';
+  const asfx = phone ? '-phone' : '';
 
   // Neighbours with their own traffic (through the admin API, as a script would).
   const globex = await adminApi(request, 'POST', '/tenants', {
-    name: 'Globex',
+    name: `Globex${sfx}`,
     tier: 'pooled',
-    aliases: ['globex'],
+    aliases: [`globex${asfx}`],
     signup_credit_usd: '50',
     budget: { monthly_limit_usd: '200', hard: true },
   });
-  const initech = await adminApi(request, 'POST', '/tenants', { name: 'Initech', tier: 'dedicated', aliases: ['initech'] });
+  const initech = await adminApi(request, 'POST', '/tenants', { name: `Initech${sfx}`, tier: 'dedicated', aliases: [`initech${asfx}`] });
   const globexKey = (await adminApi(request, 'POST', `/tenants/${globex.id}/keys`, { name: 'prod' })).key;
   const initechKey = (await adminApi(request, 'POST', `/tenants/${initech.id}/keys`, {})).key;
   const models = ['gpt-4.1', 'claude-sonnet-4.5', 'gemini-2.5-flash', 'deepseek-v3.2'];
@@ -41,7 +48,7 @@ test('onboard a tenant, watch its traffic and spend, limit it, revoke its key, h
   await signInAsAdmin(page);
   await onboard.goto();
   await hydrated(page);
-  const acme = await onboard.onboard({ name: 'Acme Corp', aliases: 'acme', budget: '100' });
+  const acme = await onboard.onboard({ name: `Acme Corp${sfx}`, aliases: `acme${asfx}`, budget: '100' });
   expect(acme.key).toMatch(/^sk-sd-/);
 
   // Requests with that key go through the gateway (simulated provider).
@@ -61,12 +68,12 @@ test('onboard a tenant, watch its traffic and spend, limit it, revoke its key, h
   await expect(tenantPage.requests).toContainText('10');
   await expect(tenantPage.monthSpend.locator('.stat-value')).not.toHaveText('$0');
   await expect(page.getByTestId('chart-requests').locator('circle').first()).toBeAttached();
-  await screenshot(page, testInfo, 'tenant-detail');
+  await shot(page, testInfo, 'tenant-detail');
 
   // And in cost attribution, by tenant, model and cost center, with CSV export.
   await costs.goto('24h');
   await hydrated(page);
-  await expect(costs.row(costs.byTenant, acme.id)).toContainText('Acme Corp');
+  await expect(costs.row(costs.byTenant, acme.id)).toContainText(`Acme Corp${sfx}`);
   await expect(costs.row(costs.byCostCenter, 'chat')).toBeVisible();
   await expect(costs.row(costs.byModel, 'claude-sonnet-4.5')).toBeVisible();
   // By client format: these were Chat Completions requests.
@@ -74,7 +81,7 @@ test('onboard a tenant, watch its traffic and spend, limit it, revoke its key, h
   // A tooltip appears on hover once hydrated.
   await costs.byTenant.locator('rect.bar').first().hover();
   await expect(costs.byTenant.locator('.chart-tip')).toBeVisible();
-  await screenshot(page, testInfo, 'cost-attribution');
+  await shot(page, testInfo, 'cost-attribution');
   const csv = await page.request.get('/costs/export.csv?group_by=tenant&range=24h');
   expect(csv.status()).toBe(200);
   expect(await csv.text()).toContain('Acme Corp');
@@ -84,12 +91,20 @@ test('onboard a tenant, watch its traffic and spend, limit it, revoke its key, h
   // 23 of ours (other tests running next to this one may add theirs).
   const total = Number(((await overview.requests.locator('.stat-value').textContent()) ?? '').replace(/[^0-9]/g, ''));
   expect(total).toBeGreaterThanOrEqual(23);
-  await expect(overview.topTenants).toContainText('Acme Corp');
+  await expect(overview.topTenants).toContainText(`Acme Corp${sfx}`);
   await expect(overview.upstreams.first()).toContainText('simulated');
   // The gateway replica serving the console, from its heartbeat.
   await expect(overview.replicas.first()).toBeVisible();
   await expect(overview.redisState).toHaveAttribute('data-state', 'off');
-  await screenshot(page, testInfo, 'overview');
+  await shot(page, testInfo, 'overview');
+  // The range picker: the last 7 days, per day, the same requests and more.
+  await page.getByTestId('range-7d').click();
+  await expect(page).toHaveURL(/[?&]range=7d/);
+  await expect(page.getByTestId('overview-range')).toContainText('the last 7 days');
+  await expect(page.getByRole('heading', { name: 'Traffic per day' })).toBeVisible();
+  await expect(page.getByTestId('range-7d')).toHaveAttribute('aria-current', 'page');
+  const week = Number(((await overview.requests.locator('.stat-value').textContent()) ?? '').replace(/[^0-9]/g, ''));
+  expect(week).toBeGreaterThanOrEqual(total);
 
   // Tighten the limit: the next request is refused with 429.
   await tenantPage.goto(acme.id);
@@ -100,23 +115,24 @@ test('onboard a tenant, watch its traffic and spend, limit it, revoke its key, h
   expect((await limited.json()).error.code).toBe('rate_limit_exceeded');
 
   // Revoke the key: the gateway answers 401.
-  await tenantPage.revokeFirstActiveKey();
+  const revokedKey = await tenantPage.revokeFirstActiveKey();
   const revoked = await chat(request, acme.key);
   expect(revoked.status()).toBe(401);
   expect((await revoked.json()).error.code).toBe('invalid_api_key');
 
   // The audit log names who did it.
-  await page.goto('/audit?actor=console%3A');
+  await page.goto(`/audit?actor=console%3A&target=${revokedKey}`);
   await hydrated(page);
   const rows = page.getByTestId('audit-row');
   await expect(rows.filter({ hasText: 'key.revoke' })).toHaveCount(1);
   await expect(rows.first().getByTestId('audit-actor-cell')).toHaveText(`console:${bootstrap().adminEmail}`);
-  await screenshot(page, testInfo, 'audit-log');
+  await shot(page, testInfo, 'audit-log');
 
   // Give Acme a tenant user.
   await users.goto();
   await hydrated(page);
-  await users.create({ email: 'owner@acme.example', role: 'tenant', tenant: 'acme', password: 'acme-owner-password' });
+  const owner = `owner${asfx}@acme.example`;
+  await users.create({ email: owner, role: 'tenant', tenant: `acme${asfx}`, password: 'acme-owner-password' });
   await shell.signOut();
 
   // The tenant user sees Acme's portal, and only Acme.
@@ -127,16 +143,16 @@ test('onboard a tenant, watch its traffic and spend, limit it, revoke its key, h
   tp.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   const login = new LoginPage(tp);
   await login.goto();
-  await login.signIn('owner@acme.example', 'acme-owner-password');
+  await login.signIn(owner, 'acme-owner-password');
   await expect(tp).toHaveURL(/\/portal$/);
   const portal = new PortalPage(tp);
-  await expect(tp.getByTestId('page-title')).toHaveText('Acme Corp');
+  await expect(tp.getByTestId('page-title')).toHaveText(`Acme Corp${sfx}`);
   await expect(portal.requests).toContainText('10');
   await expect(portal.rpm).toHaveText('2');
   await hydrated(tp);
   await expect(tp.locator('body')).not.toContainText('Globex');
   await expect(tp.locator('body')).not.toContainText('Initech');
-  await screenshot(tp, testInfo, 'portal');
+  await shot(tp, testInfo, 'portal');
 
   // The operator console is not theirs...
   await tp.goto(`/tenants/${globex.id}`);
@@ -159,7 +175,7 @@ test('onboard a tenant, watch its traffic and spend, limit it, revoke its key, h
   await tp.getByTestId('create-key').click();
   await expect(tp.getByTestId('key-secret')).toHaveValue(/^sk-sd-/);
   await expect(tp.locator('[data-testid="key-row"][data-state="active"]')).toHaveCount(1);
-  await screenshot(tp, testInfo, 'portal-keys');
+  await shot(tp, testInfo, 'portal-keys');
 
   await new Shell(tp).signOut();
   expect(errors, 'the tenant user’s pages logged errors').toEqual([]);

@@ -77,8 +77,18 @@ test('start a rollout, watch both sides live, roll it back with a reason', async
   await screenshot(page, testInfo, 'rollout-detail');
 
   // Roll back, confirmed, with a reason: the phase changes and the history says why.
+  // From the keyboard: the button, Enter, Tab to the reason, Enter.
   const reason = `e2e: simulated-b is not ready (${alias})`;
-  await rollout.act('rollback', reason);
+  await page.getByTestId('rollout-rollback').focus();
+  await page.keyboard.press('Enter');
+  const confirm = page.getByTestId('rollout-confirm');
+  await expect(confirm).toHaveAttribute('role', 'alertdialog');
+  await expect(confirm).toContainText(`Roll back rollout ${id}?`);
+  await page.keyboard.press('Tab');
+  await expect(page.getByTestId('rollout-reason')).toBeFocused();
+  await page.keyboard.type(reason);
+  await page.keyboard.press('Enter');
+  await expect(confirm).toBeHidden();
   await expect(rollout.phase).toHaveText('rolled back');
   await expect(rollout.phase).toHaveAttribute('data-phase', 'rolled_back');
   // Nothing applies after a rollback, and the page no longer claims to be live.

@@ -1,4 +1,5 @@
-import { test, expect, signInAsAdmin } from './fixtures/console';
+import { test, expect, signInAsAdmin, tenantNamed } from './fixtures/console';
+import { seriousViolations } from './fixtures/axe';
 import { hydrated } from './fixtures/pages';
 
 test.describe('console smoke', () => {
@@ -81,5 +82,37 @@ test.describe('console smoke', () => {
     // Nothing wider than the page.
     const scroll = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     expect(scroll).toBeLessThanOrEqual(0);
+  });
+
+  test('on a phone the navigation is a menu button, and every page stays inside the screen', async ({ page, request }) => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await signInAsAdmin(page);
+    await page.goto('/');
+    await hydrated(page);
+    const nav = page.getByTestId('main-nav');
+    const toggle = page.getByTestId('nav-toggle');
+    await expect(nav).toBeHidden();
+    await expect(toggle).toHaveAttribute('aria-expanded', 'false');
+    // Keyboard operable: focus and Enter open it.
+    await toggle.focus();
+    await page.keyboard.press('Enter');
+    await expect(toggle).toHaveAttribute('aria-expanded', 'true');
+    await expect(nav).toBeVisible();
+    await nav.getByRole('link', { name: 'Tenants' }).click();
+    await expect(page).toHaveURL(/\/tenants$/);
+    await expect(nav).toBeHidden();
+    await expect(page.getByTestId('logout')).toBeInViewport();
+
+    // No page scrolls sideways: wide tables scroll inside their card.
+    const tenant = await tenantNamed(request, 'Phone Check Ltd');
+    const pages = ['/', '/tenants', '/tenants/new', `/tenants/${tenant.id}`, '/costs', '/costs?range=month', '/audit', '/users', '/rollouts', '/analyses'];
+    for (const path of pages) {
+      await page.goto(path);
+      await hydrated(page);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      expect(overflow, `${path} scrolls sideways by ${overflow} px at 390 px`).toBeLessThanOrEqual(0);
+      // Tables that scroll inside their card can be reached from the keyboard.
+      expect(await seriousViolations(page), `${path} at 390 px`).toEqual([]);
+    }
   });
 });

@@ -184,7 +184,7 @@ fn TenantTable(tenants: Vec<TenantReport>, plans: RwSignal<Vec<TenantPlan>>) -> 
         })
         .collect_view();
     view! {
-        <div class="card card-flush">
+        <div class="card card-flush" tabindex="0" role="region" aria-label="Tenants in the analysis">
             <table class="table" data-testid="analysis-tenants">
                 <thead>
                     <tr>

@@ -4,8 +4,8 @@
 use leptos::prelude::*;
 use sheepdog_types::{SeriesSideView, SeriesView};
 
-use crate::charts::{LineChart, Series};
-use crate::format::{compact, millis, parse_usd_nanos, usd_nanos};
+use crate::charts::{LineChart, Series, TickRule};
+use crate::format::{compact, millis, money_value, parse_usd_nanos, usd_ticks};
 
 /// The values of one live chart: `from` and `to` (or one series), a value
 /// per bucket; `NaN` where a bucket has nothing to show (a gap in the line).
@@ -15,11 +15,13 @@ pub struct ChartData {
     pub title: &'static str,
     pub series: Vec<(String, Vec<f64>)>,
     pub fmt: fn(f64) -> String,
+    /// Formats the axis ticks together (money: one number of decimals).
+    pub ticks: TickRule,
 }
 
-fn money_axis(v: f64) -> String {
-    usd_nanos((v * 1e9).round() as i64)
-}
+/// The x axis of a live chart spans at least this many buckets, so that a
+/// young rollout's first points start at the left.
+pub const MIN_BUCKETS: usize = 12;
 
 /// Up to two decimals, trailing zeros trimmed: `0.25`, `0.5`, `12`.
 fn trim2(v: f64) -> String {
@@ -38,6 +40,10 @@ fn ms_axis(v: f64) -> String {
     } else {
         millis(v)
     }
+}
+
+fn ms_ticks(ticks: &[f64]) -> Vec<String> {
+    ticks.iter().map(|v| ms_axis(*v)).collect()
 }
 
 fn rpm_axis(v: f64) -> String {
@@ -69,21 +75,30 @@ pub fn live_charts(series: &SeriesView, from: &str, to: &str) -> (Vec<String>, V
             title: "Error rate",
             series: both(&|s| if s.requests == 0 { nan } else { s.error_rate_percent }),
             fmt: pct_axis,
+            ticks: |t| t.iter().map(|v| pct_axis(*v)).collect(),
         },
-        ChartData { key: "p50", title: "p50 latency", series: both(&|s| ms(s.p50_ms)), fmt: ms_axis },
-        ChartData { key: "p99", title: "p99 latency", series: both(&|s| ms(s.p99_ms)), fmt: ms_axis },
-        ChartData { key: "throughput", title: "Throughput", series: both(&|s| s.throughput_rpm), fmt: rpm_axis },
+        ChartData { key: "p50", title: "p50 latency", series: both(&|s| ms(s.p50_ms)), fmt: ms_axis, ticks: ms_ticks },
+        ChartData { key: "p99", title: "p99 latency", series: both(&|s| ms(s.p99_ms)), fmt: ms_axis, ticks: ms_ticks },
+        ChartData {
+            key: "throughput",
+            title: "Throughput",
+            series: both(&|s| s.throughput_rpm),
+            fmt: rpm_axis,
+            ticks: |t| t.iter().map(|v| rpm_axis(*v)).collect(),
+        },
         ChartData {
             key: "cost",
             title: "Cost per 1,000 requests",
             series: both(&|s| s.cost_per_1k_requests_usd.as_deref().map_or(nan, |c| parse_usd_nanos(c) as f64 / 1e9)),
-            fmt: money_axis,
+            fmt: money_value,
+            ticks: usd_ticks,
         },
         ChartData {
             key: "diff-rate",
             title: "Diff rate (shadow pairs whose outputs differ)",
             series: vec![("diff rate".into(), p.iter().map(|x| x.diff_rate_percent.unwrap_or(nan)).collect())],
             fmt: pct_axis,
+            ticks: |t| t.iter().map(|v| pct_axis(*v)).collect(),
         },
     ];
     (labels, charts)
@@ -117,6 +132,8 @@ pub(crate) fn LiveCharts(series: SeriesView, from: String, to: String) -> impl I
                                 fmt=c.fmt
                                 testid=format!("rollout-chart-{}", c.key)
                                 zero_is_data=true
+                                ticks=c.ticks
+                                min_slots=MIN_BUCKETS
                             />
                         </section>
                     }
@@ -181,7 +198,8 @@ mod tests {
         assert!(get("cost").series[1].1[1].is_nan());
         assert_eq!(get("diff-rate").series.len(), 1);
         assert_eq!(get("diff-rate").series[0].1[0], 50.0);
-        assert_eq!((get("cost").fmt)(0.4), "$0.4000");
+        assert_eq!((get("cost").fmt)(0.4), "$0.400");
+        assert_eq!((get("cost").ticks)(&[0.0, 0.25]), vec!["$0.00", "$0.25"]);
         assert_eq!((get("p50").fmt)(0.25), "0.25 ms");
         assert_eq!((get("p50").fmt)(0.5), "0.5 ms");
         assert_eq!((get("p99").fmt)(1250.0), "1.25 s");

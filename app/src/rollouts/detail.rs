@@ -119,10 +119,16 @@ fn RolloutActions(
                 .collect_view()}
             {move || confirm.get().map(|(a, label)| {
                 view! {
-                    <ActionForm action=act attr:class="card form confirm-box" attr:data-testid="rollout-confirm">
+                    <ActionForm
+                        action=act
+                        attr:class="card form confirm-box"
+                        attr:data-testid="rollout-confirm"
+                        attr:role="alertdialog"
+                        attr:aria-labelledby="rollout-confirm-question"
+                    >
                         <input type="hidden" name="id" value=move || id.get()/>
                         <input type="hidden" name="action" value=a/>
-                        <p><strong>{format!("{label} this rollout?")}</strong></p>
+                        <p id="rollout-confirm-question"><strong>{move || format!("{label} rollout {}?", id.get())}</strong></p>
                         <label>"Reason " <span class="muted">"(optional, kept in the history)"</span> <input name="reason" data-testid="rollout-reason"/></label>
                         <div class="form-actions">
                             <button type="button" class="button button-quiet" data-testid="rollout-confirm-cancel" on:click=move |_| confirm.set(None)>"Cancel"</button>
@@ -154,7 +160,7 @@ fn RolloutBody(d: RolloutReport) -> impl IntoView {
     let from_route = format!("{}/{}", r.from.provider, r.from.upstream_model);
     let to_route = format!("{}/{}", r.to.provider, r.to.upstream_model);
     view! {
-        <section class="card card-flush">
+        <section class="card card-flush" tabindex="0" role="region" aria-label="Both sides compared">
             <table class="table" data-testid="rollout-compare">
                 <thead>
                     <tr>
@@ -177,7 +183,7 @@ fn RolloutBody(d: RolloutReport) -> impl IntoView {
         </section>
         <LiveCharts series=d.series from=from_route to=to_route/>
         <h2>"Shadow comparison"</h2>
-        <section class="card card-flush">
+        <section class="card card-flush" tabindex="0" role="region" aria-label="Shadow comparison">
             <table class="table" data-testid="rollout-shadow">
                 <tbody>
                     <tr><th scope="row">"Compared pairs"</th><td class="num" data-testid="shadow-pairs">{thousands(s.pairs)}</td></tr>
@@ -194,7 +200,7 @@ fn RolloutBody(d: RolloutReport) -> impl IntoView {
             view! { <Empty title="No history yet"/> }.into_any()
         } else {
             view! {
-                <div class="card card-flush">
+                <div class="card card-flush" tabindex="0" role="region" aria-label="Rollout history">
                     <table class="table" data-testid="rollout-history">
                         <thead>
                             <tr><th>"When"</th><th>"Phase"</th><th class="num">"Percent"</th><th>"Who"</th><th>"Reason"</th></tr>

@@ -60,7 +60,7 @@ pub fn RolloutsPage() -> impl IntoView {
 #[component]
 fn RolloutTable(rollouts: Vec<RolloutView>) -> impl IntoView {
     view! {
-        <div class="card card-flush">
+        <div class="card card-flush" tabindex="0" role="region" aria-label="Rollouts">
             <table class="table" data-testid="rollout-table">
                 <thead>
                     <tr>

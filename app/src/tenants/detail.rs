@@ -4,13 +4,13 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 use sheepdog_types::{KeyInfo, TenantMetrics, TenantStatus};
 
 use super::{can_operate, get_tenant_detail, SetTenantStatus, TenantDetail, UpdateBudget, UpdateLimits};
 use crate::charts::{LineChart, Series, StackedBarChart};
 use crate::components::{
-    action_result, Confirmed, ErrorBox, KeyReveal, Loading, PageHeader, Stat, StatusBadge, TierBadge,
+    action_result, Confirmed, ErrorBox, KeyReveal, Loading, PageHeader, Pager, Stat, StatusBadge, TierBadge,
 };
 use crate::format::{compact, datetime, hour, millis, short_id, thousands, usd, usd_nanos};
 use crate::keys::{CreateTenantKey, KeysTable, RevokeTenantKey};
@@ -18,6 +18,7 @@ use crate::keys::{CreateTenantKey, KeysTable, RevokeTenantKey};
 #[component]
 pub fn TenantDetailPage() -> impl IntoView {
     let params = use_params_map();
+    let query = use_query_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     let limits = ServerAction::<UpdateLimits>::new();
     let budget = ServerAction::<UpdateBudget>::new();
@@ -33,9 +34,10 @@ pub fn TenantDetailPage() -> impl IntoView {
                 status.version().get(),
                 create_key.version().get(),
                 revoke_key.version().get(),
+                query.with(|q| q.get("keys_offset")),
             )
         },
-        |(id, ..)| get_tenant_detail(id),
+        |(id, _, _, _, _, _, keys_offset)| get_tenant_detail(id, keys_offset),
     );
     let operate = can_operate();
     view! {
@@ -239,6 +241,19 @@ fn TenantDetailBody(
                     }
                 }
             />
+            {(d.keys_total > d.keys.len() as u64).then(|| {
+                view! {
+                    <Pager
+                        path=format!("/tenants/{}", d.tenant.id)
+                        param="keys_offset"
+                        total=d.keys_total
+                        offset=d.keys_offset
+                        shown=d.keys.len()
+                        query=vec![]
+                        testid="keys-pager"
+                    />
+                }
+            })}
         </section>
         <p class="muted"><A href="/tenants">"← All tenants"</A></p>
     }

@@ -6,7 +6,7 @@ use leptos_router::hooks::use_query_map;
 use sheepdog_types::Tenant;
 
 use super::{can_operate, list_tenants};
-use crate::components::{Empty, ErrorBox, Loading, PageHeader, StatusBadge, TierBadge};
+use crate::components::{Empty, ErrorBox, Loading, PageHeader, Pager, StatusBadge, TierBadge};
 use crate::format::{datetime, short_id, thousands, usd};
 
 #[component]
@@ -14,8 +14,8 @@ pub fn TenantsPage() -> impl IntoView {
     let query = use_query_map();
     let get = move |k: &str| query.with(|q| q.get(k).filter(|v| !v.is_empty()));
     let tenants = Resource::new(
-        move || (get("q"), get("tier"), get("status")),
-        |(q, tier, status)| list_tenants(q, tier, status),
+        move || (get("q"), get("tier"), get("status"), get("offset")),
+        |(q, tier, status, offset)| list_tenants(q, tier, status, offset),
     );
     let operate = can_operate();
     let selected = move |k: &'static str, v: &'static str| get(k).as_deref() == Some(v);
@@ -46,10 +46,19 @@ pub fn TenantsPage() -> impl IntoView {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match tenants.await {
-                    Ok(list) if list.is_empty() => {
+                    Ok(page) if page.total == 0 => {
                         view! { <Empty title="No tenants match" hint="Onboard a tenant, or change the filters."/> }.into_any()
                     }
-                    Ok(list) => view! { <TenantTable tenants=list/> }.into_any(),
+                    Ok(page) => {
+                        let pairs: Vec<(String, String)> =
+                            query.with_untracked(|q| ["q", "tier", "status"].iter().filter_map(|k| q.get(k).map(|v| (k.to_string(), v))).collect());
+                        let shown = page.rows.len();
+                        view! {
+                            <TenantTable tenants=page.rows/>
+                            <Pager path="/tenants" total=page.total offset=page.offset shown=shown query=pairs testid="tenant-pager"/>
+                        }
+                        .into_any()
+                    }
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                 }
             })}
@@ -60,7 +69,7 @@ pub fn TenantsPage() -> impl IntoView {
 #[component]
 fn TenantTable(tenants: Vec<Tenant>) -> impl IntoView {
     view! {
-        <div class="card card-flush">
+        <div class="card card-flush" tabindex="0" role="region" aria-label="Tenants">
             <table class="table" data-testid="tenant-table">
                 <thead>
                     <tr>

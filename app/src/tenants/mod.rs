@@ -25,7 +25,11 @@ pub use server::*;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TenantDetail {
     pub tenant: Tenant,
+    /// One page of its keys, newest first.
     pub keys: Vec<KeyInfo>,
+    /// How many keys it has in all, and how many come before this page.
+    pub keys_total: u64,
+    pub keys_offset: u64,
     pub metrics: TenantMetrics,
     pub pool: Option<PoolInfo>,
     /// Spend this calendar month (UTC), decimal USD.

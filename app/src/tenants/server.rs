@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use sheepdog_types::{PoolInfo, Tenant};
 
 use super::{Onboarded, TenantDetail};
+use crate::components::ListPage;
 use crate::error::ConsoleError;
 
 #[cfg(feature = "ssr")]
@@ -53,11 +54,11 @@ pub mod ssr {
         Ok(BudgetInput { monthly_limit_usd: amount("Monthly budget", monthly)?.map(serde_json::Value::String), hard })
     }
 
-    pub async fn detail(state: &ConsoleState, id: &str) -> Result<TenantDetail, ConsoleError> {
+    pub async fn detail(state: &ConsoleState, id: &str, keys_offset: u64) -> Result<TenantDetail, ConsoleError> {
         let api = state.api();
         let tenant = api.tenant(id).await?;
         let (keys, metrics, usage) = tokio::join!(
-            api.tenant_keys(&tenant.id),
+            api.tenant_keys_page(&tenant.id, crate::components::PAGE_SIZE, keys_offset),
             api.metrics(&tenant.id, "24h"),
             api.usage("tenant", None, None, Some(&tenant.id))
         );
@@ -68,44 +69,39 @@ pub mod ssr {
         let metrics: TenantMetrics = metrics?;
         let month_spend_usd =
             usage?.data.into_iter().map(|r| r.cost_usd).next().unwrap_or_else(|| "0.000000000".into());
-        Ok(TenantDetail { tenant, keys: keys?, metrics, pool, month_spend_usd })
+        let (keys, keys_total) = keys?;
+        Ok(TenantDetail { tenant, keys, keys_total, keys_offset, metrics, pool, month_spend_usd })
     }
 }
 
-/// Every tenant matching the search (name, alias or id), tier and status.
+/// One page of the tenants matching the search (name or alias anywhere,
+/// id as a prefix), tier and status, by name: filtered and paged by the
+/// gateway's database, never in the console.
 #[server(endpoint = "tenants")]
 pub async fn list_tenants(
     q: Option<String>,
     tier: Option<String>,
     status: Option<String>,
-) -> Result<Vec<Tenant>, ConsoleError> {
+    offset: Option<String>,
+) -> Result<ListPage<Tenant>, ConsoleError> {
     use crate::auth::ssr::{require_staff, with_status};
+    use crate::components::{parse_offset, PAGE_SIZE};
     require_staff().await?;
-    let all = crate::state::ConsoleState::current()?.api().tenants().await.map_err(with_status)?;
-    let q = q.unwrap_or_default().trim().to_lowercase();
-    let tier = tier.filter(|t| !t.is_empty());
-    let status = status.filter(|s| !s.is_empty());
-    let mut out: Vec<Tenant> = all
-        .into_iter()
-        .filter(|t| {
-            q.is_empty()
-                || t.name.to_lowercase().contains(&q)
-                || t.id.starts_with(&q)
-                || t.aliases.iter().any(|a| a.to_lowercase().contains(&q))
-        })
-        .filter(|t| tier.as_deref().is_none_or(|x| t.tier.as_str() == x))
-        .filter(|t| status.as_deref().is_none_or(|x| t.status.as_str() == x))
-        .collect();
-    out.sort_by_key(|t| t.name.to_lowercase());
-    Ok(out)
+    let offset = parse_offset(offset.as_deref());
+    let filters = [("q", q.as_deref()), ("tier", tier.as_deref()), ("status", status.as_deref())];
+    let state = crate::state::ConsoleState::current()?;
+    let api = state.api();
+    let (rows, total) = api.tenants_page(&filters, PAGE_SIZE, offset).await.map_err(with_status)?;
+    Ok(ListPage { rows, total, offset })
 }
 
 /// One tenant with its keys, last 24 h metrics, pool and month's spend.
 #[server(endpoint = "tenant_detail")]
-pub async fn get_tenant_detail(id: String) -> Result<TenantDetail, ConsoleError> {
+pub async fn get_tenant_detail(id: String, keys_offset: Option<String>) -> Result<TenantDetail, ConsoleError> {
     use crate::auth::ssr::{require_staff, with_status};
     require_staff().await?;
-    ssr::detail(&crate::state::ConsoleState::current()?, &id).await.map_err(with_status)
+    let keys_offset = crate::components::parse_offset(keys_offset.as_deref());
+    ssr::detail(&crate::state::ConsoleState::current()?, &id, keys_offset).await.map_err(with_status)
 }
 
 /// Credit pools (for the onboarding form).

@@ -13,6 +13,7 @@ use crate::audit::audit;
 use crate::body::parse_json;
 use crate::error::AdminError;
 use crate::lookup::find_tenant;
+use crate::query::AdminQuery;
 use sheepdog_core::auth::{generate_key, hash_key_hex, SHOWN_PREFIX_LEN};
 use sheepdog_core::state::AppState;
 use sheepdog_store::KeyRow;
@@ -109,16 +110,32 @@ pub async fn create_tenant_key(
     Ok(created(&row, key))
 }
 
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyListParams {
+    /// A page of at most this many (1 to 500; default 50 when `offset` is given), newest first.
+    pub limit: Option<i64>,
+    /// Keys skipped before the page.
+    pub offset: Option<i64>,
+}
+
 #[utoipa::path(get, path = "/admin/v1/tenants/{id}/keys", tag = "keys",
-    params(("id" = String, Path, description = "Tenant id or alias")),
-    responses((status = 200, body = KeyList), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+    description = "The tenant's keys (oldest first), or with `limit`/`offset` one page, newest first, and `total`.",
+    params(("id" = String, Path, description = "Tenant id or alias"), KeyListParams),
+    responses((status = 200, body = KeyList), (status = 400, body = sheepdog_types::ErrorBody), (status = 404, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
 pub async fn list_tenant_keys(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    AdminQuery(q): AdminQuery<KeyListParams>,
 ) -> Result<Json<KeyList>, AdminError> {
+    let page = crate::query::page(q.limit, q.offset)?;
     let tenant = find_tenant(&state, &id).await?;
-    let rows = state.store().list_keys(Some(&tenant.id)).await?;
-    Ok(Json(KeyList { data: rows.iter().map(to_info).collect() }))
+    let Some((limit, offset)) = page else {
+        let rows = state.store().list_keys(Some(&tenant.id)).await?;
+        return Ok(Json(KeyList { data: rows.iter().map(to_info).collect(), total: None }));
+    };
+    let found = state.store().list_tenant_keys_page(&tenant.id, limit, offset).await?;
+    Ok(Json(KeyList { data: found.rows.iter().map(to_info).collect(), total: Some(found.total.max(0) as u64) }))
 }
 
 #[utoipa::path(post, path = "/admin/v1/keys", tag = "keys", request_body = CreatePlatformKey,
@@ -163,7 +180,7 @@ pub async fn create_platform_key(State(state): State<AppState>, body: Bytes) -> 
     responses((status = 200, body = KeyList)), security(("admin_token" = [])))]
 pub async fn list_keys(State(state): State<AppState>) -> Result<Json<KeyList>, AdminError> {
     let rows = state.store().list_keys(None).await?;
-    Ok(Json(KeyList { data: rows.iter().map(to_info).collect() }))
+    Ok(Json(KeyList { data: rows.iter().map(to_info).collect(), total: None }))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/keys/{key_id}", tag = "keys",

@@ -46,50 +46,63 @@ fn upstream_status(requests: i64, errors: i64) -> &'static str {
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OverviewParams {
-    /// Hours ending now (1 to 168, default 24).
+    /// Hours ending now (1 to 168, default 24); ignored when `from` is given.
     pub hours: Option<i64>,
+    /// RFC 3339 start (inclusive, floored to the hour): a fixed window instead of the last `hours`.
+    pub from: Option<String>,
+    /// RFC 3339 end (exclusive, rounded up to the hour); default: the end of this hour. Only with `from`.
+    pub to: Option<String>,
 }
 
+/// Longest window `from`/`to` may span.
+const MAX_OVERVIEW_DAYS: i64 = 400;
+
 #[utoipa::path(get, path = "/admin/v1/overview", tag = "reports", params(OverviewParams),
-    description = "Totals across tenants over the last hours (requests, errors, p99 latency, spend), hourly buckets, \
-                   top tenants by spend, and every upstream provider's status over the last hour.",
+    description = "Totals across tenants over the last hours or a `from`/`to` window (requests, errors, p99 latency, \
+                   spend), hourly buckets (daily beyond 48 hours), top tenants by spend, and every upstream \
+                   provider's status over the last hour.",
     responses((status = 200, body = Overview), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
 pub async fn overview(
     State(state): State<AppState>,
     AdminQuery(q): AdminQuery<OverviewParams>,
 ) -> Result<Json<Overview>, AdminError> {
-    let hours = match q.hours {
-        None => 24,
-        Some(h) if (1..=168).contains(&h) => h,
-        Some(_) => return Err(AdminError::BadRequest("`hours` must be an integer from 1 to 168.".into())),
-    };
-    flush_usage(&state).await?;
     let now = now_ms();
-    let end = hour_floor(now) + HOUR_MS;
-    let start = end - hours * HOUR_MS;
+    let (start, end) = overview_window(&q, now)?;
+    let bucket_ms = if end - start > 2 * DAY_MS { DAY_MS } else { HOUR_MS };
+    flush_usage(&state).await?;
     let rows = state.store().hourly_all(start, end).await?;
-    let mut merged = BTreeMap::new();
     let (mut requests, mut errors, mut limited, mut cost) = (0i64, 0i64, 0i64, 0i64);
-    let mut hourly = Vec::with_capacity(hours as usize);
-    let mut hour = start;
-    while hour < end {
-        let d = rows.get(&hour).cloned().unwrap_or_default();
+    let mut merged = BTreeMap::new();
+    let mut buckets: BTreeMap<i64, (i64, i64, i64, BTreeMap<i64, i64>)> = BTreeMap::new();
+    let mut b = start;
+    while b < end {
+        buckets.insert(b, Default::default());
+        b += bucket_ms;
+    }
+    for (hour, d) in rows.range(start..end) {
         requests += d.request_count;
         errors += d.error_count;
         limited += d.rate_limit_hits;
         cost += d.cost_nanos;
-        for (b, n) in &d.latency {
-            *merged.entry(*b).or_insert(0) += n;
+        let slot = buckets.entry(start + (hour - start) / bucket_ms * bucket_ms).or_default();
+        slot.0 += d.request_count;
+        slot.1 += d.error_count;
+        slot.2 += d.cost_nanos;
+        for (k, n) in &d.latency {
+            *merged.entry(*k).or_insert(0) += n;
+            *slot.3.entry(*k).or_insert(0) += n;
         }
-        hourly.push(OverviewBucket {
-            start: ms_to_rfc3339_secs(hour),
-            requests: d.request_count.max(0) as u64,
-            errors: d.error_count.max(0) as u64,
-            p99_latency_ms: round2(histogram::quantile(&d.latency, 0.99)),
-            cost_nanos: d.cost_nanos,
-        });
-        hour += HOUR_MS;
     }
+    let hourly = buckets
+        .into_iter()
+        .map(|(t, (r, e, c, lat))| OverviewBucket {
+            start: ms_to_rfc3339_secs(t),
+            requests: r.max(0) as u64,
+            errors: e.max(0) as u64,
+            p99_latency_ms: round2(histogram::quantile(&lat, 0.99)),
+            cost_nanos: c,
+        })
+        .collect();
 
     let tenants = state.store().list_tenants().await?;
     let names: HashMap<&str, &str> = tenants.iter().map(|t| (t.id.as_str(), t.name.as_str())).collect();
@@ -141,6 +154,7 @@ pub async fn overview(
     Ok(Json(Overview {
         from: ms_to_rfc3339(start),
         to: ms_to_rfc3339(end),
+        bucket: if bucket_ms == DAY_MS { "day" } else { "hour" }.into(),
         requests: requests.max(0) as u64,
         errors: errors.max(0) as u64,
         rate_limit_hits: limited.max(0) as u64,
@@ -154,6 +168,46 @@ pub async fn overview(
         top_tenants,
         upstreams,
     }))
+}
+
+/// The overview's window: the last `hours` (default 24) ending with this
+/// hour, or `from`/`to` floored and rounded up to whole hours (whole days
+/// when it spans more than 48 hours).
+fn overview_window(q: &OverviewParams, now: i64) -> Result<(i64, i64), AdminError> {
+    let this_hour_end = hour_floor(now) + HOUR_MS;
+    let Some(from) = q.from.as_deref() else {
+        if q.to.is_some() {
+            return Err(AdminError::BadRequest("`to` needs `from`.".into()));
+        }
+        let hours = match q.hours {
+            None => 24,
+            Some(h) if (1..=168).contains(&h) => h,
+            Some(_) => return Err(AdminError::BadRequest("`hours` must be an integer from 1 to 168.".into())),
+        };
+        return Ok((this_hour_end - hours * HOUR_MS, this_hour_end));
+    };
+    let parse = |name: &str, t: &str| {
+        sheepdog_types::time::parse_rfc3339_ms(t)
+            .ok_or_else(|| AdminError::BadRequest(format!("`{name}` {t:?} is not an RFC 3339 timestamp.")))
+    };
+    let from = parse("from", from)?;
+    let to = match q.to.as_deref() {
+        Some(t) => parse("to", t)?,
+        None => this_hour_end,
+    };
+    if from >= to {
+        return Err(AdminError::BadRequest("`from` must be before `to`.".into()));
+    }
+    if to - from > MAX_OVERVIEW_DAYS * DAY_MS {
+        return Err(AdminError::BadRequest(format!("Choose a window of at most {MAX_OVERVIEW_DAYS} days.")));
+    }
+    let start = hour_floor(from);
+    let end = hour_floor(to - 1) + HOUR_MS;
+    if end - start > 2 * DAY_MS {
+        Ok((start - start.rem_euclid(DAY_MS), end + (DAY_MS - end.rem_euclid(DAY_MS)) % DAY_MS))
+    } else {
+        Ok((start, end))
+    }
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]

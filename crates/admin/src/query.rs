@@ -5,6 +5,27 @@ use serde::de::DeserializeOwned;
 
 use crate::error::AdminError;
 
+/// Most rows one page of a list may hold.
+pub const MAX_PAGE: i64 = 500;
+
+/// `limit` and `offset` of a list endpoint → `Some((limit, offset))` for a
+/// page, `None` for the whole list (neither given). `limit` defaults to 50
+/// when only `offset` is given.
+pub fn page(limit: Option<i64>, offset: Option<i64>) -> Result<Option<(i64, i64)>, AdminError> {
+    if limit.is_none() && offset.is_none() {
+        return Ok(None);
+    }
+    let limit = limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AdminError::BadRequest(format!("`limit` must be an integer from 1 to {MAX_PAGE}.")));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(AdminError::BadRequest("`offset` must not be negative.".into()));
+    }
+    Ok(Some((limit, offset)))
+}
+
 /// Longest admin query string accepted (bytes, as sent).
 pub const MAX_QUERY_BYTES: usize = 8192;
 

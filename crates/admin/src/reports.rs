@@ -170,6 +170,8 @@ pub async fn usage(
 pub struct AuditParams {
     /// Newest entries first, at most this many (default 100, max 1000).
     pub limit: Option<i64>,
+    /// Entries skipped before the first (for the next page); with it the answer carries `total`.
+    pub offset: Option<i64>,
     /// Who made the change (prefix match), e.g. `console:` or `admin-token`.
     pub actor: Option<String>,
     /// What was done (prefix match), e.g. `tenant.` or `key.revoke`.
@@ -208,8 +210,17 @@ pub async fn audit_log(
         action: q.action,
         target: q.target,
         limit,
+        offset: match q.offset {
+            None => 0,
+            Some(o) if o >= 0 => o,
+            Some(_) => return Err(AdminError::BadRequest("`offset` must not be negative.".into())),
+        },
     };
     let rows = state.store().list_audit_filtered(&filter).await?;
+    let total = match q.offset {
+        Some(_) => Some(state.store().count_audit_filtered(&filter).await?.max(0) as u64),
+        None => None,
+    };
     let parse = |t: Option<String>| t.and_then(|t| serde_json::from_str(&t).ok());
     Ok(Json(AuditList {
         data: rows
@@ -224,6 +235,7 @@ pub async fn audit_log(
                 after: parse(e.after_json),
             })
             .collect(),
+        total,
     }))
 }
 

@@ -16,6 +16,7 @@ use crate::body::parse_json;
 use crate::error::AdminError;
 use crate::lookup::find_tenant;
 use crate::pools::{existing_pool_id, insert_tenant, plan_new_tenant};
+use crate::query::AdminQuery;
 use sheepdog_core::auth::is_uuid_v4;
 use sheepdog_core::state::AppState;
 use sheepdog_store::TenantRow;
@@ -171,11 +172,49 @@ pub async fn create_tenant(State(state): State<AppState>, body: Bytes) -> Result
     Ok((StatusCode::CREATED, Json(t)).into_response())
 }
 
-#[utoipa::path(get, path = "/admin/v1/tenants", tag = "tenants",
-    responses((status = 200, body = TenantList)), security(("admin_token" = [])))]
-pub async fn list_tenants(State(state): State<AppState>) -> Result<Json<TenantList>, AdminError> {
-    let rows = state.store().list_tenants().await?;
-    Ok(Json(TenantList { data: rows.iter().map(to_api).collect() }))
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TenantListParams {
+    /// Matches the name or an alias anywhere (case-insensitive) or the id as a prefix.
+    pub q: Option<String>,
+    /// `shared`, `pooled` or `dedicated`.
+    pub tier: Option<String>,
+    /// `active` or `suspended`.
+    pub status: Option<String>,
+    /// A page of at most this many (1 to 500; default 50 when `offset` is given), ordered by name.
+    pub limit: Option<i64>,
+    /// Tenants skipped before the page.
+    pub offset: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "tenants", params(TenantListParams),
+    description = "Every tenant (oldest first), or with a filter or `limit`/`offset` one page ordered by name \
+                   and `total`, the number that match.",
+    responses((status = 200, body = TenantList), (status = 400, body = sheepdog_types::ErrorBody)), security(("admin_token" = [])))]
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    AdminQuery(q): AdminQuery<TenantListParams>,
+) -> Result<Json<TenantList>, AdminError> {
+    let filtered = [&q.q, &q.tier, &q.status].iter().any(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()));
+    let page = crate::query::page(q.limit, q.offset)?;
+    if !filtered && page.is_none() {
+        let rows = state.store().list_tenants().await?;
+        return Ok(Json(TenantList { data: rows.iter().map(to_api).collect(), total: None }));
+    }
+    if let Some(t) = q.tier.as_deref().filter(|t| !t.is_empty()) {
+        if !matches!(t, "shared" | "pooled" | "dedicated") {
+            return Err(AdminError::BadRequest(format!("`tier` {t:?} must be shared, pooled or dedicated.")));
+        }
+    }
+    if let Some(s) = q.status.as_deref().filter(|s| !s.is_empty()) {
+        if !matches!(s, "active" | "suspended") {
+            return Err(AdminError::BadRequest(format!("`status` {s:?} must be active or suspended.")));
+        }
+    }
+    let (limit, offset) = page.unwrap_or((crate::query::MAX_PAGE, 0));
+    let filter = sheepdog_store::console::TenantFilter { q: q.q, tier: q.tier, status: q.status };
+    let found = state.store().list_tenants_page(&filter, limit, offset).await?;
+    Ok(Json(TenantList { data: found.rows.iter().map(to_api).collect(), total: Some(found.total.max(0) as u64) }))
 }
 
 #[utoipa::path(get, path = "/admin/v1/tenants/{id}", tag = "tenants",

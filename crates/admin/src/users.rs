@@ -26,6 +26,7 @@ use crate::audit::audit;
 use crate::body::parse_json;
 use crate::error::AdminError;
 use crate::lookup::find_tenant;
+use crate::query::AdminQuery;
 use crate::signin::{Attempt, SignIn};
 use sheepdog_core::state::AppState;
 use sheepdog_store::UserRow;
@@ -159,11 +160,41 @@ pub async fn verify(
     }
 }
 
-#[utoipa::path(get, path = "/admin/v1/users", tag = "users",
-    responses((status = 200, body = UserList)), security(("admin_token" = [])))]
-pub async fn list_users(State(state): State<AppState>) -> Result<Json<UserList>, AdminError> {
-    let rows = state.store().list_users().await?;
-    Ok(Json(UserList { data: rows.iter().map(to_api).collect() }))
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListParams {
+    /// Matches the e-mail address anywhere (case-insensitive).
+    pub q: Option<String>,
+    /// `admin`, `operator`, `viewer` or `tenant`.
+    pub role: Option<String>,
+    /// A page of at most this many (1 to 500; default 50 when `offset` is given), ordered by e-mail.
+    pub limit: Option<i64>,
+    /// Users skipped before the page.
+    pub offset: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/users", tag = "users", params(UserListParams),
+    description = "Every console user by e-mail, or with a filter or `limit`/`offset` one page and `total`.",
+    responses((status = 200, body = UserList), (status = 400, body = ErrorBody)), security(("admin_token" = [])))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    AdminQuery(q): AdminQuery<UserListParams>,
+) -> Result<Json<UserList>, AdminError> {
+    let filtered = [&q.q, &q.role].iter().any(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()));
+    let page = crate::query::page(q.limit, q.offset)?;
+    if !filtered && page.is_none() {
+        let rows = state.store().list_users().await?;
+        return Ok(Json(UserList { data: rows.iter().map(to_api).collect(), total: None }));
+    }
+    if let Some(r) = q.role.as_deref().filter(|r| !r.is_empty()) {
+        if !matches!(r, "admin" | "operator" | "viewer" | "tenant") {
+            return Err(AdminError::BadRequest(format!("`role` {r:?} must be admin, operator, viewer or tenant.")));
+        }
+    }
+    let (limit, offset) = page.unwrap_or((crate::query::MAX_PAGE, 0));
+    let filter = sheepdog_store::console::UserFilter { q: q.q, role: q.role };
+    let found = state.store().list_users_page(&filter, limit, offset).await?;
+    Ok(Json(UserList { data: found.rows.iter().map(to_api).collect(), total: Some(found.total.max(0) as u64) }))
 }
 
 #[utoipa::path(get, path = "/admin/v1/users/{id}", tag = "users",

@@ -2,13 +2,16 @@
 //! totals across tenants (overview) and usage series for cost attribution
 //! charts. Portable SQL for SQLite and Postgres, like [`crate`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::Row;
 
 use crate::audit::{AuditEntry, AUDIT_COLS};
 use crate::db::{Store, StoreError};
+use crate::keys::{key_from_row, KeyRow, KEY_COLS};
+use crate::tenants::{tenant_from_row, TenantRow, TENANT_COLS};
 use crate::usage::{hourly_from_rows, HourlyDelta, UsageGroup};
+use crate::users::{user_from_row, UserRow, USER_COLS};
 
 /// Filters of the audit log (all optional; text filters are exact, except
 /// `actor`, `action` and `target` which also match as a prefix).
@@ -20,6 +23,8 @@ pub struct AuditFilter {
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub limit: i64,
+    /// Rows skipped before the first (newest first).
+    pub offset: i64,
 }
 
 /// One (bucket, group) cell of a usage series.
@@ -41,28 +46,84 @@ pub struct ProviderCount {
     pub errors: i64,
 }
 
-/// Escapes `%`, `_` and `\` for a LIKE prefix match.
-fn like_prefix(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 1);
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
             out.push('\\');
         }
         out.push(c);
     }
-    out.push('%');
     out
+}
+
+/// A LIKE pattern matching `text` as a prefix.
+fn like_prefix(text: &str) -> String {
+    format!("{}%", like_escape(text))
+}
+
+/// A LIKE pattern matching `text` anywhere.
+fn like_contains(text: &str) -> String {
+    format!("%{}%", like_escape(text))
+}
+
+/// Filters of the tenant list (all optional): `q` matches the name or an
+/// alias anywhere (case-insensitive) or the id as a prefix.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFilter {
+    pub q: Option<String>,
+    pub tier: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Filters of the console user list: `q` matches the e-mail anywhere.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub q: Option<String>,
+    pub role: Option<String>,
+}
+
+/// One page of a list and how many rows match in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub total: i64,
+}
+
+/// A WHERE clause of text binds, numbered from `$1`.
+#[derive(Debug, Default)]
+struct Where {
+    sql: String,
+    binds: Vec<String>,
+}
+
+impl Where {
+    fn bind(&mut self, value: String) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    fn and(&mut self, clause: String) {
+        self.sql.push_str(if self.sql.is_empty() { " WHERE " } else { " AND " });
+        self.sql.push_str(&clause);
+    }
+}
+
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 impl Store {
     // ---- audit ---------------------------------------------------------
 
-    pub async fn list_audit_filtered(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_log WHERE 1 = 1");
+    /// The WHERE clause of an audit filter: text binds then numeric binds.
+    fn audit_where(f: &AuditFilter) -> (String, Vec<String>, Vec<i64>) {
+        let mut sql = String::from(" WHERE 1 = 1");
         let mut binds: Vec<String> = Vec::new();
         let mut nums: Vec<i64> = Vec::new();
         for (col, value) in [("actor", &f.actor), ("action", &f.action), ("target", &f.target)] {
-            if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            if let Some(v) = given(value) {
                 binds.push(like_prefix(v));
                 sql.push_str(&format!(" AND {col} LIKE ${} ESCAPE '\\'", binds.len()));
             }
@@ -73,15 +134,150 @@ impl Store {
                 sql.push_str(&format!(" AND at_ms {op} ${}", binds.len() + nums.len()));
             }
         }
-        sql.push_str(&format!(" ORDER BY at_ms DESC, id DESC LIMIT ${}", binds.len() + nums.len() + 1));
+        (sql, binds, nums)
+    }
+
+    /// The newest audit entries matching `f` (`limit` of them after `offset`).
+    pub async fn list_audit_filtered(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let (clause, binds, nums) = Self::audit_where(f);
+        let n = binds.len() + nums.len();
+        let sql = format!(
+            "SELECT {AUDIT_COLS} FROM audit_log{clause} ORDER BY at_ms DESC, id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
         let mut q = sqlx::query_as::<_, AuditEntry>(&sql);
         for b in &binds {
             q = q.bind(b);
         }
-        for n in &nums {
-            q = q.bind(*n);
+        for v in &nums {
+            q = q.bind(*v);
         }
-        Ok(q.bind(f.limit).fetch_all(self.pool()).await?)
+        Ok(q.bind(f.limit).bind(f.offset.max(0)).fetch_all(self.pool()).await?)
+    }
+
+    /// How many audit entries match `f` (its `limit` and `offset` aside).
+    pub async fn count_audit_filtered(&self, f: &AuditFilter) -> Result<i64, StoreError> {
+        let (clause, binds, nums) = Self::audit_where(f);
+        let sql = format!("SELECT COUNT(*) AS n FROM audit_log{clause}");
+        let mut q = sqlx::query(&sql);
+        for b in &binds {
+            q = q.bind(b);
+        }
+        for v in &nums {
+            q = q.bind(*v);
+        }
+        Ok(q.fetch_one(self.pool()).await?.try_get("n")?)
+    }
+
+    /// One page of tenants matching `f`, ordered by name (case-insensitive)
+    /// then id, with their aliases, and the number of matches.
+    pub async fn list_tenants_page(
+        &self,
+        f: &TenantFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Page<TenantRow>, StoreError> {
+        let mut w = Where::default();
+        if let Some(q) = given(&f.q) {
+            let contains = w.bind(like_contains(&q.to_lowercase()));
+            let prefix = w.bind(like_prefix(q));
+            w.and(format!(
+                "(LOWER(name) LIKE {contains} ESCAPE '\\' OR id LIKE {prefix} ESCAPE '\\' OR id IN \
+                 (SELECT tenant_id FROM tenant_aliases WHERE LOWER(alias) LIKE {contains} ESCAPE '\\'))"
+            ));
+        }
+        for (col, v) in [("tier", &f.tier), ("status", &f.status)] {
+            if let Some(v) = given(v) {
+                let p = w.bind(v.to_string());
+                w.and(format!("{col} = {p}"));
+            }
+        }
+        let count_sql = format!("SELECT COUNT(*) AS n FROM tenants{}", w.sql);
+        let mut count = sqlx::query(&count_sql);
+        for b in &w.binds {
+            count = count.bind(b);
+        }
+        let total: i64 = count.fetch_one(self.pool()).await?.try_get("n")?;
+        let n = w.binds.len();
+        let sql = format!(
+            "SELECT {TENANT_COLS} FROM tenants{} ORDER BY LOWER(name), id LIMIT ${} OFFSET ${}",
+            w.sql,
+            n + 1,
+            n + 2
+        );
+        let mut q = sqlx::query(&sql);
+        for b in &w.binds {
+            q = q.bind(b);
+        }
+        let rows = q.bind(limit).bind(offset.max(0)).fetch_all(self.pool()).await?;
+        let mut tenants = rows.iter().map(tenant_from_row).collect::<Result<Vec<_>, _>>()?;
+        if !tenants.is_empty() {
+            let marks: Vec<String> = (1..=tenants.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT alias, tenant_id FROM tenant_aliases WHERE tenant_id IN ({}) ORDER BY alias",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for t in &tenants {
+                q = q.bind(&t.id);
+            }
+            let mut by_tenant: HashMap<String, Vec<String>> = HashMap::new();
+            for r in q.fetch_all(self.pool()).await? {
+                by_tenant.entry(r.try_get("tenant_id")?).or_default().push(r.try_get("alias")?);
+            }
+            for t in &mut tenants {
+                t.aliases = by_tenant.remove(&t.id).unwrap_or_default();
+            }
+        }
+        Ok(Page { rows: tenants, total })
+    }
+
+    /// One page of console users matching `f`, ordered by e-mail, and the
+    /// number of matches.
+    pub async fn list_users_page(&self, f: &UserFilter, limit: i64, offset: i64) -> Result<Page<UserRow>, StoreError> {
+        let mut w = Where::default();
+        if let Some(q) = given(&f.q) {
+            let p = w.bind(like_contains(&q.to_lowercase()));
+            w.and(format!("LOWER(email) LIKE {p} ESCAPE '\\'"));
+        }
+        if let Some(r) = given(&f.role) {
+            let p = w.bind(r.to_string());
+            w.and(format!("role = {p}"));
+        }
+        let count_sql = format!("SELECT COUNT(*) AS n FROM users{}", w.sql);
+        let mut count = sqlx::query(&count_sql);
+        for b in &w.binds {
+            count = count.bind(b);
+        }
+        let total: i64 = count.fetch_one(self.pool()).await?.try_get("n")?;
+        let n = w.binds.len();
+        let sql = format!("SELECT {USER_COLS} FROM users{} ORDER BY email LIMIT ${} OFFSET ${}", w.sql, n + 1, n + 2);
+        let mut q = sqlx::query(&sql);
+        for b in &w.binds {
+            q = q.bind(b);
+        }
+        let rows = q.bind(limit).bind(offset.max(0)).fetch_all(self.pool()).await?;
+        Ok(Page { rows: rows.iter().map(user_from_row).collect::<Result<_, _>>()?, total })
+    }
+
+    /// One page of a tenant's keys, newest first, and how many it has.
+    pub async fn list_tenant_keys_page(
+        &self,
+        tenant_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Page<KeyRow>, StoreError> {
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(self.pool())
+            .await?
+            .try_get("n")?;
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        );
+        let rows = sqlx::query(&sql).bind(tenant_id).bind(limit).bind(offset.max(0)).fetch_all(self.pool()).await?;
+        Ok(Page { rows: rows.iter().map(key_from_row).collect::<Result<_, _>>()?, total })
     }
 
     // ---- totals across tenants -----------------------------------------

@@ -30,7 +30,10 @@ impl std::fmt::Debug for KeyRow {
     }
 }
 
-fn key_from_row(r: &AnyRow) -> Result<KeyRow, sqlx::Error> {
+/// The columns [`key_from_row`] reads.
+pub(crate) const KEY_COLS: &str = "id, name, prefix, key_hash, scope, tenant_id, tenants, created_at, revoked_at";
+
+pub(crate) fn key_from_row(r: &AnyRow) -> Result<KeyRow, sqlx::Error> {
     let tenants: Option<String> = r.try_get("tenants")?;
     Ok(KeyRow {
         id: r.try_get("id")?,
@@ -100,7 +103,7 @@ impl Store {
     }
 
     pub async fn list_keys(&self, tenant_id: Option<&str>) -> Result<Vec<KeyRow>, StoreError> {
-        let cols = "id, name, prefix, key_hash, scope, tenant_id, tenants, created_at, revoked_at";
+        let cols = KEY_COLS;
         let rows = match tenant_id {
             Some(t) => {
                 sqlx::query(&format!("SELECT {cols} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id"))

@@ -27,14 +27,15 @@ pub struct TenantRow {
     pub pool_id: Option<String>,
 }
 
-const TENANT_COLS: &str = "id, name, tier, status, requests_per_minute, tokens_per_minute, max_concurrency, \
+pub(crate) const TENANT_COLS: &str =
+    "id, name, tier, status, requests_per_minute, tokens_per_minute, max_concurrency, \
     budget_monthly_nanos, budget_hard, allowed_models, created_at, pool_id";
 
 fn json_list(text: Option<String>) -> Option<Vec<String>> {
     text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
-fn tenant_from_row(r: &AnyRow) -> Result<TenantRow, sqlx::Error> {
+pub(crate) fn tenant_from_row(r: &AnyRow) -> Result<TenantRow, sqlx::Error> {
     Ok(TenantRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,

@@ -23,9 +23,9 @@ impl std::fmt::Debug for UserRow {
     }
 }
 
-const USER_COLS: &str = "id, email, role, tenant_id, password_hash, disabled, created_at";
+pub(crate) const USER_COLS: &str = "id, email, role, tenant_id, password_hash, disabled, created_at";
 
-fn user_from_row(r: &AnyRow) -> Result<UserRow, sqlx::Error> {
+pub(crate) fn user_from_row(r: &AnyRow) -> Result<UserRow, sqlx::Error> {
     Ok(UserRow {
         id: r.try_get("id")?,
         email: r.try_get("email")?,

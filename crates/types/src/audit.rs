@@ -27,4 +27,8 @@ pub type AuditRecord = AuditItem;
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct AuditList {
     pub data: Vec<AuditItem>,
+    /// How many match in all; present when the request asked for a page
+    /// (`limit`/`offset`) or a filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }

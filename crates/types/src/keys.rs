@@ -69,6 +69,10 @@ pub enum KeyStatus {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct KeyList {
     pub data: Vec<KeyInfo>,
+    /// How many match in all; present when the request asked for a page
+    /// (`limit`/`offset`) or a filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -72,12 +72,19 @@ pub struct UpstreamStatus {
     pub status: String,
 }
 
+fn hour_bucket() -> String {
+    "hour".into()
+}
+
 /// `GET /admin/v1/overview`: the operator's dashboard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Overview {
     pub from: String,
     pub to: String,
+    /// The width of each entry of `hourly`: `hour`, or `day` for windows longer than 48 hours.
+    #[serde(default = "hour_bucket")]
+    pub bucket: String,
     pub requests: u64,
     pub errors: u64,
     pub rate_limit_hits: u64,
@@ -88,6 +95,7 @@ pub struct Overview {
     pub cost_nanos: i64,
     pub tenants_total: u64,
     pub tenants_active: u64,
+    /// One entry per `bucket` over the window (hourly by default, hence the name).
     pub hourly: Vec<OverviewBucket>,
     pub top_tenants: Vec<TenantSpend>,
     pub upstreams: Vec<UpstreamStatus>,

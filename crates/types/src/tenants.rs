@@ -118,6 +118,10 @@ pub struct Tenant {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct TenantList {
     pub data: Vec<Tenant>,
+    /// How many match in all; present when the request asked for a page
+    /// (`limit`/`offset`) or a filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
 /// Budget as sent: `monthly_limit_usd` as a number or decimal string (at

@@ -112,4 +112,8 @@ impl std::fmt::Debug for VerifyRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct UserList {
     pub data: Vec<ConsoleUser>,
+    /// How many match in all; present when the request asked for a page
+    /// (`limit`/`offset`) or a filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }

@@ -130,6 +130,21 @@ async fn every_admin_answer_is_exactly_its_contract_type() {
     assert!(!s.series.is_empty());
     let o: Overview = call(&gw, Method::GET, "/overview", NO_BODY, ok).await;
     assert!(!o.top_tenants.is_empty() && !o.upstreams.is_empty());
+    assert_eq!((o.bucket.as_str(), o.hourly.len()), ("hour", 24));
+    // A fixed window beyond 48 hours: daily buckets, the same totals.
+    let month: Overview = call(&gw, Method::GET, &format!("/overview?from={from}&to={to}"), NO_BODY, ok).await;
+    assert_eq!(month.bucket, "day");
+    assert_eq!((month.from.as_str(), month.to.as_str()), (from.as_str(), to.as_str()));
+    assert!((28..=31).contains(&month.hourly.len()), "{}", month.hourly.len());
+    assert_eq!(month.requests, o.requests);
+    assert_eq!(month.hourly.iter().map(|b| b.requests).sum::<u64>(), month.requests);
+    assert_eq!(month.hourly.iter().map(|b| b.cost_nanos).sum::<i64>(), month.cost_nanos);
+    assert_eq!(month.cost_nanos, o.cost_nanos);
+    for bad in ["/overview?from=yesterday", "/overview?to=2026-01-01T00:00:00Z", "/overview?from=2020-01-01T00:00:00Z"]
+    {
+        let (s, v) = gw.admin(Method::GET, &format!("/admin/v1{bad}"), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
     let audit: AuditList = call(&gw, Method::GET, "/audit", NO_BODY, ok).await;
     assert!(audit.data.iter().any(|e| e.before.is_some() && e.after.is_some()));
 

@@ -311,3 +311,109 @@ async fn replica_heartbeats_on_both_databases() {
     })
     .await;
 }
+
+/// The console's lists page and filter in the database, the same on both:
+/// tenants by name/alias/id prefix, tier and status; users by e-mail and
+/// role; a tenant's keys newest first; the audit log with an offset.
+#[tokio::test]
+async fn lists_page_and_filter_on_both_databases() {
+    use sheepdog_gateway::store::console::{AuditFilter, TenantFilter, UserFilter};
+    use sheepdog_gateway::store::{AuditEntry, UserRow};
+    on_both(|db| async move {
+        let test_db = TestDb::new(db).await;
+        let store = Store::connect_url(&test_db.url, 4).await.unwrap();
+        store.migrate().await.unwrap();
+        for i in 0..25 {
+            let id = format!("00000000-0000-4000-8000-{i:012}");
+            let mut t = tenant(&id, &[&format!("alias-{i}")]);
+            t.name = if i % 5 == 0 { format!("Zeta_{i:02}%") } else { format!("Acme {i:02}") };
+            t.tier = if i % 2 == 0 { Tier::Pooled } else { Tier::Shared };
+            if i == 3 {
+                t.status = TenantStatus::Suspended;
+            }
+            store.insert_tenant(&t).await.unwrap();
+        }
+        let all = TenantFilter::default();
+        let page = store.list_tenants_page(&all, 10, 0).await.unwrap();
+        assert_eq!((page.rows.len(), page.total), (10, 25), "{db:?}");
+        assert_eq!(page.rows[0].name, "Acme 01", "{db:?}: ordered by name");
+        assert_eq!(page.rows[0].aliases, vec!["alias-1"], "{db:?}: with aliases");
+        let last = store.list_tenants_page(&all, 10, 20).await.unwrap();
+        assert_eq!((last.rows.len(), last.total), (5, 25));
+        assert_eq!(last.rows[4].name, "Zeta_20%");
+        let f = |q: &str| TenantFilter { q: Some(q.into()), ..TenantFilter::default() };
+        // Case-insensitive substring of the name; wildcards are literal.
+        assert_eq!(store.list_tenants_page(&f("ZETA"), 50, 0).await.unwrap().total, 5, "{db:?}");
+        assert_eq!(store.list_tenants_page(&f("_10"), 50, 0).await.unwrap().total, 1, "{db:?}: only Zeta_10%");
+        assert_eq!(store.list_tenants_page(&f("%"), 50, 0).await.unwrap().total, 5, "{db:?}");
+        // An alias anywhere, an id as a prefix.
+        let by_alias = store.list_tenants_page(&f("ALIAS-7"), 50, 0).await.unwrap();
+        assert_eq!(by_alias.rows.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["Acme 07"], "{db:?}");
+        assert_eq!(store.list_tenants_page(&f("00000000-0000-4000-8000-00000000002"), 50, 0).await.unwrap().total, 5);
+        let pooled = TenantFilter { tier: Some("pooled".into()), ..TenantFilter::default() };
+        assert_eq!(store.list_tenants_page(&pooled, 50, 0).await.unwrap().total, 13);
+        let suspended = TenantFilter { status: Some("suspended".into()), ..TenantFilter::default() };
+        let s = store.list_tenants_page(&suspended, 50, 0).await.unwrap();
+        assert_eq!((s.total, s.rows[0].name.as_str()), (1, "Acme 03"));
+
+        // Users.
+        for (i, role) in ["admin", "operator", "viewer", "viewer"].iter().enumerate() {
+            let user = UserRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                email: format!("user{i}@Example.test"),
+                role: role.to_string(),
+                tenant_id: None,
+                password_hash: "x".into(),
+                disabled: false,
+                created_at: "2026-11-25T10:00:00.000Z".into(),
+            };
+            store.insert_user(&user).await.unwrap();
+        }
+        let viewers = UserFilter { role: Some("viewer".into()), ..UserFilter::default() };
+        let v = store.list_users_page(&viewers, 1, 1).await.unwrap();
+        assert_eq!((v.total, v.rows.len(), v.rows[0].email.as_str()), (2, 1, "user3@Example.test"), "{db:?}");
+        let by_mail = UserFilter { q: Some("USER1@".into()), ..UserFilter::default() };
+        assert_eq!(store.list_users_page(&by_mail, 50, 0).await.unwrap().total, 1, "{db:?}");
+
+        // Keys of one tenant, newest first.
+        let owner = "00000000-0000-4000-8000-000000000001";
+        for i in 0..7 {
+            let key = KeyRow {
+                id: format!("key-{i}"),
+                name: Some(format!("k{i}")),
+                prefix: "sk-sd-x".into(),
+                key_hash: format!("hash-{i}"),
+                scope: "tenant".into(),
+                tenant_id: Some(owner.into()),
+                tenants: None,
+                created_at: format!("2026-11-25T10:00:0{i}.000Z"),
+                revoked_at: None,
+            };
+            store.insert_key(&key).await.unwrap();
+        }
+        let keys = store.list_tenant_keys_page(owner, 3, 3).await.unwrap();
+        assert_eq!(keys.total, 7);
+        assert_eq!(keys.rows.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), vec!["key-3", "key-2", "key-1"]);
+
+        // The audit log: newest first, an offset, a count.
+        for i in 0..12 {
+            let e = AuditEntry {
+                id: format!("audit-{i:02}"),
+                at: format!("2026-11-25T10:00:{i:02}.000Z"),
+                actor: "admin-token".into(),
+                action: if i % 3 == 0 { "key.revoke".into() } else { "tenant.update".into() },
+                target: "t".into(),
+                before_json: None,
+                after_json: None,
+            };
+            store.insert_audit(&e).await.unwrap();
+        }
+        let filter = AuditFilter { action: Some("tenant.".into()), limit: 3, offset: 3, ..AuditFilter::default() };
+        let rows = store.list_audit_filtered(&filter).await.unwrap();
+        assert_eq!(rows.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["audit-07", "audit-05", "audit-04"]);
+        assert_eq!(store.count_audit_filtered(&filter).await.unwrap(), 8);
+        store.close().await;
+        test_db.cleanup().await;
+    })
+    .await;
+}
