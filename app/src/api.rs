@@ -333,12 +333,27 @@ impl AdminApi {
         bucket: Option<&str>,
         tenant_id: Option<&str>,
     ) -> Result<UsageSeries, ConsoleError> {
+        self.usage_series_top(group_by, from, to, bucket, tenant_id, None).await
+    }
+
+    /// The same, with the groups beyond the largest `top` summed in one row by the gateway.
+    pub async fn usage_series_top(
+        &self,
+        group_by: &str,
+        from: &str,
+        to: &str,
+        bucket: Option<&str>,
+        tenant_id: Option<&str>,
+        top: Option<usize>,
+    ) -> Result<UsageSeries, ConsoleError> {
+        let top = top.map(|t| t.to_string());
         let q = query(&[
             ("group_by", Some(group_by)),
             ("from", Some(from)),
             ("to", Some(to)),
             ("bucket", bucket),
             ("tenant_id", tenant_id),
+            ("top", top.as_deref()),
         ]);
         self.get(&format!("/usage/series{q}")).await
     }

@@ -32,49 +32,9 @@ pub struct CostReport {
 /// Most series drawn in one chart; the rest are summed as "other".
 const MAX_SERIES: usize = 6;
 
-/// Most rows a breakdown's table lists; the rest are one "other" row (the
-/// CSV export has them all).
+/// Most rows a breakdown's table lists; the rest are one "N more" row (the
+/// gateway sums them; the CSV export has them all).
 pub const MAX_ROWS: usize = 25;
-
-/// The key of the row that sums the groups beyond [`MAX_ROWS`].
-pub const OTHER_KEY: &str = "(other)";
-
-/// The largest `keep` groups of a series (it is sorted largest first) and
-/// one row summing the rest, so that a page with 10,000 tenants stays
-/// small; totals are unchanged, to the nano-dollar.
-pub fn top_rows(mut s: UsageSeries, keep: usize) -> UsageSeries {
-    if s.series.len() <= keep + 1 {
-        return s;
-    }
-    let rest = s.series.split_off(keep);
-    let n = s.buckets.len();
-    let mut other = sheepdog_types::UsageSeriesRow {
-        key: OTHER_KEY.into(),
-        label: format!("{} more", thousands(rest.len() as u64)),
-        values_nanos: vec![0; n],
-        requests_per_bucket: vec![0; n],
-        requests: 0,
-        input_tokens: 0,
-        output_tokens: 0,
-        cost_usd: String::new(),
-        cost_nanos: 0,
-    };
-    for r in &rest {
-        for (o, v) in other.values_nanos.iter_mut().zip(&r.values_nanos) {
-            *o += v;
-        }
-        for (o, v) in other.requests_per_bucket.iter_mut().zip(&r.requests_per_bucket) {
-            *o += v;
-        }
-        other.requests += r.requests;
-        other.input_tokens += r.input_tokens;
-        other.output_tokens += r.output_tokens;
-        other.cost_nanos += r.cost_nanos;
-    }
-    other.cost_usd = sheepdog_types::format_usd(other.cost_nanos);
-    s.series.push(other);
-    s
-}
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
@@ -180,21 +140,22 @@ pub async fn get_cost_report(
         crate::range::ssr::resolve(&range, from.as_deref(), to.as_deref(), "7d").map_err(with_status)?;
     let state = crate::state::ConsoleState::current()?;
     let api = state.api();
+    let top = Some(MAX_ROWS);
     let (t, c, m, i) = tokio::join!(
-        api.usage_series("tenant", &from, &to, None, None),
-        api.usage_series("cost_center", &from, &to, None, None),
-        api.usage_series("model", &from, &to, None, None),
-        api.usage_series("ingress", &from, &to, None, None),
+        api.usage_series_top("tenant", &from, &to, None, None, top),
+        api.usage_series_top("cost_center", &from, &to, None, None, top),
+        api.usage_series_top("model", &from, &to, None, None, top),
+        api.usage_series_top("ingress", &from, &to, None, None, top),
     );
     Ok(CostReport {
         range,
         from,
         to,
         now: crate::range::ssr::now(),
-        by_tenant: top_rows(t.map_err(with_status)?, MAX_ROWS),
-        by_cost_center: top_rows(c.map_err(with_status)?, MAX_ROWS),
-        by_model: top_rows(m.map_err(with_status)?, MAX_ROWS),
-        by_ingress: top_rows(i.map_err(with_status)?, MAX_ROWS),
+        by_tenant: t.map_err(with_status)?,
+        by_cost_center: c.map_err(with_status)?,
+        by_model: m.map_err(with_status)?,
+        by_ingress: i.map_err(with_status)?,
     })
 }
 
@@ -335,7 +296,7 @@ pub fn Breakdown(
                                     .enumerate()
                                     .map(|(i, s)| {
                                         let share = if total > 0 { s.cost_nanos as f64 / total as f64 * 100.0 } else { 0.0 };
-                                        let name = if link_tenants && s.key != OTHER_KEY {
+                                        let name = if link_tenants && s.key != sheepdog_types::OTHER_KEY {
                                             view! { <a href=format!("/tenants/{}", s.key)>{s.label.clone()}</a> }.into_any()
                                         } else {
                                             view! { <span>{s.label.clone()}</span> }.into_any()
@@ -406,30 +367,6 @@ mod tests {
         assert_eq!(early[1].values[0], 1.0);
         assert!(early[1].values[1].is_nan());
         assert_eq!(bucket_labels(&s), vec!["Nov 1", "Nov 2"]);
-    }
-
-    #[test]
-    fn beyond_the_top_rows_one_row_sums_the_rest_exactly() {
-        let s = UsageSeries {
-            from: String::new(),
-            to: String::new(),
-            group_by: "tenant".into(),
-            bucket: "day".into(),
-            buckets: vec!["2026-11-01T00:00:00Z".into(), "2026-11-02T00:00:00Z".into()],
-            series: (0..30).map(|i| row(&format!("t{i}"), vec![100 - i, 7])).collect(),
-        };
-        let total: i64 = s.series.iter().map(|r| r.cost_nanos).sum();
-        let top = top_rows(s.clone(), 25);
-        assert_eq!(top.series.len(), 26);
-        let other = &top.series[25];
-        assert_eq!((other.key.as_str(), other.label.as_str()), (OTHER_KEY, "5 more"));
-        assert_eq!(other.values_nanos, vec![(25..30).map(|i| 100 - i).sum::<i64>(), 35]);
-        assert_eq!(other.requests, 5);
-        assert_eq!(top.series.iter().map(|r| r.cost_nanos).sum::<i64>(), total);
-        assert_eq!(other.cost_usd, sheepdog_types::format_usd(other.cost_nanos));
-        // One extra row is shown as itself, not as "1 more".
-        let small = UsageSeries { series: s.series[..26].to_vec(), ..s };
-        assert_eq!(top_rows(small.clone(), 25), small);
     }
 
     #[test]

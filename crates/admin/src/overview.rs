@@ -70,7 +70,12 @@ pub async fn overview(
     let (start, end) = overview_window(&q, now)?;
     let bucket_ms = if end - start > 2 * DAY_MS { DAY_MS } else { HOUR_MS };
     flush_usage(&state).await?;
-    let rows = state.store().hourly_all(start, end).await?;
+    let store = state.store();
+    let (rows, mut spend, provider_counts) = tokio::try_join!(
+        store.hourly_all(start, end),
+        store.spend_by_tenant(start, end),
+        store.provider_counts(now - HOUR_MS),
+    )?;
     let (mut requests, mut errors, mut limited, mut cost) = (0i64, 0i64, 0i64, 0i64);
     let mut merged = BTreeMap::new();
     let mut buckets: BTreeMap<i64, (i64, i64, i64, BTreeMap<i64, i64>)> = BTreeMap::new();
@@ -104,9 +109,8 @@ pub async fn overview(
         })
         .collect();
 
-    let tenants = state.store().list_tenants().await?;
-    let names: HashMap<&str, &str> = tenants.iter().map(|t| (t.id.as_str(), t.name.as_str())).collect();
-    let mut spend = state.store().spend_by_tenant(start, end).await?;
+    // Names and counts from the in-memory catalog.
+    let catalog = state.catalog().snapshot();
     spend.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
     let top_tenants = spend
         .iter()
@@ -114,20 +118,15 @@ pub async fn overview(
         .take(TOP_TENANTS)
         .map(|(id, r, c)| TenantSpend {
             tenant_id: id.clone(),
-            name: names.get(id.as_str()).map(|n| n.to_string()).unwrap_or_else(|| id.clone()),
+            name: catalog.tenant(id).map(|t| t.name.clone()).unwrap_or_else(|| id.clone()),
             requests: (*r).max(0) as u64,
             cost_usd: format_usd(*c),
             cost_nanos: *c,
         })
         .collect();
 
-    let counts: HashMap<String, (i64, i64)> = state
-        .store()
-        .provider_counts(now - HOUR_MS)
-        .await?
-        .into_iter()
-        .map(|p| (p.provider, (p.requests, p.errors)))
-        .collect();
+    let counts: HashMap<String, (i64, i64)> =
+        provider_counts.into_iter().map(|p| (p.provider, (p.requests, p.errors))).collect();
     let upstreams = state
         .settings()
         .providers
@@ -162,8 +161,8 @@ pub async fn overview(
         p99_latency_ms: round2(histogram::quantile(&merged, 0.99)),
         cost_usd: format_usd(cost),
         cost_nanos: cost,
-        tenants_total: tenants.len() as u64,
-        tenants_active: tenants.iter().filter(|t| t.status == TenantStatus::Active).count() as u64,
+        tenants_total: catalog.tenants.len() as u64,
+        tenants_active: catalog.tenants.values().filter(|t| t.status == TenantStatus::Active).count() as u64,
         hourly,
         top_tenants,
         upstreams,
@@ -223,6 +222,8 @@ pub struct SeriesParams {
     pub bucket: Option<String>,
     /// Only this tenant (id or alias).
     pub tenant_id: Option<String>,
+    /// Only the largest this many groups (1 to 1000), and one row keyed `(other)` summing the rest.
+    pub top: Option<usize>,
 }
 
 #[utoipa::path(get, path = "/admin/v1/usage/series", tag = "reports", params(SeriesParams),
@@ -256,23 +257,29 @@ pub async fn usage_series(
             "the range holds {count} {bucket_name} buckets; at most {MAX_BUCKETS} are allowed."
         )));
     }
+    if q.top.is_some_and(|t| !(1..=1000).contains(&t)) {
+        return Err(AdminError::BadRequest("`top` must be an integer from 1 to 1000.".into()));
+    }
     let tenant = match q.tenant_id.as_deref() {
         Some(t) => Some(find_tenant(&state, t).await?.id),
         None => None,
     };
     flush_usage(&state).await?;
     let cells = state.store().usage_cells(group, bucket_ms, from, to, tenant.as_deref()).await?;
-    let names: HashMap<String, String> = if group == UsageGroup::Tenant {
-        state.store().list_tenants().await?.into_iter().map(|t| (t.id, t.name)).collect()
-    } else {
-        HashMap::new()
+    // Tenant names from the in-memory catalog (a deleted tenant shows its id).
+    let catalog = state.catalog().snapshot();
+    let label = |key: &str| -> String {
+        match group {
+            UsageGroup::Tenant => catalog.tenant(key).map(|t| t.name.clone()).unwrap_or_else(|| key.to_string()),
+            _ => key.to_string(),
+        }
     };
     let n = count.max(0) as usize;
     let mut by_key: BTreeMap<String, UsageSeriesRow> = BTreeMap::new();
     for c in cells {
         let idx = ((c.bucket_ms - first) / bucket_ms) as usize;
         let row = by_key.entry(c.key.clone()).or_insert_with(|| UsageSeriesRow {
-            label: names.get(&c.key).cloned().unwrap_or_else(|| c.key.clone()),
+            label: label(&c.key),
             key: c.key.clone(),
             values_nanos: vec![0; n],
             requests_per_bucket: vec![0; n],
@@ -301,13 +308,17 @@ pub async fn usage_series(
         })
         .collect();
     series.sort_by(|a, b| b.cost_nanos.cmp(&a.cost_nanos).then(b.requests.cmp(&a.requests)).then(a.key.cmp(&b.key)));
-    Ok(Json(UsageSeries {
+    let all = UsageSeries {
         from: ms_to_rfc3339(from),
         to: ms_to_rfc3339(to),
         group_by: group_name.into(),
         bucket: bucket_name.into(),
         buckets: (0..count).map(|i| ms_to_rfc3339_secs(first + i * bucket_ms)).collect(),
         series,
+    };
+    Ok(Json(match q.top {
+        Some(top) => all.keep_top(top),
+        None => all,
     }))
 }
 

@@ -282,22 +282,20 @@ impl Store {
 
     // ---- totals across tenants -----------------------------------------
 
-    /// Hourly buckets summed over every tenant, with merged latency histograms.
+    /// Hourly buckets summed over every tenant, with merged latency
+    /// histograms: read from the per-hour totals (`usage_hourly_all`), one
+    /// row per hour whatever the number of tenants.
     pub async fn hourly_all(&self, from_ms: i64, to_ms: i64) -> Result<BTreeMap<i64, HourlyDelta>, StoreError> {
         let rows = sqlx::query(
-            "SELECT hour_ms, CAST(SUM(request_count) AS BIGINT) AS request_count, CAST(SUM(error_count) AS BIGINT) AS error_count, \
-             CAST(SUM(rate_limit_hits) AS BIGINT) AS rate_limit_hits, CAST(SUM(latency_sum_ms) AS BIGINT) AS latency_sum_ms, \
-             CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, \
-             CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos \
-             FROM usage_hourly WHERE hour_ms >= $1 AND hour_ms < $2 GROUP BY hour_ms ORDER BY hour_ms",
+            "SELECT hour_ms, request_count, error_count, rate_limit_hits, latency_sum_ms, input_tokens, output_tokens, \
+             cost_nanos FROM usage_hourly_all WHERE hour_ms >= $1 AND hour_ms < $2 ORDER BY hour_ms",
         )
         .bind(from_ms)
         .bind(to_ms)
         .fetch_all(self.pool())
         .await?;
         let hist = sqlx::query(
-            "SELECT hour_ms, bucket, CAST(SUM(count) AS BIGINT) AS n FROM usage_hourly_latency \
-             WHERE hour_ms >= $1 AND hour_ms < $2 GROUP BY hour_ms, bucket",
+            "SELECT hour_ms, bucket, count AS n FROM usage_hourly_all_latency WHERE hour_ms >= $1 AND hour_ms < $2",
         )
         .bind(from_ms)
         .bind(to_ms)

@@ -251,6 +251,56 @@ impl Store {
                 .await?;
             }
         }
+        // The same deltas summed over tenants: one row per hour (`usage_hourly_all`).
+        let mut all: BTreeMap<i64, HourlyDelta> = BTreeMap::new();
+        for ((_, hour), d) in hourly {
+            let a = all.entry(*hour).or_default();
+            a.request_count += d.request_count;
+            a.error_count += d.error_count;
+            a.rate_limit_hits += d.rate_limit_hits;
+            a.latency_sum_ms += d.latency_sum_ms;
+            a.input_tokens += d.input_tokens;
+            a.output_tokens += d.output_tokens;
+            a.cost_nanos += d.cost_nanos;
+            for (bucket, count) in &d.latency {
+                *a.latency.entry(*bucket).or_insert(0) += count;
+            }
+        }
+        for (hour, d) in &all {
+            sqlx::query(
+                "INSERT INTO usage_hourly_all (hour_ms, request_count, error_count, rate_limit_hits, latency_sum_ms, \
+                 input_tokens, output_tokens, cost_nanos) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) \
+                 ON CONFLICT (hour_ms) DO UPDATE SET \
+                 request_count = usage_hourly_all.request_count + excluded.request_count, \
+                 error_count = usage_hourly_all.error_count + excluded.error_count, \
+                 rate_limit_hits = usage_hourly_all.rate_limit_hits + excluded.rate_limit_hits, \
+                 latency_sum_ms = usage_hourly_all.latency_sum_ms + excluded.latency_sum_ms, \
+                 input_tokens = usage_hourly_all.input_tokens + excluded.input_tokens, \
+                 output_tokens = usage_hourly_all.output_tokens + excluded.output_tokens, \
+                 cost_nanos = usage_hourly_all.cost_nanos + excluded.cost_nanos",
+            )
+            .bind(*hour)
+            .bind(d.request_count)
+            .bind(d.error_count)
+            .bind(d.rate_limit_hits)
+            .bind(d.latency_sum_ms)
+            .bind(d.input_tokens)
+            .bind(d.output_tokens)
+            .bind(d.cost_nanos)
+            .execute(&mut *tx)
+            .await?;
+            for (bucket, count) in &d.latency {
+                sqlx::query(
+                    "INSERT INTO usage_hourly_all_latency (hour_ms, bucket, count) VALUES ($1,$2,$3) \
+                     ON CONFLICT (hour_ms, bucket) DO UPDATE SET count = usage_hourly_all_latency.count + excluded.count",
+                )
+                .bind(*hour)
+                .bind(*bucket)
+                .bind(*count)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -135,6 +135,18 @@ async fn storage_round_trips_on_both_databases() {
         let d = &rows[0].delta;
         assert_eq!((d.request_count, d.error_count, d.rate_limit_hits, d.cost_nanos), (3, 1, 3, 23));
         assert_eq!(d.latency, [(42, 3), (120, 1)].into());
+        // The totals over every tenant (one row per hour) follow, in the same transactions.
+        let mut other = BTreeMap::new();
+        other.insert(
+            (b.clone(), hour),
+            HourlyDelta { request_count: 4, cost_nanos: 100, latency: [(42, 4)].into(), ..Default::default() },
+        );
+        store.write_usage_batch(&[], &other).await.unwrap();
+        let all = store.hourly_all(hour, hour + 3_600_000).await.unwrap();
+        let t = &all[&hour];
+        assert_eq!((t.request_count, t.error_count, t.rate_limit_hits, t.cost_nanos), (7, 1, 3, 123), "{db:?}");
+        assert_eq!(t.latency, [(42, 7), (120, 1)].into(), "{db:?}");
+        assert!(store.hourly_all(hour + 3_600_000, hour + 7_200_000).await.unwrap().is_empty());
 
         let by_center = store.usage(UsageGroup::CostCenter, hour, hour + 10, None).await.unwrap();
         let keys: Vec<_> = by_center.iter().map(|r| (r.key.as_str(), r.requests, r.cost_nanos)).collect();
@@ -412,6 +424,59 @@ async fn lists_page_and_filter_on_both_databases() {
         let rows = store.list_audit_filtered(&filter).await.unwrap();
         assert_eq!(rows.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["audit-07", "audit-05", "audit-04"]);
         assert_eq!(store.count_audit_filtered(&filter).await.unwrap(), 8);
+        store.close().await;
+        test_db.cleanup().await;
+    })
+    .await;
+}
+
+/// The migration that adds the totals over every tenant fills them from the
+/// per-tenant hours written before it, on both databases.
+#[tokio::test]
+async fn hourly_totals_are_filled_from_earlier_hours_by_their_migration() {
+    on_both(|db| async move {
+        let test_db = TestDb::new(db).await;
+        let store = Store::connect_url(&test_db.url, 2).await.unwrap();
+        let totals = 20261206000007;
+        let before = sqlx::migrate::Migrator {
+            migrations: sheepdog_gateway::store::MIGRATOR
+                .migrations
+                .iter()
+                .filter(|m| m.version < totals)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(store.pool()).await.unwrap();
+        let hour = 1_764_064_800_000i64;
+        for (tenant, h, requests, cost) in [("a", hour, 2, 30), ("b", hour, 5, 12), ("a", hour + 3_600_000, 1, 4)] {
+            sqlx::query(
+                "INSERT INTO usage_hourly (tenant_id, hour_ms, request_count, error_count, rate_limit_hits, \
+                 latency_sum_ms, input_tokens, output_tokens, cost_nanos) VALUES ($1, $2, $3, 1, 0, 10, 100, 50, $4)",
+            )
+            .bind(tenant)
+            .bind(h)
+            .bind(requests as i64)
+            .bind(cost as i64)
+            .execute(store.pool())
+            .await
+            .unwrap();
+            sqlx::query("INSERT INTO usage_hourly_latency (tenant_id, hour_ms, bucket, count) VALUES ($1, $2, 42, $3)")
+                .bind(tenant)
+                .bind(h)
+                .bind(requests as i64)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        store.migrate().await.unwrap();
+        let all = store.hourly_all(hour, hour + 7_200_000).await.unwrap();
+        assert_eq!(all.len(), 2, "{db:?}");
+        let first = &all[&hour];
+        assert_eq!((first.request_count, first.error_count, first.input_tokens, first.cost_nanos), (7, 2, 200, 42));
+        assert_eq!(first.latency, [(42, 7)].into(), "{db:?}");
+        assert_eq!(all[&(hour + 3_600_000)].cost_nanos, 4);
         store.close().await;
         test_db.cleanup().await;
     })
