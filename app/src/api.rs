@@ -325,19 +325,9 @@ impl AdminApi {
         self.get(&format!("/usage{q}")).await
     }
 
+    /// Usage over time by group; with `top`, the groups beyond the largest
+    /// `top` are summed in one row by the gateway.
     pub async fn usage_series(
-        &self,
-        group_by: &str,
-        from: &str,
-        to: &str,
-        bucket: Option<&str>,
-        tenant_id: Option<&str>,
-    ) -> Result<UsageSeries, ConsoleError> {
-        self.usage_series_top(group_by, from, to, bucket, tenant_id, None).await
-    }
-
-    /// The same, with the groups beyond the largest `top` summed in one row by the gateway.
-    pub async fn usage_series_top(
         &self,
         group_by: &str,
         from: &str,

@@ -105,7 +105,7 @@ pub mod ssr {
                         query.get("to").map(String::as_str),
                         "7d",
                     )?;
-                    let series = state.api().usage_series(group, &from, &to, Some("day"), None).await?;
+                    let series = state.api().usage_series(group, &from, &to, Some("day"), None, None).await?;
                     Ok((format!("sheepdog-cost-{group}-{range}.csv"), to_csv(&series)))
                 })
             })
@@ -142,10 +142,10 @@ pub async fn get_cost_report(
     let api = state.api();
     let top = Some(MAX_ROWS);
     let (t, c, m, i) = tokio::join!(
-        api.usage_series_top("tenant", &from, &to, None, None, top),
-        api.usage_series_top("cost_center", &from, &to, None, None, top),
-        api.usage_series_top("model", &from, &to, None, None, top),
-        api.usage_series_top("ingress", &from, &to, None, None, top),
+        api.usage_series("tenant", &from, &to, None, None, top),
+        api.usage_series("cost_center", &from, &to, None, None, top),
+        api.usage_series("model", &from, &to, None, None, top),
+        api.usage_series("ingress", &from, &to, None, None, top),
     );
     Ok(CostReport {
         range,
@@ -163,8 +163,6 @@ pub async fn get_cost_report(
 /// "other". Buckets that start after `now` are in the future: not a number,
 /// so no point or bar is drawn there.
 pub fn chart_series(s: &UsageSeries, cumulative: bool, now: &str) -> Vec<Series> {
-    let mut out: Vec<Series> = Vec::new();
-    let n = s.buckets.len();
     let to_usd = |v: &[i64]| -> Vec<f64> {
         let mut acc = 0i64;
         v.iter()
@@ -181,20 +179,15 @@ pub fn chart_series(s: &UsageSeries, cumulative: bool, now: &str) -> Vec<Series>
             })
             .collect()
     };
-    let split = if s.series.len() > MAX_SERIES { MAX_SERIES - 1 } else { s.series.len() };
-    for r in &s.series[..split] {
-        out.push(Series { name: r.label.clone(), values: to_usd(&r.values_nanos) });
-    }
-    if s.series.len() > split {
-        let mut other = vec![0i64; n];
-        for r in &s.series[split..] {
-            for (o, v) in other.iter_mut().zip(&r.values_nanos) {
-                *o += v;
-            }
-        }
-        out.push(Series { name: format!("other ({})", s.series.len() - split), values: to_usd(&other) });
-    }
-    out
+    s.clone()
+        .keep_top(MAX_SERIES - 1)
+        .series
+        .iter()
+        .map(|r| {
+            let name = if r.key == sheepdog_types::OTHER_KEY { "other".to_string() } else { r.label.clone() };
+            Series { name, values: to_usd(&r.values_nanos) }
+        })
+        .collect()
 }
 
 /// X labels of a series' buckets.
@@ -358,7 +351,7 @@ mod tests {
         let now = "2026-11-02T10:00:00Z";
         let c = chart_series(&s, false, now);
         assert_eq!(c.len(), MAX_SERIES);
-        assert_eq!(c[MAX_SERIES - 1].name, "other (3)");
+        assert_eq!(c[MAX_SERIES - 1].name, "other");
         assert_eq!(c[MAX_SERIES - 1].values[0], 3.0);
         let cum = chart_series(&s, true, now);
         assert_eq!(cum[0].values, vec![1.0, 1.0]);

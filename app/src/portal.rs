@@ -47,8 +47,8 @@ pub async fn get_portal_summary() -> Result<PortalSummary, ConsoleError> {
     let (metrics, usage, by_model, by_cc, keys) = tokio::join!(
         api.metrics(&tenant_id, "24h"),
         api.usage("tenant", None, None, Some(&tenant_id)),
-        api.usage_series("model", &from, &to, Some("day"), Some(&tenant_id)),
-        api.usage_series("cost_center", &from, &to, Some("day"), Some(&tenant_id)),
+        api.usage_series("model", &from, &to, Some("day"), Some(&tenant_id), None),
+        api.usage_series("cost_center", &from, &to, Some("day"), Some(&tenant_id), None),
         api.tenant_keys(&tenant_id),
     );
     let pool = match &tenant.pool_id {

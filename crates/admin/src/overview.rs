@@ -278,17 +278,7 @@ pub async fn usage_series(
     let mut by_key: BTreeMap<String, UsageSeriesRow> = BTreeMap::new();
     for c in cells {
         let idx = ((c.bucket_ms - first) / bucket_ms) as usize;
-        let row = by_key.entry(c.key.clone()).or_insert_with(|| UsageSeriesRow {
-            label: label(&c.key),
-            key: c.key.clone(),
-            values_nanos: vec![0; n],
-            requests_per_bucket: vec![0; n],
-            requests: 0,
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_usd: String::new(),
-            cost_nanos: 0,
-        });
+        let row = by_key.entry(c.key.clone()).or_insert_with(|| UsageSeriesRow::empty(c.key.clone(), label(&c.key), n));
         if let Some(v) = row.values_nanos.get_mut(idx) {
             *v += c.cost_nanos;
         }

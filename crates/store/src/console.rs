@@ -170,6 +170,32 @@ impl Store {
         Ok(q.fetch_one(self.pool()).await?.try_get("n")?)
     }
 
+    /// How many rows of `table` match `w`, and `limit` of them (columns
+    /// `cols`, in `order`) after `offset`.
+    async fn count_and_page(
+        &self,
+        table: &str,
+        cols: &str,
+        w: &Where,
+        order: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<sqlx::any::AnyRow>), StoreError> {
+        let count_sql = format!("SELECT COUNT(*) AS n FROM {table}{}", w.sql);
+        let mut count = sqlx::query(&count_sql);
+        for b in &w.binds {
+            count = count.bind(b);
+        }
+        let total: i64 = count.fetch_one(self.pool()).await?.try_get("n")?;
+        let n = w.binds.len();
+        let sql = format!("SELECT {cols} FROM {table}{} ORDER BY {order} LIMIT ${} OFFSET ${}", w.sql, n + 1, n + 2);
+        let mut q = sqlx::query(&sql);
+        for b in &w.binds {
+            q = q.bind(b);
+        }
+        Ok((total, q.bind(limit).bind(offset.max(0)).fetch_all(self.pool()).await?))
+    }
+
     /// One page of tenants matching `f`, ordered by name (case-insensitive)
     /// then id, with their aliases, and the number of matches.
     pub async fn list_tenants_page(
@@ -193,24 +219,7 @@ impl Store {
                 w.and(format!("{col} = {p}"));
             }
         }
-        let count_sql = format!("SELECT COUNT(*) AS n FROM tenants{}", w.sql);
-        let mut count = sqlx::query(&count_sql);
-        for b in &w.binds {
-            count = count.bind(b);
-        }
-        let total: i64 = count.fetch_one(self.pool()).await?.try_get("n")?;
-        let n = w.binds.len();
-        let sql = format!(
-            "SELECT {TENANT_COLS} FROM tenants{} ORDER BY LOWER(name), id LIMIT ${} OFFSET ${}",
-            w.sql,
-            n + 1,
-            n + 2
-        );
-        let mut q = sqlx::query(&sql);
-        for b in &w.binds {
-            q = q.bind(b);
-        }
-        let rows = q.bind(limit).bind(offset.max(0)).fetch_all(self.pool()).await?;
+        let (total, rows) = self.count_and_page("tenants", TENANT_COLS, &w, "LOWER(name), id", limit, offset).await?;
         let mut tenants = rows.iter().map(tenant_from_row).collect::<Result<Vec<_>, _>>()?;
         if !tenants.is_empty() {
             let marks: Vec<String> = (1..=tenants.len()).map(|i| format!("${i}")).collect();
@@ -245,19 +254,7 @@ impl Store {
             let p = w.bind(r.to_string());
             w.and(format!("role = {p}"));
         }
-        let count_sql = format!("SELECT COUNT(*) AS n FROM users{}", w.sql);
-        let mut count = sqlx::query(&count_sql);
-        for b in &w.binds {
-            count = count.bind(b);
-        }
-        let total: i64 = count.fetch_one(self.pool()).await?.try_get("n")?;
-        let n = w.binds.len();
-        let sql = format!("SELECT {USER_COLS} FROM users{} ORDER BY email LIMIT ${} OFFSET ${}", w.sql, n + 1, n + 2);
-        let mut q = sqlx::query(&sql);
-        for b in &w.binds {
-            q = q.bind(b);
-        }
-        let rows = q.bind(limit).bind(offset.max(0)).fetch_all(self.pool()).await?;
+        let (total, rows) = self.count_and_page("users", USER_COLS, &w, "email", limit, offset).await?;
         Ok(Page { rows: rows.iter().map(user_from_row).collect::<Result<_, _>>()?, total })
     }
 

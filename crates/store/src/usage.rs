@@ -68,6 +68,22 @@ pub struct HourlyDelta {
     pub latency: BTreeMap<i64, i64>,
 }
 
+impl HourlyDelta {
+    /// Adds another delta (every count and the histogram).
+    pub fn add(&mut self, d: &HourlyDelta) {
+        self.request_count += d.request_count;
+        self.error_count += d.error_count;
+        self.rate_limit_hits += d.rate_limit_hits;
+        self.latency_sum_ms += d.latency_sum_ms;
+        self.input_tokens += d.input_tokens;
+        self.output_tokens += d.output_tokens;
+        self.cost_nanos += d.cost_nanos;
+        for (bucket, count) in &d.latency {
+            *self.latency.entry(*bucket).or_insert(0) += count;
+        }
+    }
+}
+
 /// A stored hourly bucket with its histogram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HourlyRow {
@@ -133,6 +149,46 @@ impl UsageGroup {
             _ => Ok(row.try_get("k")?),
         }
     }
+}
+
+/// The additive columns of an hourly bucket, in [`bind_delta`]'s order.
+const HOURLY_COLUMNS: [&str; 7] = [
+    "request_count",
+    "error_count",
+    "rate_limit_hits",
+    "latency_sum_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_nanos",
+];
+
+/// `INSERT INTO table (keys…, HOURLY_COLUMNS…) VALUES ($1…) ON CONFLICT
+/// (keys) DO UPDATE` adding each column to the stored value.
+fn hourly_upsert(table: &str, keys: &[&str]) -> String {
+    let columns: Vec<&str> = keys.iter().chain(HOURLY_COLUMNS.iter()).copied().collect();
+    let marks: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+    let sums: Vec<String> = HOURLY_COLUMNS.iter().map(|c| format!("{c} = {table}.{c} + excluded.{c}")).collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+        columns.join(", "),
+        marks.join(","),
+        keys.join(", "),
+        sums.join(", ")
+    )
+}
+
+/// Binds a delta's [`HOURLY_COLUMNS`] after the key columns.
+fn bind_delta<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    d: &HourlyDelta,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(d.request_count)
+        .bind(d.error_count)
+        .bind(d.rate_limit_hits)
+        .bind(d.latency_sum_ms)
+        .bind(d.input_tokens)
+        .bind(d.output_tokens)
+        .bind(d.cost_nanos)
 }
 
 const USAGE_COLUMNS: usize = 21;
@@ -214,30 +270,9 @@ impl Store {
         }
         // Pooled tenants' usage debits their pool's ledger, in the same transaction.
         insert_usage_debits(&mut tx, records).await?;
+        let tenant_sql = hourly_upsert("usage_hourly", &["tenant_id", "hour_ms"]);
         for ((tenant, hour), d) in hourly {
-            sqlx::query(
-                "INSERT INTO usage_hourly (tenant_id, hour_ms, request_count, error_count, rate_limit_hits, latency_sum_ms, \
-                 input_tokens, output_tokens, cost_nanos) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) \
-                 ON CONFLICT (tenant_id, hour_ms) DO UPDATE SET \
-                 request_count = usage_hourly.request_count + excluded.request_count, \
-                 error_count = usage_hourly.error_count + excluded.error_count, \
-                 rate_limit_hits = usage_hourly.rate_limit_hits + excluded.rate_limit_hits, \
-                 latency_sum_ms = usage_hourly.latency_sum_ms + excluded.latency_sum_ms, \
-                 input_tokens = usage_hourly.input_tokens + excluded.input_tokens, \
-                 output_tokens = usage_hourly.output_tokens + excluded.output_tokens, \
-                 cost_nanos = usage_hourly.cost_nanos + excluded.cost_nanos",
-            )
-            .bind(tenant)
-            .bind(*hour)
-            .bind(d.request_count)
-            .bind(d.error_count)
-            .bind(d.rate_limit_hits)
-            .bind(d.latency_sum_ms)
-            .bind(d.input_tokens)
-            .bind(d.output_tokens)
-            .bind(d.cost_nanos)
-            .execute(&mut *tx)
-            .await?;
+            bind_delta(sqlx::query(&tenant_sql).bind(tenant).bind(*hour), d).execute(&mut *tx).await?;
             for (bucket, count) in &d.latency {
                 sqlx::query(
                     "INSERT INTO usage_hourly_latency (tenant_id, hour_ms, bucket, count) VALUES ($1,$2,$3,$4) \
@@ -254,41 +289,11 @@ impl Store {
         // The same deltas summed over tenants: one row per hour (`usage_hourly_all`).
         let mut all: BTreeMap<i64, HourlyDelta> = BTreeMap::new();
         for ((_, hour), d) in hourly {
-            let a = all.entry(*hour).or_default();
-            a.request_count += d.request_count;
-            a.error_count += d.error_count;
-            a.rate_limit_hits += d.rate_limit_hits;
-            a.latency_sum_ms += d.latency_sum_ms;
-            a.input_tokens += d.input_tokens;
-            a.output_tokens += d.output_tokens;
-            a.cost_nanos += d.cost_nanos;
-            for (bucket, count) in &d.latency {
-                *a.latency.entry(*bucket).or_insert(0) += count;
-            }
+            all.entry(*hour).or_default().add(d);
         }
+        let all_sql = hourly_upsert("usage_hourly_all", &["hour_ms"]);
         for (hour, d) in &all {
-            sqlx::query(
-                "INSERT INTO usage_hourly_all (hour_ms, request_count, error_count, rate_limit_hits, latency_sum_ms, \
-                 input_tokens, output_tokens, cost_nanos) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) \
-                 ON CONFLICT (hour_ms) DO UPDATE SET \
-                 request_count = usage_hourly_all.request_count + excluded.request_count, \
-                 error_count = usage_hourly_all.error_count + excluded.error_count, \
-                 rate_limit_hits = usage_hourly_all.rate_limit_hits + excluded.rate_limit_hits, \
-                 latency_sum_ms = usage_hourly_all.latency_sum_ms + excluded.latency_sum_ms, \
-                 input_tokens = usage_hourly_all.input_tokens + excluded.input_tokens, \
-                 output_tokens = usage_hourly_all.output_tokens + excluded.output_tokens, \
-                 cost_nanos = usage_hourly_all.cost_nanos + excluded.cost_nanos",
-            )
-            .bind(*hour)
-            .bind(d.request_count)
-            .bind(d.error_count)
-            .bind(d.rate_limit_hits)
-            .bind(d.latency_sum_ms)
-            .bind(d.input_tokens)
-            .bind(d.output_tokens)
-            .bind(d.cost_nanos)
-            .execute(&mut *tx)
-            .await?;
+            bind_delta(sqlx::query(&all_sql).bind(*hour), d).execute(&mut *tx).await?;
             for (bucket, count) in &d.latency {
                 sqlx::query(
                     "INSERT INTO usage_hourly_all_latency (hour_ms, bucket, count) VALUES ($1,$2,$3) \

@@ -65,6 +65,23 @@ pub struct UsageSeries {
     pub series: Vec<UsageSeriesRow>,
 }
 
+impl UsageSeriesRow {
+    /// A row of `buckets` zeros.
+    pub fn empty(key: String, label: String, buckets: usize) -> UsageSeriesRow {
+        UsageSeriesRow {
+            key,
+            label,
+            values_nanos: vec![0; buckets],
+            requests_per_bucket: vec![0; buckets],
+            requests: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: String::new(),
+            cost_nanos: 0,
+        }
+    }
+}
+
 /// The key of the row that sums the groups beyond [`UsageSeries::keep_top`]'s count.
 pub const OTHER_KEY: &str = "(other)";
 
@@ -79,17 +96,7 @@ impl UsageSeries {
         }
         let rest = self.series.split_off(keep);
         let n = self.buckets.len();
-        let mut other = UsageSeriesRow {
-            key: OTHER_KEY.into(),
-            label: format!("{} more", rest.len()),
-            values_nanos: vec![0; n],
-            requests_per_bucket: vec![0; n],
-            requests: 0,
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_usd: String::new(),
-            cost_nanos: 0,
-        };
+        let mut other = UsageSeriesRow::empty(OTHER_KEY.into(), format!("{} more", rest.len()), n);
         for r in &rest {
             for (o, v) in other.values_nanos.iter_mut().zip(&r.values_nanos) {
                 *o += v;
