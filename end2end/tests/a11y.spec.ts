@@ -86,6 +86,33 @@ test.describe('accessibility', () => {
     await expect(row).toHaveAttribute('data-state', 'revoked');
   });
 
+  test('a tenant is onboarded from the keyboard alone', async ({ page }) => {
+    await signInAsAdmin(page);
+    await page.goto('/tenants/new');
+    await hydrated(page);
+    const stamp = Date.now();
+    await page.getByTestId('onboard-name').focus();
+    await page.keyboard.type(`Keyboard Onboard ${stamp}`);
+    await page.keyboard.press('Tab');
+    await expect(page.getByTestId('onboard-tier')).toBeFocused();
+    expect(await focusOutline(page)).not.toBe('none');
+    await page.keyboard.press('Tab');
+    await expect(page.getByTestId('onboard-aliases')).toBeFocused();
+    await page.keyboard.type(`kb-${stamp}`);
+    await page.keyboard.press('Tab');
+    await expect(page.getByTestId('onboard-rpm')).toBeFocused();
+    await page.keyboard.type('120');
+    // Enter in a field submits the form.
+    await page.keyboard.press('Enter');
+    await expect(page.getByTestId('onboard-done')).toBeVisible();
+    await expect(page.getByTestId('key-secret')).toHaveValue(/^sk-sd-/);
+    await page.getByTestId('open-tenant').focus();
+    expect(await focusOutline(page)).not.toBe('none');
+    await page.keyboard.press('Enter');
+    await expect(page).toHaveURL(/\/tenants\/[0-9a-f-]{36}$/);
+    await expect(page.getByTestId('limit-rpm')).toHaveValue('120');
+  });
+
   test('the tenant portal has no serious or critical axe violation', async ({ page, request }) => {
     const tenant = await tenantNamed(request, 'Axe Portal BV');
     const email = 'axe-portal@example.test';
