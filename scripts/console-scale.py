@@ -157,8 +157,16 @@ SELECT hour_ms, SUM(request_count), SUM(error_count), SUM(rate_limit_hits), SUM(
 FROM usage_hourly GROUP BY hour_ms""",
         """INSERT INTO usage_hourly_all_latency (hour_ms, bucket, count)
 SELECT hour_ms, bucket, SUM(count) FROM usage_hourly_latency GROUP BY hour_ms, bucket""",
-        "ANALYZE",
     ]
+    # The records summed by model, cost center and client format per hour.
+    for dim, key in [("model", "model_requested"), ("cost_center", "COALESCE(cost_center, '(none)')"),
+                     ("ingress", "ingress")]:
+        stmts.append(f"""INSERT INTO usage_hourly_groups (hour_ms, dimension, group_key, request_count, input_tokens,
+    output_tokens, cost_nanos)
+SELECT (created_ms / {HOUR_MS}) * {HOUR_MS}, '{dim}', {key}, COUNT(*), SUM(input_tokens), SUM(output_tokens),
+    SUM(cost_nanos)
+FROM usage_records GROUP BY (created_ms / {HOUR_MS}) * {HOUR_MS}, {key}""")
+    stmts.append("ANALYZE")
     return stmts
 
 

@@ -10,7 +10,7 @@ use crate::audit::{AuditEntry, AUDIT_COLS};
 use crate::db::{Store, StoreError};
 use crate::keys::{key_from_row, KeyRow, KEY_COLS};
 use crate::tenants::{tenant_from_row, TenantRow, TENANT_COLS};
-use crate::usage::{hourly_from_rows, HourlyDelta, UsageGroup};
+use crate::usage::{hourly_from_rows, HourlyDelta, UsageGroup, HOUR_MS};
 use crate::users::{user_from_row, UserRow, USER_COLS};
 
 /// Filters of the audit log (all optional; text filters are exact, except
@@ -36,6 +36,19 @@ pub struct SeriesCell {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_nanos: i64,
+}
+
+/// A series cell from a row of `b`, `requests`, `input_tokens`,
+/// `output_tokens`, `cost_nanos`, and its group's key.
+fn cell_from_row(r: &sqlx::any::AnyRow, key: String) -> Result<SeriesCell, StoreError> {
+    Ok(SeriesCell {
+        bucket_ms: r.try_get("b")?,
+        key,
+        requests: r.try_get("requests")?,
+        input_tokens: r.try_get("input_tokens")?,
+        output_tokens: r.try_get("output_tokens")?,
+        cost_nanos: r.try_get("cost_nanos")?,
+    })
 }
 
 /// Requests per provider since some time.
@@ -331,6 +344,11 @@ impl Store {
     }
 
     /// Usage per (bucket of `bucket_ms`, group) for `from_ms <= t < to_ms`.
+    ///
+    /// Across tenants, with whole hours and hour-multiple buckets, it reads
+    /// the hourly rollups (`usage_hourly_groups` by model, cost center and
+    /// client format; `usage_hourly` by tenant), which hold the same sums as
+    /// the records; otherwise the records themselves.
     pub async fn usage_cells(
         &self,
         group: UsageGroup,
@@ -339,8 +357,43 @@ impl Store {
         to_ms: i64,
         tenant_id: Option<&str>,
     ) -> Result<Vec<SeriesCell>, StoreError> {
-        let key = group.sql();
         let bucket_ms = bucket_ms.max(1);
+        let whole_hours = [from_ms, to_ms, bucket_ms].iter().all(|t| t.rem_euclid(HOUR_MS) == 0);
+        if tenant_id.is_none() && whole_hours {
+            let rolled = match group.rollup() {
+                Some(dimension) => Some((
+                    format!(
+                        "SELECT CAST((hour_ms / {bucket_ms}) * {bucket_ms} AS BIGINT) AS b, group_key AS k, \
+                         CAST(SUM(request_count) AS BIGINT) AS requests, CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
+                         CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos \
+                         FROM usage_hourly_groups WHERE hour_ms >= $1 AND hour_ms < $2 AND dimension = $3 \
+                         GROUP BY CAST((hour_ms / {bucket_ms}) * {bucket_ms} AS BIGINT), group_key"
+                    ),
+                    Some(dimension),
+                )),
+                // Hours with only rate-limit refusals hold no request: not a group.
+                None if group == UsageGroup::Tenant => Some((
+                    format!(
+                        "SELECT CAST((hour_ms / {bucket_ms}) * {bucket_ms} AS BIGINT) AS b, tenant_id AS k, \
+                         CAST(SUM(request_count) AS BIGINT) AS requests, CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
+                         CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos \
+                         FROM usage_hourly WHERE hour_ms >= $1 AND hour_ms < $2 AND request_count > 0 \
+                         GROUP BY CAST((hour_ms / {bucket_ms}) * {bucket_ms} AS BIGINT), tenant_id"
+                    ),
+                    None,
+                )),
+                None => None,
+            };
+            if let Some((sql, dimension)) = rolled {
+                let mut q = sqlx::query(&sql).bind(from_ms).bind(to_ms);
+                if let Some(d) = dimension {
+                    q = q.bind(d);
+                }
+                let rows = q.fetch_all(self.pool()).await?;
+                return rows.iter().map(|r| cell_from_row(r, r.try_get("k")?)).collect();
+            }
+        }
+        let key = group.sql();
         let tenant_filter = if tenant_id.is_some() { " AND tenant_id = $3" } else { "" };
         let sql = format!(
             "SELECT CAST((created_ms / {bucket_ms}) * {bucket_ms} AS BIGINT) AS b, {key} AS k, COUNT(*) AS requests, \
@@ -357,14 +410,7 @@ impl Store {
         let rows = q.fetch_all(self.pool()).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            out.push(SeriesCell {
-                bucket_ms: r.try_get("b")?,
-                key: group.read(r)?,
-                requests: r.try_get("requests")?,
-                input_tokens: r.try_get("input_tokens")?,
-                output_tokens: r.try_get("output_tokens")?,
-                cost_nanos: r.try_get("cost_nanos")?,
-            });
+            out.push(cell_from_row(r, group.read(r)?)?);
         }
         Ok(out)
     }

@@ -125,6 +125,16 @@ impl UsageGroup {
         })
     }
 
+    /// The `usage_hourly_groups` dimension holding this group, if any.
+    pub(crate) fn rollup(self) -> Option<&'static str> {
+        match self {
+            UsageGroup::CostCenter => Some("cost_center"),
+            UsageGroup::Model => Some("model"),
+            UsageGroup::Ingress => Some("ingress"),
+            UsageGroup::Tenant | UsageGroup::Day => None,
+        }
+    }
+
     /// The SQL expression usage queries group by (selected as `k`). A day is
     /// grouped as its number since the epoch (UTC): portable integer SQL.
     pub(crate) fn sql(self) -> &'static str {
@@ -190,6 +200,12 @@ fn bind_delta<'q>(
         .bind(d.output_tokens)
         .bind(d.cost_nanos)
 }
+
+/// An hour in milliseconds: the width of the hourly rollups.
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+
+/// The cost center of a record without one, in reports.
+pub(crate) const NO_COST_CENTER: &str = "(none)";
 
 const USAGE_COLUMNS: usize = 21;
 /// Rows per multi-row INSERT (21 × 50 = 1,050 parameters, far below SQLite's
@@ -285,6 +301,42 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+        }
+        // The records summed over tenants by model, cost center and client
+        // format, per hour (`usage_hourly_groups`).
+        let mut groups: BTreeMap<(i64, &'static str, &str), [i64; 4]> = BTreeMap::new();
+        for r in records {
+            let hour = r.created_ms - r.created_ms.rem_euclid(HOUR_MS);
+            let center = r.cost_center.as_deref().unwrap_or(NO_COST_CENTER);
+            for (dimension, key) in
+                [("model", r.model_requested.as_str()), ("cost_center", center), ("ingress", r.ingress.as_str())]
+            {
+                let g = groups.entry((hour, dimension, key)).or_default();
+                g[0] += 1;
+                g[1] += r.input_tokens;
+                g[2] += r.output_tokens;
+                g[3] += r.cost_nanos;
+            }
+        }
+        for ((hour, dimension, key), [requests, input, output, cost]) in &groups {
+            sqlx::query(
+                "INSERT INTO usage_hourly_groups (hour_ms, dimension, group_key, request_count, input_tokens, \
+                 output_tokens, cost_nanos) VALUES ($1,$2,$3,$4,$5,$6,$7) \
+                 ON CONFLICT (hour_ms, dimension, group_key) DO UPDATE SET \
+                 request_count = usage_hourly_groups.request_count + excluded.request_count, \
+                 input_tokens = usage_hourly_groups.input_tokens + excluded.input_tokens, \
+                 output_tokens = usage_hourly_groups.output_tokens + excluded.output_tokens, \
+                 cost_nanos = usage_hourly_groups.cost_nanos + excluded.cost_nanos",
+            )
+            .bind(*hour)
+            .bind(*dimension)
+            .bind(*key)
+            .bind(*requests)
+            .bind(*input)
+            .bind(*output)
+            .bind(*cost)
+            .execute(&mut *tx)
+            .await?;
         }
         // The same deltas summed over tenants: one row per hour (`usage_hourly_all`).
         let mut all: BTreeMap<i64, HourlyDelta> = BTreeMap::new();

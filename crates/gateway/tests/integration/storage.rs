@@ -482,3 +482,100 @@ async fn hourly_totals_are_filled_from_earlier_hours_by_their_migration() {
     })
     .await;
 }
+
+/// Across tenants, on whole hours, usage series by model, cost center,
+/// client format and tenant read the hourly rollups; they hold exactly what
+/// the records hold, for records written before their migration (filled by
+/// it) and after (kept by the usage batch), on both databases.
+#[tokio::test]
+async fn hourly_rollups_equal_the_records_they_sum() {
+    use sheepdog_gateway::store::console::SeriesCell;
+    on_both(|db| async move {
+        let test_db = TestDb::new(db).await;
+        let store = Store::connect_url(&test_db.url, 2).await.unwrap();
+        let rollups = 20261206000008;
+        let before = sqlx::migrate::Migrator {
+            migrations: sheepdog_gateway::store::MIGRATOR
+                .migrations
+                .iter()
+                .filter(|m| m.version < rollups)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(store.pool()).await.unwrap();
+        let hour = 1_764_064_800_000i64;
+        let old = |i: i64, center: Option<&str>| {
+            sqlx::query(
+                "INSERT INTO usage_records (id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, \
+                 provider, input_tokens, output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, \
+                 error_code, stream, created_ms, pool_id, ingress) \
+                 VALUES ($1, 'req', $2, 'key', $3, $4, NULL, 'openai', 10, 5, 0, $5, 42, NULL, 200, 'ok', NULL, 0, $6, NULL, $7)",
+            )
+            .bind(format!("old-{i}"))
+            .bind(if i % 2 == 0 { "tenant-a" } else { "tenant-b" })
+            .bind(center.map(str::to_string))
+            .bind(if i % 3 == 0 { "gpt-4.1" } else { "claude-sonnet-4.5" })
+            .bind(100 + i)
+            .bind(hour + i * 1_000_000)
+            .bind(if i % 2 == 0 { "chat" } else { "messages" })
+        };
+        for i in 0..9 {
+            old(i, if i % 4 == 0 { None } else { Some("search") }).execute(store.pool()).await.unwrap();
+        }
+        store.migrate().await.unwrap();
+        // And some through the usage batch, after the migration.
+        let recs: Vec<UsageRecord> = (0..5)
+            .map(|i| UsageRecord {
+                ingress: "embeddings".into(),
+                ..record("tenant-c", hour + 3_600_000 + i, 1_000 + i, if i % 2 == 0 { Some("ops") } else { None })
+            })
+            .collect();
+        let mut hourly = BTreeMap::new();
+        hourly.insert(
+            ("tenant-c".to_string(), hour + 3_600_000),
+            HourlyDelta {
+                request_count: 5,
+                input_tokens: 50,
+                output_tokens: 25,
+                cost_nanos: (0..5).map(|i| 1_000 + i).sum(),
+                ..Default::default()
+            },
+        );
+        store.write_usage_batch(&recs, &hourly).await.unwrap();
+        // The per-tenant hours of the records written before: as the writer would have.
+        for (tenant, parity) in [("tenant-a", 0), ("tenant-b", 1)] {
+            let mut deltas: BTreeMap<i64, HourlyDelta> = BTreeMap::new();
+            for i in (0..9).filter(|i| i % 2 == parity) {
+                let ms = hour + i * 1_000_000;
+                let d = deltas.entry(ms - ms.rem_euclid(3_600_000)).or_default();
+                d.request_count += 1;
+                d.input_tokens += 10;
+                d.output_tokens += 5;
+                d.cost_nanos += 100 + i;
+            }
+            let map = deltas.into_iter().map(|(h, d)| ((tenant.to_string(), h), d)).collect();
+            store.write_usage_batch(&[], &map).await.unwrap();
+        }
+        let sorted = |mut v: Vec<SeriesCell>| {
+            v.sort_by(|a, b| (a.bucket_ms, &a.key).cmp(&(b.bucket_ms, &b.key)));
+            v
+        };
+        let (from, to) = (hour - 3_600_000, hour + 5 * 3_600_000);
+        for group in [UsageGroup::Model, UsageGroup::CostCenter, UsageGroup::Ingress, UsageGroup::Tenant] {
+            for bucket in [3_600_000, 86_400_000] {
+                // Whole hours: the rollups. One millisecond earlier: the records.
+                let rolled = sorted(store.usage_cells(group, bucket, from, to, None).await.unwrap());
+                let records = sorted(store.usage_cells(group, bucket, from - 1, to, None).await.unwrap());
+                assert!(!rolled.is_empty(), "{db:?} {group:?}");
+                assert_eq!(rolled, records, "{db:?} {group:?} {bucket}");
+            }
+        }
+        let centers = store.usage_cells(UsageGroup::CostCenter, 86_400_000, from, to, None).await.unwrap();
+        assert!(centers.iter().any(|c| c.key == "(none)"), "{centers:?}");
+        store.close().await;
+        test_db.cleanup().await;
+    })
+    .await;
+}
