@@ -52,6 +52,20 @@ fn record(tenant: &str, ms: i64, cost: i64, center: Option<&str>) -> UsageRecord
     }
 }
 
+/// The migrations older than `version`: a database as it was before that one.
+fn migrations_before(version: i64) -> sqlx::migrate::Migrator {
+    sqlx::migrate::Migrator {
+        migrations: sheepdog_gateway::store::MIGRATOR
+            .migrations
+            .iter()
+            .filter(|m| m.version < version)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    }
+}
+
 #[tokio::test]
 async fn storage_round_trips_on_both_databases() {
     on_both(|db| async move {
@@ -209,16 +223,7 @@ async fn usage_records_survive_the_narrowing_migration() {
         let test_db = TestDb::new(db).await;
         let store = Store::connect_url(&test_db.url, 2).await.unwrap();
         let narrowing = 20261126000004;
-        let before = sqlx::migrate::Migrator {
-            migrations: sheepdog_gateway::store::MIGRATOR
-                .migrations
-                .iter()
-                .filter(|m| m.version < narrowing)
-                .cloned()
-                .collect::<Vec<_>>()
-                .into(),
-            ..sqlx::migrate::Migrator::DEFAULT
-        };
+        let before = migrations_before(narrowing);
         before.run(store.pool()).await.unwrap();
         let old_row = |id: &str, ms: i64, cost: i64, center: Option<&str>, ttft: Option<i64>| {
             sqlx::query(
@@ -438,16 +443,7 @@ async fn hourly_totals_are_filled_from_earlier_hours_by_their_migration() {
         let test_db = TestDb::new(db).await;
         let store = Store::connect_url(&test_db.url, 2).await.unwrap();
         let totals = 20261206000007;
-        let before = sqlx::migrate::Migrator {
-            migrations: sheepdog_gateway::store::MIGRATOR
-                .migrations
-                .iter()
-                .filter(|m| m.version < totals)
-                .cloned()
-                .collect::<Vec<_>>()
-                .into(),
-            ..sqlx::migrate::Migrator::DEFAULT
-        };
+        let before = migrations_before(totals);
         before.run(store.pool()).await.unwrap();
         let hour = 1_764_064_800_000i64;
         for (tenant, h, requests, cost) in [("a", hour, 2, 30), ("b", hour, 5, 12), ("a", hour + 3_600_000, 1, 4)] {
@@ -494,16 +490,7 @@ async fn hourly_rollups_equal_the_records_they_sum() {
         let test_db = TestDb::new(db).await;
         let store = Store::connect_url(&test_db.url, 2).await.unwrap();
         let rollups = 20261206000008;
-        let before = sqlx::migrate::Migrator {
-            migrations: sheepdog_gateway::store::MIGRATOR
-                .migrations
-                .iter()
-                .filter(|m| m.version < rollups)
-                .cloned()
-                .collect::<Vec<_>>()
-                .into(),
-            ..sqlx::migrate::Migrator::DEFAULT
-        };
+        let before = migrations_before(rollups);
         before.run(store.pool()).await.unwrap();
         let hour = 1_764_064_800_000i64;
         let old = |i: i64, center: Option<&str>| {
