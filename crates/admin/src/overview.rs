@@ -17,7 +17,7 @@ use crate::query::AdminQuery;
 use crate::reports::time_range;
 use sheepdog_core::accounting::histogram;
 use sheepdog_core::state::AppState;
-use sheepdog_store::UsageGroup;
+use sheepdog_store::{HourlyDelta, UsageGroup};
 use sheepdog_types::time::{hour_floor, ms_to_rfc3339, ms_to_rfc3339_secs, now_ms, HOUR_MS};
 
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -76,36 +76,23 @@ pub async fn overview(
         store.spend_by_tenant(start, end),
         store.provider_counts(now - HOUR_MS),
     )?;
-    let (mut requests, mut errors, mut limited, mut cost) = (0i64, 0i64, 0i64, 0i64);
-    let mut merged = BTreeMap::new();
-    let mut buckets: BTreeMap<i64, (i64, i64, i64, BTreeMap<i64, i64>)> = BTreeMap::new();
-    let mut b = start;
-    while b < end {
-        buckets.insert(b, Default::default());
-        b += bucket_ms;
-    }
+    // The window's total, and one sum per bucket (an hour, or a day beyond 48 hours).
+    let mut total = HourlyDelta::default();
+    let mut buckets: BTreeMap<i64, HourlyDelta> = (0..(end - start + bucket_ms - 1) / bucket_ms)
+        .map(|i| (start + i * bucket_ms, HourlyDelta::default()))
+        .collect();
     for (hour, d) in rows.range(start..end) {
-        requests += d.request_count;
-        errors += d.error_count;
-        limited += d.rate_limit_hits;
-        cost += d.cost_nanos;
-        let slot = buckets.entry(start + (hour - start) / bucket_ms * bucket_ms).or_default();
-        slot.0 += d.request_count;
-        slot.1 += d.error_count;
-        slot.2 += d.cost_nanos;
-        for (k, n) in &d.latency {
-            *merged.entry(*k).or_insert(0) += n;
-            *slot.3.entry(*k).or_insert(0) += n;
-        }
+        total.add(d);
+        buckets.entry(start + (hour - start) / bucket_ms * bucket_ms).or_default().add(d);
     }
     let hourly = buckets
         .into_iter()
-        .map(|(t, (r, e, c, lat))| OverviewBucket {
+        .map(|(t, d)| OverviewBucket {
             start: ms_to_rfc3339_secs(t),
-            requests: r.max(0) as u64,
-            errors: e.max(0) as u64,
-            p99_latency_ms: round2(histogram::quantile(&lat, 0.99)),
-            cost_nanos: c,
+            requests: d.request_count.max(0) as u64,
+            errors: d.error_count.max(0) as u64,
+            p99_latency_ms: round2(histogram::quantile(&d.latency, 0.99)),
+            cost_nanos: d.cost_nanos,
         })
         .collect();
 
@@ -154,13 +141,13 @@ pub async fn overview(
         from: ms_to_rfc3339(start),
         to: ms_to_rfc3339(end),
         bucket: if bucket_ms == DAY_MS { "day" } else { "hour" }.into(),
-        requests: requests.max(0) as u64,
-        errors: errors.max(0) as u64,
-        rate_limit_hits: limited.max(0) as u64,
-        error_rate: if requests > 0 { errors as f64 / requests as f64 } else { 0.0 },
-        p99_latency_ms: round2(histogram::quantile(&merged, 0.99)),
-        cost_usd: format_usd(cost),
-        cost_nanos: cost,
+        requests: total.request_count.max(0) as u64,
+        errors: total.error_count.max(0) as u64,
+        rate_limit_hits: total.rate_limit_hits.max(0) as u64,
+        error_rate: if total.request_count > 0 { total.error_count as f64 / total.request_count as f64 } else { 0.0 },
+        p99_latency_ms: round2(histogram::quantile(&total.latency, 0.99)),
+        cost_usd: format_usd(total.cost_nanos),
+        cost_nanos: total.cost_nanos,
         tenants_total: catalog.tenants.len() as u64,
         tenants_active: catalog.tenants.values().filter(|t| t.status == TenantStatus::Active).count() as u64,
         hourly,

@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::Value;
 use sheepdog_types::{
     format_usd, parse_usd, Budget, BudgetInput, CreateTenant, Limits, LimitsInput, PatchTenant, Tenant, TenantList,
-    TenantStatus,
+    TenantStatus, Tier,
 };
 
 use crate::audit::audit;
@@ -195,24 +195,32 @@ pub async fn list_tenants(
     State(state): State<AppState>,
     AdminQuery(q): AdminQuery<TenantListParams>,
 ) -> Result<Json<TenantList>, AdminError> {
-    let filtered = [&q.q, &q.tier, &q.status].iter().any(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()));
+    let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let filter = sheepdog_store::console::TenantFilter {
+        q: given(q.q),
+        tier: match given(q.tier) {
+            None => None,
+            Some(t) => {
+                Some(Tier::parse(&t).ok_or_else(|| {
+                    AdminError::BadRequest(format!("`tier` {t:?} must be shared, pooled or dedicated."))
+                })?)
+            }
+        },
+        status: match given(q.status) {
+            None => None,
+            Some(s) => Some(
+                TenantStatus::parse(&s)
+                    .ok_or_else(|| AdminError::BadRequest(format!("`status` {s:?} must be active or suspended.")))?,
+            ),
+        },
+    };
+    let filtered = filter.q.is_some() || filter.tier.is_some() || filter.status.is_some();
     let page = crate::query::page(q.limit, q.offset)?;
     if !filtered && page.is_none() {
         let rows = state.store().list_tenants().await?;
         return Ok(Json(TenantList { data: rows.iter().map(to_api).collect(), total: None }));
     }
-    if let Some(t) = q.tier.as_deref().filter(|t| !t.is_empty()) {
-        if !matches!(t, "shared" | "pooled" | "dedicated") {
-            return Err(AdminError::BadRequest(format!("`tier` {t:?} must be shared, pooled or dedicated.")));
-        }
-    }
-    if let Some(s) = q.status.as_deref().filter(|s| !s.is_empty()) {
-        if !matches!(s, "active" | "suspended") {
-            return Err(AdminError::BadRequest(format!("`status` {s:?} must be active or suspended.")));
-        }
-    }
     let (limit, offset) = page.unwrap_or((crate::query::MAX_PAGE, 0));
-    let filter = sheepdog_store::console::TenantFilter { q: q.q, tier: q.tier, status: q.status };
     let found = state.store().list_tenants_page(&filter, limit, offset).await?;
     Ok(Json(TenantList { data: found.rows.iter().map(to_api).collect(), total: Some(found.total.max(0) as u64) }))
 }

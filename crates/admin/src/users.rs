@@ -180,19 +180,22 @@ pub async fn list_users(
     State(state): State<AppState>,
     AdminQuery(q): AdminQuery<UserListParams>,
 ) -> Result<Json<UserList>, AdminError> {
-    let filtered = [&q.q, &q.role].iter().any(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()));
+    let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let filter = sheepdog_store::console::UserFilter {
+        q: given(q.q),
+        role: match given(q.role) {
+            None => None,
+            Some(r) => Some(Role::parse(&r).ok_or_else(|| {
+                AdminError::BadRequest(format!("`role` {r:?} must be admin, operator, viewer or tenant."))
+            })?),
+        },
+    };
     let page = crate::query::page(q.limit, q.offset)?;
-    if !filtered && page.is_none() {
+    if filter.q.is_none() && filter.role.is_none() && page.is_none() {
         let rows = state.store().list_users().await?;
         return Ok(Json(UserList { data: rows.iter().map(to_api).collect(), total: None }));
     }
-    if let Some(r) = q.role.as_deref().filter(|r| !r.is_empty()) {
-        if !matches!(r, "admin" | "operator" | "viewer" | "tenant") {
-            return Err(AdminError::BadRequest(format!("`role` {r:?} must be admin, operator, viewer or tenant.")));
-        }
-    }
     let (limit, offset) = page.unwrap_or((crate::query::MAX_PAGE, 0));
-    let filter = sheepdog_store::console::UserFilter { q: q.q, role: q.role };
     let found = state.store().list_users_page(&filter, limit, offset).await?;
     Ok(Json(UserList { data: found.rows.iter().map(to_api).collect(), total: Some(found.total.max(0) as u64) }))
 }

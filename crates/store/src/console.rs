@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use sheepdog_types::{Role, TenantStatus, Tier};
 use sqlx::Row;
 
 use crate::audit::{AuditEntry, AUDIT_COLS};
@@ -86,15 +87,15 @@ fn like_contains(text: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct TenantFilter {
     pub q: Option<String>,
-    pub tier: Option<String>,
-    pub status: Option<String>,
+    pub tier: Option<Tier>,
+    pub status: Option<TenantStatus>,
 }
 
 /// Filters of the console user list: `q` matches the e-mail anywhere.
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
     pub q: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Role>,
 }
 
 /// One page of a list and how many rows match in all.
@@ -226,8 +227,8 @@ impl Store {
                  (SELECT tenant_id FROM tenant_aliases WHERE LOWER(alias) LIKE {contains} ESCAPE '\\'))"
             ));
         }
-        for (col, v) in [("tier", &f.tier), ("status", &f.status)] {
-            if let Some(v) = given(v) {
+        for (col, v) in [("tier", f.tier.map(Tier::as_str)), ("status", f.status.map(TenantStatus::as_str))] {
+            if let Some(v) = v {
                 let p = w.bind(v.to_string());
                 w.and(format!("{col} = {p}"));
             }
@@ -263,8 +264,8 @@ impl Store {
             let p = w.bind(like_contains(&q.to_lowercase()));
             w.and(format!("LOWER(email) LIKE {p} ESCAPE '\\'"));
         }
-        if let Some(r) = given(&f.role) {
-            let p = w.bind(r.to_string());
+        if let Some(r) = f.role {
+            let p = w.bind(r.as_str().to_string());
             w.and(format!("role = {p}"));
         }
         let (total, rows) = self.count_and_page("users", USER_COLS, &w, "email", limit, offset).await?;

@@ -172,12 +172,13 @@ const HOURLY_COLUMNS: [&str; 7] = [
     "cost_nanos",
 ];
 
-/// `INSERT INTO table (keys…, HOURLY_COLUMNS…) VALUES ($1…) ON CONFLICT
-/// (keys) DO UPDATE` adding each column to the stored value.
-fn hourly_upsert(table: &str, keys: &[&str]) -> String {
-    let columns: Vec<&str> = keys.iter().chain(HOURLY_COLUMNS.iter()).copied().collect();
+/// `INSERT INTO table (keys…, counts…) VALUES ($1…) ON CONFLICT (keys) DO
+/// UPDATE` adding each count to the stored value: how every rollup table
+/// (hourly buckets, latency histograms, groups) is kept.
+fn additive_upsert(table: &str, keys: &[&str], counts: &[&str]) -> String {
+    let columns: Vec<&str> = keys.iter().chain(counts).copied().collect();
     let marks: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
-    let sums: Vec<String> = HOURLY_COLUMNS.iter().map(|c| format!("{c} = {table}.{c} + excluded.{c}")).collect();
+    let sums: Vec<String> = counts.iter().map(|c| format!("{c} = {table}.{c} + excluded.{c}")).collect();
     format!(
         "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
         columns.join(", "),
@@ -286,20 +287,19 @@ impl Store {
         }
         // Pooled tenants' usage debits their pool's ledger, in the same transaction.
         insert_usage_debits(&mut tx, records).await?;
-        let tenant_sql = hourly_upsert("usage_hourly", &["tenant_id", "hour_ms"]);
+        let tenant_sql = additive_upsert("usage_hourly", &["tenant_id", "hour_ms"], &HOURLY_COLUMNS);
+        let tenant_latency_sql =
+            additive_upsert("usage_hourly_latency", &["tenant_id", "hour_ms", "bucket"], &["count"]);
         for ((tenant, hour), d) in hourly {
             bind_delta(sqlx::query(&tenant_sql).bind(tenant).bind(*hour), d).execute(&mut *tx).await?;
             for (bucket, count) in &d.latency {
-                sqlx::query(
-                    "INSERT INTO usage_hourly_latency (tenant_id, hour_ms, bucket, count) VALUES ($1,$2,$3,$4) \
-                     ON CONFLICT (tenant_id, hour_ms, bucket) DO UPDATE SET count = usage_hourly_latency.count + excluded.count",
-                )
-                .bind(tenant)
-                .bind(*hour)
-                .bind(*bucket)
-                .bind(*count)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(&tenant_latency_sql)
+                    .bind(tenant)
+                    .bind(*hour)
+                    .bind(*bucket)
+                    .bind(*count)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         // The records summed over tenants by model, cost center and client
@@ -318,44 +318,34 @@ impl Store {
                 g[3] += r.cost_nanos;
             }
         }
+        let groups_sql = additive_upsert(
+            "usage_hourly_groups",
+            &["hour_ms", "dimension", "group_key"],
+            &["request_count", "input_tokens", "output_tokens", "cost_nanos"],
+        );
         for ((hour, dimension, key), [requests, input, output, cost]) in &groups {
-            sqlx::query(
-                "INSERT INTO usage_hourly_groups (hour_ms, dimension, group_key, request_count, input_tokens, \
-                 output_tokens, cost_nanos) VALUES ($1,$2,$3,$4,$5,$6,$7) \
-                 ON CONFLICT (hour_ms, dimension, group_key) DO UPDATE SET \
-                 request_count = usage_hourly_groups.request_count + excluded.request_count, \
-                 input_tokens = usage_hourly_groups.input_tokens + excluded.input_tokens, \
-                 output_tokens = usage_hourly_groups.output_tokens + excluded.output_tokens, \
-                 cost_nanos = usage_hourly_groups.cost_nanos + excluded.cost_nanos",
-            )
-            .bind(*hour)
-            .bind(*dimension)
-            .bind(*key)
-            .bind(*requests)
-            .bind(*input)
-            .bind(*output)
-            .bind(*cost)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(&groups_sql)
+                .bind(*hour)
+                .bind(*dimension)
+                .bind(*key)
+                .bind(*requests)
+                .bind(*input)
+                .bind(*output)
+                .bind(*cost)
+                .execute(&mut *tx)
+                .await?;
         }
         // The same deltas summed over tenants: one row per hour (`usage_hourly_all`).
         let mut all: BTreeMap<i64, HourlyDelta> = BTreeMap::new();
         for ((_, hour), d) in hourly {
             all.entry(*hour).or_default().add(d);
         }
-        let all_sql = hourly_upsert("usage_hourly_all", &["hour_ms"]);
+        let all_sql = additive_upsert("usage_hourly_all", &["hour_ms"], &HOURLY_COLUMNS);
+        let all_latency_sql = additive_upsert("usage_hourly_all_latency", &["hour_ms", "bucket"], &["count"]);
         for (hour, d) in &all {
             bind_delta(sqlx::query(&all_sql).bind(*hour), d).execute(&mut *tx).await?;
             for (bucket, count) in &d.latency {
-                sqlx::query(
-                    "INSERT INTO usage_hourly_all_latency (hour_ms, bucket, count) VALUES ($1,$2,$3) \
-                     ON CONFLICT (hour_ms, bucket) DO UPDATE SET count = usage_hourly_all_latency.count + excluded.count",
-                )
-                .bind(*hour)
-                .bind(*bucket)
-                .bind(*count)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(&all_latency_sql).bind(*hour).bind(*bucket).bind(*count).execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;

@@ -367,9 +367,9 @@ async fn lists_page_and_filter_on_both_databases() {
         let by_alias = store.list_tenants_page(&f("ALIAS-7"), 50, 0).await.unwrap();
         assert_eq!(by_alias.rows.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["Acme 07"], "{db:?}");
         assert_eq!(store.list_tenants_page(&f("00000000-0000-4000-8000-00000000002"), 50, 0).await.unwrap().total, 5);
-        let pooled = TenantFilter { tier: Some("pooled".into()), ..TenantFilter::default() };
+        let pooled = TenantFilter { tier: Some(Tier::Pooled), ..TenantFilter::default() };
         assert_eq!(store.list_tenants_page(&pooled, 50, 0).await.unwrap().total, 13);
-        let suspended = TenantFilter { status: Some("suspended".into()), ..TenantFilter::default() };
+        let suspended = TenantFilter { status: Some(TenantStatus::Suspended), ..TenantFilter::default() };
         let s = store.list_tenants_page(&suspended, 50, 0).await.unwrap();
         assert_eq!((s.total, s.rows[0].name.as_str()), (1, "Acme 03"));
 
@@ -386,7 +386,7 @@ async fn lists_page_and_filter_on_both_databases() {
             };
             store.insert_user(&user).await.unwrap();
         }
-        let viewers = UserFilter { role: Some("viewer".into()), ..UserFilter::default() };
+        let viewers = UserFilter { role: Some(sheepdog_types::Role::Viewer), ..UserFilter::default() };
         let v = store.list_users_page(&viewers, 1, 1).await.unwrap();
         assert_eq!((v.total, v.rows.len(), v.rows[0].email.as_str()), (2, 1, "user3@Example.test"), "{db:?}");
         let by_mail = UserFilter { q: Some("USER1@".into()), ..UserFilter::default() };
