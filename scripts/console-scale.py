@@ -12,8 +12,8 @@ What it does, on 127.0.0.1 only:
     INSERT ... SELECT over a generated series per table): tenants (every
     tenth pooled, every fiftieth suspended, two aliases each), keys (spread
     over the tenants), console users, audit entries, and usage records spread
-    evenly over the last 30 days with their hourly rollups (`usage_hourly`,
-    `usage_hourly_latency`) consistent with them;
+    evenly over the last 30 days with their hourly and daily rollups
+    (`usage_hourly*`, `usage_daily_groups`) consistent with them;
  3. adds an admin with `sheepdog user create`, starts `sheepdog serve`
     (simulated provider), signs in through the console's own login endpoint;
  4. fetches every console page `--runs` times and prints, per page, the
@@ -166,6 +166,14 @@ SELECT hour_ms, bucket, SUM(count) FROM usage_hourly_latency GROUP BY hour_ms, b
 SELECT (created_ms / {HOUR_MS}) * {HOUR_MS}, '{dim}', {key}, COUNT(*), SUM(input_tokens), SUM(output_tokens),
     SUM(cost_nanos)
 FROM usage_records GROUP BY (created_ms / {HOUR_MS}) * {HOUR_MS}, {key}""")
+    # The records summed by tenant, model, cost center and client format per UTC day.
+    for dim, key in [("tenant", "tenant_id"), ("model", "model_requested"),
+                     ("cost_center", "COALESCE(cost_center, '(none)')"), ("ingress", "ingress")]:
+        stmts.append(f"""INSERT INTO usage_daily_groups (day_ms, dimension, group_key, request_count, input_tokens,
+    output_tokens, cost_nanos)
+SELECT (created_ms / {DAY_MS}) * {DAY_MS}, '{dim}', {key}, COUNT(*), SUM(input_tokens), SUM(output_tokens),
+    SUM(cost_nanos)
+FROM usage_records GROUP BY (created_ms / {DAY_MS}) * {DAY_MS}, {key}""")
     stmts.append("ANALYZE")
     return stmts
 

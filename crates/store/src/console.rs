@@ -11,7 +11,7 @@ use crate::audit::{AuditEntry, AUDIT_COLS};
 use crate::db::{Store, StoreError};
 use crate::keys::{key_from_row, KeyRow, KEY_COLS};
 use crate::tenants::{tenant_from_row, TenantRow, TENANT_COLS};
-use crate::usage::{hourly_from_rows, HourlyDelta, UsageGroup, HOUR_MS};
+use crate::usage::{hourly_from_rows, HourlyDelta, UsageGroup, DAY_MS, HOUR_MS};
 use crate::users::{user_from_row, UserRow, USER_COLS};
 
 /// Filters of the audit log (all optional; text filters are exact, except
@@ -346,10 +346,12 @@ impl Store {
 
     /// Usage per (bucket of `bucket_ms`, group) for `from_ms <= t < to_ms`.
     ///
-    /// Across tenants, with whole hours and hour-multiple buckets, it reads
-    /// the hourly rollups (`usage_hourly_groups` by model, cost center and
-    /// client format; `usage_hourly` by tenant), which hold the same sums as
-    /// the records; otherwise the records themselves.
+    /// Across tenants it reads the rollups, which hold the same sums as the
+    /// records: on whole UTC days with day-multiple buckets,
+    /// `usage_daily_groups` (by tenant, model, cost center and client
+    /// format); on whole hours with hour-multiple buckets,
+    /// `usage_hourly_groups` (by model, cost center and client format) and
+    /// `usage_hourly` (by tenant). Otherwise the records themselves.
     pub async fn usage_cells(
         &self,
         group: UsageGroup,
@@ -359,21 +361,17 @@ impl Store {
         tenant_id: Option<&str>,
     ) -> Result<Vec<SeriesCell>, StoreError> {
         let bucket_ms = bucket_ms.max(1);
-        let whole_hours = [from_ms, to_ms, bucket_ms].iter().all(|t| t.rem_euclid(HOUR_MS) == 0);
-        if tenant_id.is_none() && whole_hours {
-            let rolled = match group.rollup() {
-                Some(dimension) => Some((
-                    format!(
-                        "SELECT CAST((hour_ms / {bucket_ms}) * {bucket_ms} AS BIGINT) AS b, group_key AS k, \
-                         CAST(SUM(request_count) AS BIGINT) AS requests, CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
-                         CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos \
-                         FROM usage_hourly_groups WHERE hour_ms >= $1 AND hour_ms < $2 AND dimension = $3 \
-                         GROUP BY CAST((hour_ms / {bucket_ms}) * {bucket_ms} AS BIGINT), group_key"
-                    ),
-                    Some(dimension),
-                )),
+        let whole = |unit: i64| [from_ms, to_ms, bucket_ms].iter().all(|t| t.rem_euclid(unit) == 0);
+        if tenant_id.is_none() {
+            let rolled = match (group.daily_rollup(), group.rollup()) {
+                (Some(dimension), _) if whole(DAY_MS) => {
+                    Some((group_rollup_sql("usage_daily_groups", "day_ms", bucket_ms), Some(dimension)))
+                }
+                (_, Some(dimension)) if whole(HOUR_MS) => {
+                    Some((group_rollup_sql("usage_hourly_groups", "hour_ms", bucket_ms), Some(dimension)))
+                }
                 // Hours with only rate-limit refusals hold no request: not a group.
-                None if group == UsageGroup::Tenant => Some((
+                _ if group == UsageGroup::Tenant && whole(HOUR_MS) => Some((
                     format!(
                         "SELECT CAST((hour_ms / {bucket_ms}) * {bucket_ms} AS BIGINT) AS b, tenant_id AS k, \
                          CAST(SUM(request_count) AS BIGINT) AS requests, CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
@@ -383,7 +381,7 @@ impl Store {
                     ),
                     None,
                 )),
-                None => None,
+                _ => None,
             };
             if let Some((sql, dimension)) = rolled {
                 let mut q = sqlx::query(&sql).bind(from_ms).bind(to_ms);
@@ -415,6 +413,19 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Cells of a group rollup (`usage_hourly_groups`, `usage_daily_groups`)
+/// whose rows start at `time_column`, in buckets of `bucket_ms`: binds the
+/// range as `$1`, `$2` and the dimension as `$3`.
+fn group_rollup_sql(table: &str, time_column: &str, bucket_ms: i64) -> String {
+    format!(
+        "SELECT CAST(({time_column} / {bucket_ms}) * {bucket_ms} AS BIGINT) AS b, group_key AS k, \
+         CAST(SUM(request_count) AS BIGINT) AS requests, CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
+         CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos \
+         FROM {table} WHERE {time_column} >= $1 AND {time_column} < $2 AND dimension = $3 \
+         GROUP BY CAST(({time_column} / {bucket_ms}) * {bucket_ms} AS BIGINT), group_key"
+    )
 }
 
 #[cfg(test)]

@@ -125,13 +125,23 @@ impl UsageGroup {
         })
     }
 
-    /// The `usage_hourly_groups` dimension holding this group, if any.
+    /// The `usage_hourly_groups` dimension holding this group, if any (a
+    /// tenant's hours are `usage_hourly`).
     pub(crate) fn rollup(self) -> Option<&'static str> {
         match self {
             UsageGroup::CostCenter => Some("cost_center"),
             UsageGroup::Model => Some("model"),
             UsageGroup::Ingress => Some("ingress"),
             UsageGroup::Tenant | UsageGroup::Day => None,
+        }
+    }
+
+    /// The `usage_daily_groups` dimension holding this group, if any.
+    pub(crate) fn daily_rollup(self) -> Option<&'static str> {
+        match self {
+            UsageGroup::Tenant => Some("tenant"),
+            UsageGroup::Day => None,
+            other => other.rollup(),
         }
     }
 
@@ -158,6 +168,25 @@ impl UsageGroup {
             }
             _ => Ok(row.try_get("k")?),
         }
+    }
+}
+
+/// A group's sums in a rollup of the usage records (`usage_hourly_groups`,
+/// `usage_daily_groups`).
+#[derive(Debug, Default, Clone, Copy)]
+struct GroupSums {
+    requests: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_nanos: i64,
+}
+
+impl GroupSums {
+    fn add(&mut self, r: &UsageRecord) {
+        self.requests += 1;
+        self.input_tokens += r.input_tokens;
+        self.output_tokens += r.output_tokens;
+        self.cost_nanos += r.cost_nanos;
     }
 }
 
@@ -204,6 +233,9 @@ fn bind_delta<'q>(
 
 /// An hour in milliseconds: the width of the hourly rollups.
 pub(crate) const HOUR_MS: i64 = 3_600_000;
+
+/// A UTC day in milliseconds: the width of the daily rollups.
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// The cost center of a record without one, in reports.
 pub(crate) const NO_COST_CENTER: &str = "(none)";
@@ -302,38 +334,43 @@ impl Store {
                     .await?;
             }
         }
-        // The records summed over tenants by model, cost center and client
-        // format, per hour (`usage_hourly_groups`).
-        let mut groups: BTreeMap<(i64, &'static str, &str), [i64; 4]> = BTreeMap::new();
+        // The records summed by model, cost center and client format per
+        // hour over tenants (`usage_hourly_groups`), and by those and by
+        // tenant per UTC day (`usage_daily_groups`).
+        let mut hours: BTreeMap<(i64, &'static str, &str), GroupSums> = BTreeMap::new();
+        let mut days: BTreeMap<(i64, &'static str, &str), GroupSums> = BTreeMap::new();
         for r in records {
             let hour = r.created_ms - r.created_ms.rem_euclid(HOUR_MS);
+            let day = r.created_ms - r.created_ms.rem_euclid(DAY_MS);
             let center = r.cost_center.as_deref().unwrap_or(NO_COST_CENTER);
             for (dimension, key) in
                 [("model", r.model_requested.as_str()), ("cost_center", center), ("ingress", r.ingress.as_str())]
             {
-                let g = groups.entry((hour, dimension, key)).or_default();
-                g[0] += 1;
-                g[1] += r.input_tokens;
-                g[2] += r.output_tokens;
-                g[3] += r.cost_nanos;
+                hours.entry((hour, dimension, key)).or_default().add(r);
+                days.entry((day, dimension, key)).or_default().add(r);
             }
+            days.entry((day, "tenant", r.tenant_id.as_str())).or_default().add(r);
         }
-        let groups_sql = additive_upsert(
-            "usage_hourly_groups",
-            &["hour_ms", "dimension", "group_key"],
-            &["request_count", "input_tokens", "output_tokens", "cost_nanos"],
-        );
-        for ((hour, dimension, key), [requests, input, output, cost]) in &groups {
-            sqlx::query(&groups_sql)
-                .bind(*hour)
-                .bind(*dimension)
-                .bind(*key)
-                .bind(*requests)
-                .bind(*input)
-                .bind(*output)
-                .bind(*cost)
-                .execute(&mut *tx)
-                .await?;
+        for (table, time_column, sums) in
+            [("usage_hourly_groups", "hour_ms", &hours), ("usage_daily_groups", "day_ms", &days)]
+        {
+            let sql = additive_upsert(
+                table,
+                &[time_column, "dimension", "group_key"],
+                &["request_count", "input_tokens", "output_tokens", "cost_nanos"],
+            );
+            for ((at, dimension, key), g) in sums {
+                sqlx::query(&sql)
+                    .bind(*at)
+                    .bind(*dimension)
+                    .bind(*key)
+                    .bind(g.requests)
+                    .bind(g.input_tokens)
+                    .bind(g.output_tokens)
+                    .bind(g.cost_nanos)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         // The same deltas summed over tenants: one row per hour (`usage_hourly_all`).
         let mut all: BTreeMap<i64, HourlyDelta> = BTreeMap::new();

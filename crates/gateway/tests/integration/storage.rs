@@ -479,6 +479,28 @@ async fn hourly_totals_are_filled_from_earlier_hours_by_their_migration() {
     .await;
 }
 
+/// Inserts usage record `old-{i}` at `ms` with SQL alone, as a database
+/// migrated only part of the way holds it: tenants, models, cost centers and
+/// client formats vary with `i`.
+async fn insert_old_record(store: &Store, i: i64, ms: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO usage_records (id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, \
+         provider, input_tokens, output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, \
+         error_code, stream, created_ms, pool_id, ingress) \
+         VALUES ($1, 'req', $2, 'key', $3, $4, NULL, 'openai', 10, 5, 0, $5, 42, NULL, 200, 'ok', NULL, 0, $6, NULL, $7)",
+    )
+    .bind(format!("old-{i}"))
+    .bind(if i % 2 == 0 { "tenant-a" } else { "tenant-b" })
+    .bind(if i % 4 == 0 { None } else { Some("search".to_string()) })
+    .bind(if i % 3 == 0 { "gpt-4.1" } else { "claude-sonnet-4.5" })
+    .bind(100 + i)
+    .bind(ms)
+    .bind(if i % 2 == 0 { "chat" } else { "messages" })
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
 /// Across tenants, on whole hours, usage series by model, cost center,
 /// client format and tenant read the hourly rollups; they hold exactly what
 /// the records hold, for records written before their migration (filled by
@@ -493,23 +515,8 @@ async fn hourly_rollups_equal_the_records_they_sum() {
         let before = migrations_before(rollups);
         before.run(store.pool()).await.unwrap();
         let hour = 1_764_064_800_000i64;
-        let old = |i: i64, center: Option<&str>| {
-            sqlx::query(
-                "INSERT INTO usage_records (id, request_id, tenant_id, key_id, cost_center, model_requested, model_served, \
-                 provider, input_tokens, output_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status_code, outcome, \
-                 error_code, stream, created_ms, pool_id, ingress) \
-                 VALUES ($1, 'req', $2, 'key', $3, $4, NULL, 'openai', 10, 5, 0, $5, 42, NULL, 200, 'ok', NULL, 0, $6, NULL, $7)",
-            )
-            .bind(format!("old-{i}"))
-            .bind(if i % 2 == 0 { "tenant-a" } else { "tenant-b" })
-            .bind(center.map(str::to_string))
-            .bind(if i % 3 == 0 { "gpt-4.1" } else { "claude-sonnet-4.5" })
-            .bind(100 + i)
-            .bind(hour + i * 1_000_000)
-            .bind(if i % 2 == 0 { "chat" } else { "messages" })
-        };
         for i in 0..9 {
-            old(i, if i % 4 == 0 { None } else { Some("search") }).execute(store.pool()).await.unwrap();
+            insert_old_record(&store, i, hour + i * 1_000_000).await.unwrap();
         }
         store.migrate().await.unwrap();
         // And some through the usage batch, after the migration.
@@ -561,6 +568,58 @@ async fn hourly_rollups_equal_the_records_they_sum() {
         }
         let centers = store.usage_cells(UsageGroup::CostCenter, 86_400_000, from, to, None).await.unwrap();
         assert!(centers.iter().any(|c| c.key == "(none)"), "{centers:?}");
+        store.close().await;
+        test_db.cleanup().await;
+    })
+    .await;
+}
+
+/// Across tenants, on whole UTC days, usage series by tenant, model, cost
+/// center and client format read the daily rollups; they hold exactly what
+/// the records hold, for records written before their migration (filled by
+/// it) and after (kept by the usage batch), on both databases.
+#[tokio::test]
+async fn daily_rollups_equal_the_records_they_sum() {
+    use sheepdog_gateway::store::console::SeriesCell;
+    on_both(|db| async move {
+        let test_db = TestDb::new(db).await;
+        let store = Store::connect_url(&test_db.url, 2).await.unwrap();
+        let daily = 20261207000009;
+        migrations_before(daily).run(store.pool()).await.unwrap();
+        let day = 1_764_028_800_000i64; // 2025-11-25T00:00:00Z
+                                        // Twelve records, five hours apart: over three days.
+        for i in 0..12 {
+            insert_old_record(&store, i, day + i * 5 * 3_600_000 + 59_999).await.unwrap();
+        }
+        store.migrate().await.unwrap();
+        // And some through the usage batch, after the migration: a new
+        // tenant, and a known one on a day that already has a row.
+        let mut recs: Vec<UsageRecord> = (0..5)
+            .map(|i| UsageRecord {
+                ingress: "embeddings".into(),
+                ..record("tenant-c", day + 86_400_000 + i, 1_000 + i, if i % 2 == 0 { Some("ops") } else { None })
+            })
+            .collect();
+        recs.push(record("tenant-a", day + 3 * 86_400_000 - 1, 7, Some("search")));
+        store.write_usage_batch(&recs, &BTreeMap::new()).await.unwrap();
+        let sorted = |mut v: Vec<SeriesCell>| {
+            v.sort_by(|a, b| (a.bucket_ms, &a.key).cmp(&(b.bucket_ms, &b.key)));
+            v
+        };
+        let (from, to) = (day - 86_400_000, day + 4 * 86_400_000);
+        for group in [UsageGroup::Tenant, UsageGroup::Model, UsageGroup::CostCenter, UsageGroup::Ingress] {
+            for bucket in [86_400_000, 2 * 86_400_000] {
+                // Whole days: the daily rollups. One millisecond earlier: the records.
+                let rolled = sorted(store.usage_cells(group, bucket, from, to, None).await.unwrap());
+                let records = sorted(store.usage_cells(group, bucket, from - 1, to, None).await.unwrap());
+                assert!(rolled.len() >= 3, "{db:?} {group:?} {rolled:?}");
+                assert_eq!(rolled, records, "{db:?} {group:?} {bucket}");
+            }
+        }
+        let tenants = store.usage_cells(UsageGroup::Tenant, 86_400_000, from, to, None).await.unwrap();
+        let a_day3 = tenants.iter().find(|c| c.key == "tenant-a" && c.bucket_ms == day + 2 * 86_400_000);
+        // Records 10 (old) and the batch's last one.
+        assert_eq!(a_day3.map(|c| (c.requests, c.cost_nanos)), Some((2, 110 + 7)), "{tenants:?}");
         store.close().await;
         test_db.cleanup().await;
     })
