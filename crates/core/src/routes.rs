@@ -173,7 +173,7 @@ fn shared_metrics(out: &mut String, shared: &crate::shared::SharedState, replica
     use std::fmt::Write;
     use std::sync::atomic::Ordering;
     let link = shared.link();
-    let rows: [(&str, &str, &str, u64); 5] = [
+    let rows: [(&str, &str, &str, u64); 6] = [
         ("sheepdog_redis_up", "gauge", "Whether this replica reaches Redis (1) or not (0).", u64::from(link.is_up())),
         ("sheepdog_redis_errors_total", "counter", "Redis calls that failed or timed out.", link.failures()),
         (
@@ -187,6 +187,12 @@ fn shared_metrics(out: &mut String, shared: &crate::shared::SharedState, replica
             "counter",
             "Requests refused with shared_state_unavailable while Redis was unreachable (on_failure = closed).",
             shared.closed_refusals.load(Ordering::Relaxed),
+        ),
+        (
+            "sheepdog_shared_state_slice_admissions_total",
+            "counter",
+            "Requests admitted from a slice of requests/min and tokens/min leased from Redis (no Redis call).",
+            shared.slice_admissions.load(Ordering::Relaxed),
         ),
         ("sheepdog_replicas_live", "gauge", "Live gateway replicas at the last heartbeat.", replicas),
     ];

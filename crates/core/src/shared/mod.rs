@@ -9,6 +9,10 @@
 //! the slot freed, tokens and cost settled to the actual figures) happens off
 //! the request path, on a background task.
 //!
+//! A tenant whose only shared limits are requests/min and tokens/min, and
+//! large ones, is admitted from slices of them leased to this replica
+//! instead (`slices.rs`: one script call per slice, never over the limit).
+//!
 //! Leases make it crash-safe: every slot and reservation carries an expiry
 //! ([`LEASE`]) that this replica extends while the request runs
 //! (`renew.lua`, every third of the lease). A replica that dies stops
@@ -17,6 +21,7 @@
 pub mod capacity;
 pub mod keys;
 pub mod link;
+pub mod slices;
 pub mod slots;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +36,7 @@ use crate::locks::lock;
 use crate::shutdown::Shutdown;
 use keys::Keys;
 use link::{RedisLink, SharedError};
+use slices::{Ended, Slice, Slices, Unused};
 
 /// A script that uses the sliding-window logs: `window.lua` (the clock and
 /// the window functions), then the script's own text.
@@ -124,6 +130,8 @@ pub struct Lease {
     tokens_at: Option<i64>,
     tokens_estimated: u64,
     budget_period: Option<i64>,
+    /// Admitted from this slice (nothing of its own in Redis).
+    slice: Option<Arc<Slice>>,
 }
 
 /// The leased entries of a request: its slot, its budget and pool
@@ -155,6 +163,17 @@ enum Settlement {
     Request(Finish),
     Slot(slots::SlotRelease),
     Cancel(Arc<slots::UpstreamKeys>, String),
+    /// A leased slice ended and its requests finished: give back the rest.
+    Close(Arc<Slice>, Unused),
+}
+
+/// A slice to lease for a tenant (sent to the leasing task).
+#[derive(Debug)]
+struct Refill {
+    tenant: String,
+    limits: Limits,
+    requests: u64,
+    tokens: u64,
 }
 
 /// A finished request's settlement.
@@ -181,11 +200,17 @@ pub struct SharedState {
     live_slots: Mutex<FastMap<u64, slots::LiveSlot>>,
     finishes: mpsc::UnboundedSender<Settlement>,
     finish_rx: Mutex<Option<mpsc::UnboundedReceiver<Settlement>>>,
+    /// Slices of requests/min and tokens/min leased to this replica.
+    slices: Slices,
+    refills: mpsc::UnboundedSender<Refill>,
+    refill_rx: Mutex<Option<mpsc::UnboundedReceiver<Refill>>>,
     scripts: Scripts,
     /// Requests admitted against per-replica shares while Redis was down.
     pub open_admissions: AtomicU64,
     /// Requests refused because Redis was down.
     pub closed_refusals: AtomicU64,
+    /// Requests admitted from a leased slice (no Redis call).
+    pub slice_admissions: AtomicU64,
 }
 
 struct Scripts {
@@ -194,6 +219,8 @@ struct Scripts {
     renew: ::redis::Script,
     signin: ::redis::Script,
     capacity: ::redis::Script,
+    lease: ::redis::Script,
+    close: ::redis::Script,
 }
 
 /// A sign-in throttling policy as the script takes it: attempts before any
@@ -233,12 +260,15 @@ impl SharedState {
         replica: &str,
     ) -> Result<Arc<SharedState>, SharedError> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (refills, refill_rx) = mpsc::unbounded_channel();
         let scripts = Scripts {
             admit: ::redis::Script::new(script!("admit.lua")),
             finish: ::redis::Script::new(include_str!("finish.lua")),
             renew: ::redis::Script::new(include_str!("renew.lua")),
             signin: ::redis::Script::new(include_str!("signin.lua")),
             capacity: ::redis::Script::new(script!("capacity.lua")),
+            lease: ::redis::Script::new(script!("lease.lua")),
+            close: ::redis::Script::new(include_str!("close.lua")),
         };
         let all = vec![
             scripts.admit.clone(),
@@ -246,6 +276,8 @@ impl SharedState {
             scripts.renew.clone(),
             scripts.signin.clone(),
             scripts.capacity.clone(),
+            scripts.lease.clone(),
+            scripts.close.clone(),
         ];
         Ok(Arc::new(SharedState {
             link: Arc::new(RedisLink::new(url, timeout, all)?),
@@ -258,9 +290,13 @@ impl SharedState {
             live_slots: Mutex::new(FastMap::default()),
             finishes: tx,
             finish_rx: Mutex::new(Some(rx)),
+            slices: Slices::default(),
+            refills,
+            refill_rx: Mutex::new(Some(refill_rx)),
             scripts,
             open_admissions: AtomicU64::new(0),
             closed_refusals: AtomicU64::new(0),
+            slice_admissions: AtomicU64::new(0),
         }))
     }
 
@@ -283,13 +319,167 @@ impl SharedState {
         tasks.push(tokio::spawn(self.clone().renew_leases(stop.clone())));
         let rx = lock(&self.finish_rx).take();
         if let Some(rx) = rx {
-            tasks.push(tokio::spawn(self.clone().settle_finished(rx, stop)));
+            tasks.push(tokio::spawn(self.clone().settle_finished(rx, stop.clone())));
+        }
+        let refills = lock(&self.refill_rx).take();
+        if let Some(rx) = refills {
+            tasks.push(tokio::spawn(self.clone().lease_slices(rx, stop)));
         }
         tasks
     }
 
+    /// Admits `req` from its tenant's leased slice when it can (no Redis
+    /// call), and asks for a slice when the tenant has none (or half of it
+    /// is used). `None`: admit it by its own script call.
+    fn admit_from_slice(&self, req: &AdmitRequest<'_>) -> Option<Decision> {
+        let estimate = req.tokens.min(MAX_AMOUNT as u64);
+        let reserves = req.budget.is_some() || req.pool.is_some();
+        let (requests, tokens) = slices::sizes(req.limits, estimate, reserves)?;
+        let tokens = tokens.min(MAX_AMOUNT as u64);
+        if !self.link.is_up() {
+            return None;
+        }
+        let now = tokio::time::Instant::now();
+        let mut ended = Vec::new();
+        let taken = self.slices.take(req.tenant, req.limits, estimate, now, &mut ended);
+        self.close_slices(ended);
+        let refill = match &taken {
+            Some(t) => t.refill,
+            None => self.slices.want(req.tenant, now),
+        };
+        if refill {
+            let ask = Refill { tenant: req.tenant.to_string(), limits: req.limits.clone(), requests, tokens };
+            // The leasing task lives as long as the process serves.
+            let _ = self.refills.send(ask);
+        }
+        let t = taken?;
+        self.slice_admissions.fetch_add(1, Ordering::Relaxed);
+        let held = Held {
+            keys: t.slice.keys.clone(),
+            name: t.slice.name.clone(),
+            concurrency: false,
+            budget: false,
+            pool: false,
+        };
+        Some(Decision {
+            refusal: None,
+            retry_after: Duration::ZERO,
+            remaining_requests: t.remaining_requests,
+            reset_requests: t.reset_requests,
+            remaining_tokens: t.remaining_tokens,
+            reset_tokens: t.reset_tokens,
+            available: 0,
+            lease: Some(Lease {
+                id: 0,
+                held,
+                tokens_at: None,
+                tokens_estimated: estimate,
+                budget_period: None,
+                slice: Some(t.slice),
+            }),
+        })
+    }
+
+    /// Queues the close of slices that ended (off the request path).
+    fn close_slices(&self, ended: Ended) {
+        for (slice, unused) in ended {
+            let _ = self.finishes.send(Settlement::Close(slice, unused));
+        }
+    }
+
+    /// The leasing task: leases the slices asked for (each call on its
+    /// own, concurrently), ends the slices past their time, and at `stop`
+    /// ends every slice (their closes go to the settlement task).
+    async fn lease_slices(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Refill>, stop: Shutdown) {
+        loop {
+            tokio::select! {
+                ask = rx.recv() => {
+                    let Some(ask) = ask else { return };
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        let slice = me.lease_call(&ask).await;
+                        me.slices.install(&ask.tenant, slice, tokio::time::Instant::now());
+                    });
+                }
+                () = tokio::time::sleep(slices::SLICE_TTL / 4) => {
+                    let mut ended = Vec::new();
+                    self.slices.sweep(tokio::time::Instant::now(), false, &mut ended);
+                    self.close_slices(ended);
+                }
+                () = stop.wait() => {
+                    let mut ended = Vec::new();
+                    self.slices.sweep(tokio::time::Instant::now(), true, &mut ended);
+                    self.close_slices(ended);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One lease call: the slice, or `None` (it did not fit, or Redis failed).
+    async fn lease_call(&self, ask: &Refill) -> Option<Arc<Slice>> {
+        let asked_at = tokio::time::Instant::now();
+        let keys = Arc::new(Keys::new(&self.prefix, &ask.tenant, None));
+        let n = self.next_lease.fetch_add(1, Ordering::Relaxed);
+        let name: Arc<str> = format!("{}:s{n}", self.replica).into();
+        let cap = |v: u64| v.min(MAX_AMOUNT as u64);
+        let mut inv = self.scripts.lease.prepare_invoke();
+        inv.key(&keys.requests)
+            .key(&keys.requests_amounts)
+            .key(&keys.tokens)
+            .key(&keys.tokens_amounts)
+            .key(keys::open_marker(&self.prefix, &name))
+            .arg(cap(ask.limits.requests_per_minute))
+            .arg(cap(ask.limits.tokens_per_minute))
+            .arg(cap(ask.requests))
+            .arg(cap(ask.tokens))
+            .arg(slices::SLICE_TTL.as_millis() as u64);
+        let reply: Result<Vec<i64>, _> =
+            self.link.call(|mut conn| async move { inv.invoke_async(&mut conn).await }).await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "slice lease failed");
+                return None;
+            }
+        };
+        let [0, entry_ms, rem_rq, reset_rq, rem_tok, reset_tok] = reply[..] else {
+            return None; // does not fit: one script call per request for a while
+        };
+        let ms = |v: i64| Duration::from_millis(v.max(0) as u64);
+        let granted = slices::Granted {
+            requests: ask.requests,
+            tokens: ask.tokens,
+            entry_ms,
+            remaining_requests: rem_rq.max(0) as u64,
+            reset_requests: ms(reset_rq),
+            remaining_tokens: rem_tok.max(0) as u64,
+            reset_tokens: ms(reset_tok),
+        };
+        Some(Arc::new(Slice::new(keys, name, &ask.limits, granted, asked_at)))
+    }
+
+    /// Gives back what a closed slice did not use, in one script call.
+    async fn close_call(&self, slice: &Slice, unused: &Unused) -> bool {
+        let mut inv = self.scripts.close.prepare_invoke();
+        inv.key(&slice.keys.requests_amounts)
+            .key(&slice.keys.tokens_amounts)
+            .key(keys::open_marker(&self.prefix, &slice.name))
+            .arg(slice.entry_ms())
+            .arg(unused.requests)
+            .arg(unused.tokens_delta);
+        let r: Result<i64, _> = self.link.call(|mut conn| async move { inv.invoke_async(&mut conn).await }).await;
+        if let Err(e) = &r {
+            tracing::debug!(error = %e, "slice close failed; kept to try again");
+        }
+        r.is_ok()
+    }
+
     /// One script call: everything global this request needs, or nothing.
     pub async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Decision, SharedError> {
+        if let Some(decision) = self.admit_from_slice(req) {
+            return Ok(decision);
+        }
         let keys = Arc::new(Keys::new(&self.prefix, req.tenant, req.pool.as_ref().map(|p| p.pool.as_str())));
         let id = self.next_lease.fetch_add(1, Ordering::Relaxed);
         let lease_id: Arc<str> = format!("{}:{id}", self.replica).into();
@@ -348,6 +538,7 @@ impl SharedState {
                 tokens_at: (req.tokens > 0).then_some(now),
                 tokens_estimated: cap(req.tokens),
                 budget_period: req.budget.map(|b| b.period),
+                slice: None,
             }
         });
         Ok(Decision {
@@ -365,6 +556,12 @@ impl SharedState {
     /// Settles a finished request off the request path: the slot freed, the
     /// token estimate replaced by `actual_tokens`, the reservations by `cost`.
     pub fn finish(&self, lease: Lease, actual_tokens: u64, cost: i64) {
+        if let Some(slice) = &lease.slice {
+            if let Some(unused) = slice.finish(lease.tokens_estimated, actual_tokens.min(MAX_AMOUNT as u64)) {
+                let _ = self.finishes.send(Settlement::Close(slice.clone(), unused));
+            }
+            return;
+        }
         lock(&self.live).remove(&lease.id);
         // The receiver lives as long as the process serves; a send fails only
         // at exit, when the leases run out by themselves.
@@ -461,6 +658,7 @@ impl SharedState {
             Settlement::Request(f) => self.finish_call(f).await,
             Settlement::Slot(r) => self.release_call(r).await,
             Settlement::Cancel(keys, waiter) => self.cancel_call(keys, waiter).await,
+            Settlement::Close(slice, unused) => self.close_call(slice, unused).await,
         }
     }
 

@@ -276,3 +276,75 @@ mod upstream_capacity {
         clean(&s).await;
     }
 }
+
+/// Three replicas admitting from leased slices (requests/min 4,096: slices
+/// of 16) as fast as they can: never more than the limit in the minute,
+/// hardly less (only what slices still held when it was reached), and once
+/// the slices close the logs hold exactly what was admitted — requests,
+/// and tokens at their actual count.
+#[tokio::test]
+async fn slices_never_admit_more_than_the_limit_and_give_back_what_they_did_not_use() {
+    let prefix = format!("sdtest:{}:", uuid::Uuid::new_v4().simple());
+    let (trigger, stop) = crate::shutdown::channel();
+    let mut replicas = Vec::new();
+    let mut tasks = Vec::new();
+    for name in ["r1", "r2", "r3"] {
+        let s = SharedState::new(URL, &prefix, Duration::from_millis(500), OnFailure::Closed, name).unwrap();
+        tasks.extend(s.start(stop.clone()).await);
+        replicas.push(s);
+    }
+    let lim = limits(4_096, 10_000_000, None);
+    assert_eq!(slices::sizes(&lim, 10, false), Some((16, 39_062)));
+    let runs = replicas.iter().map(|s| {
+        let s = s.clone();
+        let lim = lim.clone();
+        tokio::spawn(async move {
+            let (mut admitted, mut local) = (0u64, 0u64);
+            for _ in 0..2_000 {
+                let d = s.admit(&req(&lim, 10)).await.unwrap();
+                if let Some(lease) = d.lease {
+                    admitted += 1;
+                    local += u64::from(lease.slice.is_some());
+                    s.finish(lease, 4, 0);
+                }
+            }
+            (admitted, local)
+        })
+    });
+    let (mut admitted, mut local) = (0, 0);
+    for r in futures::future::join_all(runs).await {
+        let (a, l) = r.unwrap();
+        admitted += a;
+        local += l;
+    }
+    eprintln!("admitted {admitted} of 6,000 asked (4,096 allowed), {local} from slices");
+    assert!(admitted <= 4_096, "{admitted} admitted over a limit of 4,096");
+    assert!(admitted >= 4_096 - 3 * 2 * 16, "only {admitted} admitted: more than the slices could hold was lost");
+    assert!(local >= admitted / 2, "most requests come from slices ({local} of {admitted})");
+    // The slices end (their time), close, and give back what they did not use.
+    let s = &replicas[0];
+    let keys = Keys::new(&prefix, "t", None);
+    let sums = |k: String| {
+        let s = s.clone();
+        async move {
+            s.link
+                .call(|mut c| async move { ::redis::cmd("HGET").arg(&k).arg("s").query_async::<i64>(&mut c).await })
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (rq, tk) = (sums(keys.requests_amounts.clone()).await, sums(keys.tokens_amounts.clone()).await);
+        if (rq, tk) == (admitted as i64, 4 * admitted as i64) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "logs hold {rq} requests, {tk} tokens; {admitted} admitted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    trigger.fire();
+    for t in tasks {
+        let _ = t.await;
+    }
+    clean(s).await;
+}

@@ -42,14 +42,20 @@ local function retry_after(z, h, used, amount, limit)
   return WINDOW
 end
 
--- The log's keys expire two windows after their newest millisecond (set
--- once per new millisecond, not per request): an idle tenant leaves nothing.
-local function add(z, h, amount)
-  local m = tostring(now)
-  if redis.call('ZADD', z, now, m) == 1 then
-    redis.call('PEXPIRE', z, WINDOW * 2)
-    redis.call('PEXPIRE', h, WINDOW * 2)
+-- Adds `amount` to the entry of millisecond `at` (now, or a leased
+-- slice's end: see `lease.lua`). The log's keys expire two windows after
+-- their newest millisecond (set once per new millisecond, not per
+-- request): an idle tenant leaves nothing.
+local function add_at(z, h, amount, at)
+  local m = tostring(at)
+  if redis.call('ZADD', z, at, m) == 1 then
+    redis.call('PEXPIRE', z, at - now + WINDOW * 2)
+    redis.call('PEXPIRE', h, at - now + WINDOW * 2)
   end
   redis.call('HINCRBY', h, m, amount)
   redis.call('HINCRBY', h, 's', amount)
+end
+
+local function add(z, h, amount)
+  add_at(z, h, amount, now)
 end

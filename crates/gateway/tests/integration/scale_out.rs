@@ -226,6 +226,47 @@ async fn requests_per_minute_are_exact_across_three_replicas() {
     stop_all(gws).await;
 }
 
+/// Large limits are admitted from slices leased to each replica (2,048
+/// requests/min: slices of 8), mostly without a Redis call, and still never
+/// over the limit: 2,400 requests over three replicas, at most 2,048 answered
+/// (and nearly all of them: only what slices held when the limit was reached
+/// is lost), the rest 429.
+#[tokio::test]
+async fn leased_slices_keep_large_limits_exact_across_three_replicas() {
+    let db = TestDb::new(Db::Postgres).await;
+    let redis = TestRedis::shared();
+    let gws = replicas(&db, &redis, "closed", 3).await;
+    let (t, k) = gws[0]
+        .tenant_and_key(json!({"name": "sliced", "tier": "shared",
+            "limits": {"requests_per_minute": 2048, "tokens_per_minute": 100000000}}))
+        .await;
+    known_everywhere(&gws, &t).await;
+    let body = chat_body("gpt-4.1", "hi");
+    let (mut ok, mut limited) = (0, 0);
+    for wave in 0..50 {
+        let sends: Vec<_> = (0..48).map(|i| gws[(wave + i) % 3].chat(&k).json(&body).send()).collect();
+        for r in futures::future::join_all(sends).await {
+            match r.unwrap().status() {
+                StatusCode::OK => ok += 1,
+                StatusCode::TOO_MANY_REQUESTS => limited += 1,
+                other => panic!("unexpected {other}"),
+            }
+        }
+    }
+    eprintln!("leased slices: {ok} answered, {limited} limited");
+    assert_eq!(ok + limited, 2_400);
+    assert!(ok <= 2_048, "{ok} answered over a limit of 2,048 requests/min");
+    assert!(ok >= 2_048 - 3 * 2 * 8, "only {ok} answered");
+    let mut sliced = 0;
+    for gw in &gws {
+        let m = metrics_text(gw).await;
+        let line = m.lines().find(|l| l.starts_with("sheepdog_shared_state_slice_admissions_total ")).unwrap();
+        sliced += line.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+    }
+    assert!(sliced * 2 >= ok as u64, "most requests admitted from slices: {sliced} of {ok}");
+    stop_all(gws).await;
+}
+
 #[tokio::test]
 async fn a_hard_budget_is_never_overspent_by_three_replicas() {
     let db = TestDb::new(Db::Postgres).await;
