@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::Json;
 use sheepdog_types::{
     format_usd, Overview, OverviewBucket, TenantSpend, TenantStatus, UpstreamStatus, UsageSeries, UsageSeriesRow,
+    OTHER_KEY,
 };
 
 use crate::error::AdminError;
@@ -252,7 +253,13 @@ pub async fn usage_series(
         None => None,
     };
     flush_usage(&state).await?;
-    let cells = state.store().usage_cells(group, bucket_ms, from, to, tenant.as_deref()).await?;
+    // With `top`, the database ranks the groups and sums the rest (one row
+    // keyed OTHER_KEY); the answer is what `keep_top` makes of every group.
+    let range = (group, bucket_ms, from, to, tenant.as_deref());
+    let (cells, others) = match q.top {
+        Some(top) => state.store().usage_top_cells(range, top, OTHER_KEY).await?,
+        None => (state.store().usage_cells(group, bucket_ms, from, to, tenant.as_deref()).await?, 0),
+    };
     // Tenant names from the in-memory catalog (a deleted tenant shows its id).
     let catalog = state.catalog().snapshot();
     let label = |key: &str| -> String {
@@ -285,6 +292,16 @@ pub async fn usage_series(
         })
         .collect();
     series.sort_by(|a, b| b.cost_nanos.cmp(&a.cost_nanos).then(b.requests.cmp(&a.requests)).then(a.key.cmp(&b.key)));
+    if others > 0 {
+        // The rest, last, whatever its size.
+        let mut other = match series.iter().position(|r| r.key == OTHER_KEY) {
+            Some(i) => series.remove(i),
+            None => UsageSeriesRow::empty(OTHER_KEY.into(), String::new(), n),
+        };
+        other.label = format!("{others} more");
+        other.cost_usd = format_usd(other.cost_nanos);
+        series.push(other);
+    }
     let all = UsageSeries {
         from: ms_to_rfc3339(from),
         to: ms_to_rfc3339(to),
@@ -293,10 +310,7 @@ pub async fn usage_series(
         buckets: (0..count).map(|i| ms_to_rfc3339_secs(first + i * bucket_ms)).collect(),
         series,
     };
-    Ok(Json(match q.top {
-        Some(top) => all.keep_top(top),
-        None => all,
-    }))
+    Ok(Json(all))
 }
 
 #[cfg(test)]

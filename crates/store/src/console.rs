@@ -8,7 +8,7 @@ use sheepdog_types::{Role, TenantStatus, Tier};
 use sqlx::Row;
 
 use crate::audit::{AuditEntry, AUDIT_COLS};
-use crate::db::{Store, StoreError};
+use crate::db::{Backend, Store, StoreError};
 use crate::keys::{key_from_row, KeyRow, KEY_COLS};
 use crate::tenants::{tenant_from_row, TenantRow, TENANT_COLS};
 use crate::usage::{hourly_from_rows, HourlyDelta, UsageGroup, DAY_MS, HOUR_MS};
@@ -360,72 +360,194 @@ impl Store {
         to_ms: i64,
         tenant_id: Option<&str>,
     ) -> Result<Vec<SeriesCell>, StoreError> {
-        let bucket_ms = bucket_ms.max(1);
-        let whole = |unit: i64| [from_ms, to_ms, bucket_ms].iter().all(|t| t.rem_euclid(unit) == 0);
-        if tenant_id.is_none() {
-            let rolled = match (group.daily_rollup(), group.rollup()) {
-                (Some(dimension), _) if whole(DAY_MS) => {
-                    Some((group_rollup_sql("usage_daily_groups", "day_ms", bucket_ms), Some(dimension)))
-                }
-                (_, Some(dimension)) if whole(HOUR_MS) => {
-                    Some((group_rollup_sql("usage_hourly_groups", "hour_ms", bucket_ms), Some(dimension)))
-                }
-                // Hours with only rate-limit refusals hold no request: not a group.
-                _ if group == UsageGroup::Tenant && whole(HOUR_MS) => Some((
-                    format!(
-                        "SELECT CAST((hour_ms / {bucket_ms}) * {bucket_ms} AS BIGINT) AS b, tenant_id AS k, \
-                         CAST(SUM(request_count) AS BIGINT) AS requests, CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
-                         CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos \
-                         FROM usage_hourly WHERE hour_ms >= $1 AND hour_ms < $2 AND request_count > 0 \
-                         GROUP BY CAST((hour_ms / {bucket_ms}) * {bucket_ms} AS BIGINT), tenant_id"
-                    ),
-                    None,
-                )),
-                _ => None,
-            };
-            if let Some((sql, dimension)) = rolled {
-                let mut q = sqlx::query(&sql).bind(from_ms).bind(to_ms);
-                if let Some(d) = dimension {
-                    q = q.bind(d);
-                }
-                let rows = q.fetch_all(self.pool()).await?;
-                return rows.iter().map(|r| cell_from_row(r, r.try_get("k")?)).collect();
+        let source = CellSource::new(group, bucket_ms.max(1), from_ms, to_ms, tenant_id);
+        let mut conn = self.pool().acquire().await?;
+        source.read(&mut conn, Shape::Cells, &[]).await
+    }
+
+    /// [`Store::usage_cells`] cut to the `top` groups with the most cost
+    /// (then requests, then key), and per bucket one cell keyed `other`
+    /// summing every other group, with how many groups that is (0: at most
+    /// `top + 1` groups, all returned as they are). Read in one snapshot,
+    /// so the sums are exactly those of every group; the database ranks the
+    /// groups and sums the rest, so 10,000 tenants over 30 days return a few
+    /// hundred cells instead of 300,000.
+    pub async fn usage_top_cells(
+        &self,
+        cells: (UsageGroup, i64, i64, i64, Option<&str>),
+        top: usize,
+        other: &str,
+    ) -> Result<(Vec<SeriesCell>, usize), StoreError> {
+        let (group, bucket_ms, from_ms, to_ms, tenant_id) = cells;
+        let source = CellSource::new(group, bucket_ms.max(1), from_ms, to_ms, tenant_id);
+        let mut tx = match self.backend() {
+            Backend::Sqlite => self.pool().begin_with("BEGIN").await?,
+            Backend::Postgres => self.pool().begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
+        };
+        let mut totals = source.read(&mut tx, Shape::KeyTotals, &[]).await?;
+        if totals.len() <= top + 1 {
+            let all = source.read(&mut tx, Shape::Cells, &[]).await?;
+            tx.commit().await?;
+            return Ok((all, 0));
+        }
+        totals
+            .sort_by(|a, b| b.cost_nanos.cmp(&a.cost_nanos).then(b.requests.cmp(&a.requests)).then(a.key.cmp(&b.key)));
+        let keys: Vec<String> = totals.iter().take(top).map(|c| c.key.clone()).collect();
+        let mut cells = source.read(&mut tx, Shape::Cells, &keys).await?;
+        let buckets = source.read(&mut tx, Shape::BucketTotals, &[]).await?;
+        tx.commit().await?;
+        // The rest, per bucket: everything minus the top groups.
+        let mut rest: BTreeMap<i64, SeriesCell> = buckets.into_iter().map(|c| (c.bucket_ms, c)).collect();
+        for c in &cells {
+            if let Some(r) = rest.get_mut(&c.bucket_ms) {
+                r.requests -= c.requests;
+                r.input_tokens -= c.input_tokens;
+                r.output_tokens -= c.output_tokens;
+                r.cost_nanos -= c.cost_nanos;
             }
         }
-        let key = group.sql();
-        let tenant_filter = if tenant_id.is_some() { " AND tenant_id = $3" } else { "" };
-        let sql = format!(
-            "SELECT CAST((created_ms / {bucket_ms}) * {bucket_ms} AS BIGINT) AS b, {key} AS k, COUNT(*) AS requests, \
-             CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
-             CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
-             CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos \
-             FROM usage_records WHERE created_ms >= $1 AND created_ms < $2{tenant_filter} \
-             GROUP BY CAST((created_ms / {bucket_ms}) * {bucket_ms} AS BIGINT), {key}"
+        cells.extend(
+            rest.into_values()
+                .filter(|r| (r.requests, r.input_tokens, r.output_tokens, r.cost_nanos) != (0, 0, 0, 0))
+                .map(|r| SeriesCell { key: other.to_string(), ..r }),
         );
-        let mut q = sqlx::query(&sql).bind(from_ms).bind(to_ms);
-        if let Some(t) = tenant_id {
-            q = q.bind(t);
-        }
-        let rows = q.fetch_all(self.pool()).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(cell_from_row(r, group.read(r)?)?);
-        }
-        Ok(out)
+        Ok((cells, totals.len() - top))
     }
 }
 
-/// Cells of a group rollup (`usage_hourly_groups`, `usage_daily_groups`)
-/// whose rows start at `time_column`, in buckets of `bucket_ms`: binds the
-/// range as `$1`, `$2` and the dimension as `$3`.
-fn group_rollup_sql(table: &str, time_column: &str, bucket_ms: i64) -> String {
-    format!(
-        "SELECT CAST(({time_column} / {bucket_ms}) * {bucket_ms} AS BIGINT) AS b, group_key AS k, \
-         CAST(SUM(request_count) AS BIGINT) AS requests, CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
-         CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos \
-         FROM {table} WHERE {time_column} >= $1 AND {time_column} < $2 AND dimension = $3 \
-         GROUP BY CAST(({time_column} / {bucket_ms}) * {bucket_ms} AS BIGINT), group_key"
-    )
+/// What [`CellSource::read`] sums by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Per (bucket, group).
+    Cells,
+    /// Per group over the whole range (`bucket_ms` 0).
+    KeyTotals,
+    /// Per bucket over every group (key empty).
+    BucketTotals,
+}
+
+/// Where usage cells are read from: a rollup (see [`Store::usage_cells`])
+/// or the usage records.
+struct CellSource<'a> {
+    table: &'static str,
+    time_column: &'static str,
+    /// The group's SQL expression (selected as `k`).
+    key: &'static str,
+    /// `usage_daily_groups` / `usage_hourly_groups`: the dimension.
+    dimension: Option<&'static str>,
+    /// The records: counted (`COUNT(*)`) and keyed by [`UsageGroup::read`].
+    records: Option<UsageGroup>,
+    /// Only this tenant (the records).
+    tenant: Option<&'a str>,
+    bucket_ms: i64,
+    from_ms: i64,
+    to_ms: i64,
+}
+
+impl<'a> CellSource<'a> {
+    fn new(group: UsageGroup, bucket_ms: i64, from_ms: i64, to_ms: i64, tenant: Option<&'a str>) -> CellSource<'a> {
+        let whole = |unit: i64| [from_ms, to_ms, bucket_ms].iter().all(|t| t.rem_euclid(unit) == 0);
+        let rollup = |table, time_column, key, dimension| CellSource {
+            table,
+            time_column,
+            key,
+            dimension,
+            records: None,
+            tenant: None,
+            bucket_ms,
+            from_ms,
+            to_ms,
+        };
+        if tenant.is_none() {
+            match (group.daily_rollup(), group.rollup()) {
+                (Some(d), _) if whole(DAY_MS) => return rollup("usage_daily_groups", "day_ms", "group_key", Some(d)),
+                (_, Some(d)) if whole(HOUR_MS) => {
+                    return rollup("usage_hourly_groups", "hour_ms", "group_key", Some(d))
+                }
+                _ if group == UsageGroup::Tenant && whole(HOUR_MS) => {
+                    return rollup("usage_hourly", "hour_ms", "tenant_id", None)
+                }
+                _ => {}
+            }
+        }
+        CellSource {
+            table: "usage_records",
+            time_column: "created_ms",
+            key: group.sql(),
+            dimension: None,
+            records: Some(group),
+            tenant,
+            bucket_ms,
+            from_ms,
+            to_ms,
+        }
+    }
+
+    /// The cells in `shape`; with `keys`, only those groups'.
+    async fn read(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        shape: Shape,
+        keys: &[String],
+    ) -> Result<Vec<SeriesCell>, StoreError> {
+        let (table, t, key, bucket_ms) = (self.table, self.time_column, self.key, self.bucket_ms);
+        let bucket = format!("CAST(({t} / {bucket_ms}) * {bucket_ms} AS BIGINT)");
+        let sums = if self.records.is_some() {
+            "COUNT(*) AS requests, CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+             CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+             CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos"
+        } else {
+            "CAST(SUM(request_count) AS BIGINT) AS requests, CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
+             CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos"
+        };
+        let mut filter = String::new();
+        let mut n = 2;
+        let mut mark = || {
+            n += 1;
+            format!("${n}")
+        };
+        if self.dimension.is_some() {
+            filter += &format!(" AND dimension = {}", mark());
+        }
+        if self.tenant.is_some() {
+            filter += &format!(" AND tenant_id = {}", mark());
+        }
+        if table == "usage_hourly" {
+            // Hours with only rate-limit refusals hold no request: not a group.
+            filter += " AND request_count > 0";
+        }
+        if !keys.is_empty() {
+            let marks: Vec<String> = keys.iter().map(|_| mark()).collect();
+            filter += &format!(" AND {key} IN ({})", marks.join(", "));
+        }
+        let (select, group_by) = match shape {
+            Shape::Cells => (format!("{bucket} AS b, {key} AS k"), format!("{bucket}, {key}")),
+            Shape::KeyTotals => (format!("CAST(0 AS BIGINT) AS b, {key} AS k"), key.to_string()),
+            Shape::BucketTotals => (format!("{bucket} AS b, '' AS k"), bucket.clone()),
+        };
+        let sql =
+            format!("SELECT {select}, {sums} FROM {table} WHERE {t} >= $1 AND {t} < $2{filter} GROUP BY {group_by}");
+        let mut q = sqlx::query(&sql).bind(self.from_ms).bind(self.to_ms);
+        if let Some(d) = self.dimension {
+            q = q.bind(d);
+        }
+        if let Some(tenant) = self.tenant {
+            q = q.bind(tenant);
+        }
+        for k in keys {
+            q = q.bind(k);
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let k = match self.records {
+                Some(group) if shape != Shape::BucketTotals => group.read(r)?,
+                _ => r.try_get("k")?,
+            };
+            out.push(cell_from_row(r, k)?);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

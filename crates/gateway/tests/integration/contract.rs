@@ -128,6 +128,11 @@ async fn every_admin_answer_is_exactly_its_contract_type() {
     let s: UsageSeries =
         call(&gw, Method::GET, &format!("/usage/series?from={from}&to={to}&bucket=day"), NO_BODY, ok).await;
     assert!(!s.series.is_empty());
+    for top in [1, 2] {
+        let q = format!("/usage/series?from={from}&to={to}&bucket=day&top={top}");
+        let cut: UsageSeries = call(&gw, Method::GET, &q, NO_BODY, ok).await;
+        assert_eq!(cut, s.clone().keep_top(top), "top={top}");
+    }
     let o: Overview = call(&gw, Method::GET, "/overview", NO_BODY, ok).await;
     assert!(!o.top_tenants.is_empty() && !o.upstreams.is_empty());
     assert_eq!((o.bucket.as_str(), o.hourly.len()), ("hour", 24));

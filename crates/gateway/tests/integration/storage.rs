@@ -625,3 +625,103 @@ async fn daily_rollups_equal_the_records_they_sum() {
     })
     .await;
 }
+
+/// The largest groups and the rest summed, as the database reads them
+/// (`usage_top_cells`), equal what ranking every group's cells gives, from
+/// the daily rollups, the hourly ones and the records, on both databases.
+#[tokio::test]
+async fn top_cells_equal_ranking_every_group() {
+    use sheepdog_gateway::store::console::SeriesCell;
+    on_both(|db| async move {
+        let test_db = TestDb::new(db).await;
+        let store = Store::connect_url(&test_db.url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let day = 1_764_028_800_000i64;
+        // Seven tenants over three days, costs apart, cost centers by tenant.
+        let mut recs = Vec::new();
+        for t in 0..7i64 {
+            for i in 0..(3 + t) {
+                let center = ["a", "b", "c"][(t % 3) as usize];
+                let ms = day + i * 13 * 3_600_000 + t * 60_000;
+                recs.push(record(&format!("tenant-{t}"), ms, 100 * (t + 1) + i, Some(center)));
+            }
+        }
+        let mut hourly: BTreeMap<(String, i64), HourlyDelta> = BTreeMap::new();
+        for r in &recs {
+            let d = hourly.entry((r.tenant_id.clone(), r.created_ms - r.created_ms.rem_euclid(3_600_000))).or_default();
+            d.request_count += 1;
+            d.input_tokens += r.input_tokens;
+            d.output_tokens += r.output_tokens;
+            d.cost_nanos += r.cost_nanos;
+        }
+        store.write_usage_batch(&recs, &hourly).await.unwrap();
+        let sorted = |mut v: Vec<SeriesCell>| {
+            v.sort_by(|a, b| (a.bucket_ms, &a.key).cmp(&(b.bucket_ms, &b.key)));
+            v
+        };
+        // What ranking every group's cells gives.
+        let expected = |all: &[SeriesCell], top: usize| -> (Vec<SeriesCell>, usize) {
+            let mut totals: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+            for c in all {
+                let t = totals.entry(&c.key).or_default();
+                t.0 += c.cost_nanos;
+                t.1 += c.requests;
+            }
+            if totals.len() <= top + 1 {
+                return (sorted(all.to_vec()), 0);
+            }
+            let mut ranked: Vec<(&str, (i64, i64))> = totals.into_iter().collect();
+            ranked.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(b.1 .1.cmp(&a.1 .1)).then(a.0.cmp(b.0)));
+            let kept: Vec<&str> = ranked.iter().take(top).map(|r| r.0).collect();
+            let mut out: Vec<SeriesCell> = all.iter().filter(|c| kept.contains(&c.key.as_str())).cloned().collect();
+            let mut rest: BTreeMap<i64, SeriesCell> = BTreeMap::new();
+            for c in all.iter().filter(|c| !kept.contains(&c.key.as_str())) {
+                let r = rest.entry(c.bucket_ms).or_insert(SeriesCell {
+                    bucket_ms: c.bucket_ms,
+                    key: "(other)".into(),
+                    requests: 0,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cost_nanos: 0,
+                });
+                r.requests += c.requests;
+                r.input_tokens += c.input_tokens;
+                r.output_tokens += c.output_tokens;
+                r.cost_nanos += c.cost_nanos;
+            }
+            out.extend(rest.into_values());
+            (sorted(out), ranked.len() - top)
+        };
+        let ranges = [
+            (86_400_000, day, day + 3 * 86_400_000), // whole days: the daily rollups
+            (3_600_000, day + 3_600_000, day + 50 * 3_600_000), // whole hours: the hourly ones
+            (86_400_000, day - 1, day + 3 * 86_400_000), // neither: the records
+        ];
+        for group in [UsageGroup::Tenant, UsageGroup::CostCenter] {
+            for (bucket, from, to) in ranges {
+                let all = store.usage_cells(group, bucket, from, to, None).await.unwrap();
+                for top in [1, 2, 6] {
+                    let (cells, others) =
+                        store.usage_top_cells((group, bucket, from, to, None), top, "(other)").await.unwrap();
+                    let want = expected(&all, top);
+                    assert_eq!((sorted(cells), others), want, "{db:?} {group:?} {bucket} {from} top {top}");
+                }
+            }
+        }
+        // Only one tenant's records, too.
+        let (cells, others) = store
+            .usage_top_cells(
+                (UsageGroup::CostCenter, 86_400_000, day, day + 3 * 86_400_000, Some("tenant-6")),
+                1,
+                "(other)",
+            )
+            .await
+            .unwrap();
+        assert_eq!(others, 0, "{cells:?}");
+        let in_range = recs.iter().filter(|r| r.tenant_id == "tenant-6" && r.created_ms < day + 3 * 86_400_000).count();
+        assert_eq!(cells.iter().map(|c| c.requests).sum::<i64>(), in_range as i64);
+        store.close().await;
+        test_db.cleanup().await;
+    })
+    .await;
+}
