@@ -72,9 +72,9 @@ pub async fn overview(
     let bucket_ms = if end - start > 2 * DAY_MS { DAY_MS } else { HOUR_MS };
     flush_usage(&state).await?;
     let store = state.store();
-    let (rows, mut spend, provider_counts) = tokio::try_join!(
+    let (rows, spend, provider_counts) = tokio::try_join!(
         store.hourly_all(start, end),
-        store.spend_by_tenant(start, end),
+        store.spend_by_tenant(start, end, TOP_TENANTS),
         store.provider_counts(now - HOUR_MS),
     )?;
     // The window's total, and one sum per bucket (an hour, or a day beyond 48 hours).
@@ -99,11 +99,8 @@ pub async fn overview(
 
     // Names and counts from the in-memory catalog.
     let catalog = state.catalog().snapshot();
-    spend.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
     let top_tenants = spend
         .iter()
-        .filter(|(_, r, c)| *r > 0 || *c > 0)
-        .take(TOP_TENANTS)
         .map(|(id, r, c)| TenantSpend {
             tenant_id: id.clone(),
             name: catalog.tenant(id).map(|t| t.name.clone()).unwrap_or_else(|| id.clone()),

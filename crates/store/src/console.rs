@@ -315,14 +315,30 @@ impl Store {
         Ok(hourly_from_rows(&rows, &hist)?)
     }
 
-    /// Requests and spend per tenant over whole hours `from_ms <= hour < to_ms`.
-    pub async fn spend_by_tenant(&self, from_ms: i64, to_ms: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT tenant_id, CAST(SUM(request_count) AS BIGINT) AS requests, CAST(SUM(cost_nanos) AS BIGINT) AS cost \
-             FROM usage_hourly WHERE hour_ms >= $1 AND hour_ms < $2 GROUP BY tenant_id",
-        )
+    /// The `limit` tenants with the most spend (then requests, then id)
+    /// over whole hours `from_ms <= hour < to_ms`, with their requests and
+    /// spend; tenants with neither are left out. Whole UTC days read the
+    /// daily rollup (one row per tenant-day), other hours `usage_hourly`.
+    pub async fn spend_by_tenant(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let (table, time, key, dimension) = if from_ms.rem_euclid(DAY_MS) == 0 && to_ms.rem_euclid(DAY_MS) == 0 {
+            ("usage_daily_groups", "day_ms", "group_key", " AND dimension = 'tenant'")
+        } else {
+            ("usage_hourly", "hour_ms", "tenant_id", "")
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {key} AS tenant_id, CAST(SUM(request_count) AS BIGINT) AS requests, \
+             CAST(SUM(cost_nanos) AS BIGINT) AS cost FROM {table} WHERE {time} >= $1 AND {time} < $2{dimension} \
+             GROUP BY {key} HAVING SUM(request_count) > 0 OR SUM(cost_nanos) > 0 \
+             ORDER BY cost DESC, requests DESC, tenant_id LIMIT $3"
+        ))
         .bind(from_ms)
         .bind(to_ms)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.pool())
         .await?;
         let mut out = Vec::with_capacity(rows.len());

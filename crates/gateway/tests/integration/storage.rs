@@ -708,6 +708,20 @@ async fn top_cells_equal_ranking_every_group() {
                 }
             }
         }
+        // The overview's top tenants: from the daily rollup on whole days,
+        // from usage_hourly on other hours; the same ranking either way.
+        for (from, to) in [(day, day + 3 * 86_400_000), (day + 3_600_000, day + 60 * 3_600_000)] {
+            let mut want: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+            for r in recs.iter().filter(|r| r.created_ms >= from && r.created_ms < to) {
+                let e = want.entry(r.tenant_id.clone()).or_default();
+                e.0 += 1;
+                e.1 += r.cost_nanos;
+            }
+            let mut want: Vec<(String, i64, i64)> = want.into_iter().map(|(t, (n, c))| (t, n, c)).collect();
+            want.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
+            want.truncate(3);
+            assert_eq!(store.spend_by_tenant(from, to, 3).await.unwrap(), want, "{db:?} {from}");
+        }
         // Only one tenant's records, too.
         let (cells, others) = store
             .usage_top_cells(
