@@ -28,8 +28,9 @@
 //! **The cost.** Quota leased but not yet used is unavailable to the other
 //! replicas until the slice closes (at most `L` plus the settlement's
 //! delay), so near the limit a tenant can be refused while another replica
-//! still holds part of a slice: at most `replicas / SLICE_FRACTION` of the
-//! limit (three replicas: 1.2 %). Tokens are counted at the request's
+//! still holds part of a slice: at most two slices per replica (the current
+//! one and the next), `2 × replicas / SLICE_FRACTION` of the limit (three
+//! replicas: 2.3 %). Tokens are counted at the request's
 //! estimate and corrected to the actual count when the slice closes (after
 //! its last request finished), not per request. `x-ratelimit-remaining-*`
 //! of a request admitted from a slice are the figures at the lease plus
