@@ -391,6 +391,8 @@ impl SharedState {
     /// own, concurrently), ends the slices past their time, and at `stop`
     /// ends every slice (their closes go to the settlement task).
     async fn lease_slices(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Refill>, stop: Shutdown) {
+        // One clock for the sweep, however often leases are asked for.
+        let mut ticks = stop.ticks(slices::SLICE_TTL / 4);
         loop {
             tokio::select! {
                 ask = rx.recv() => {
@@ -401,16 +403,13 @@ impl SharedState {
                         me.slices.install(&ask.tenant, slice, tokio::time::Instant::now());
                     });
                 }
-                () = tokio::time::sleep(slices::SLICE_TTL / 4) => {
+                running = ticks.next() => {
                     let mut ended = Vec::new();
-                    self.slices.sweep(tokio::time::Instant::now(), false, &mut ended);
+                    self.slices.sweep(tokio::time::Instant::now(), !running, &mut ended);
                     self.close_slices(ended);
-                }
-                () = stop.wait() => {
-                    let mut ended = Vec::new();
-                    self.slices.sweep(tokio::time::Instant::now(), true, &mut ended);
-                    self.close_slices(ended);
-                    return;
+                    if !running {
+                        return;
+                    }
                 }
             }
         }
