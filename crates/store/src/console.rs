@@ -316,36 +316,21 @@ impl Store {
     }
 
     /// The `limit` tenants with the most spend (then requests, then id)
-    /// over whole hours `from_ms <= hour < to_ms`, with their requests and
-    /// spend; tenants with neither are left out. Whole UTC days read the
-    /// daily rollup (one row per tenant-day), other hours `usage_hourly`.
+    /// over `from_ms <= t < to_ms`, with their requests and spend, ranked
+    /// and cut by the database. It reads what a usage series with the whole
+    /// window as one bucket reads (see [`Store::usage_cells`]): the daily
+    /// rollup on whole days, `usage_hourly` on whole hours (only hours with
+    /// requests), the records otherwise; every tenant listed has requests.
     pub async fn spend_by_tenant(
         &self,
         from_ms: i64,
         to_ms: i64,
         limit: usize,
     ) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        let (table, time, key, dimension) = if from_ms.rem_euclid(DAY_MS) == 0 && to_ms.rem_euclid(DAY_MS) == 0 {
-            ("usage_daily_groups", "day_ms", "group_key", " AND dimension = 'tenant'")
-        } else {
-            ("usage_hourly", "hour_ms", "tenant_id", "")
-        };
-        let rows = sqlx::query(&format!(
-            "SELECT {key} AS tenant_id, CAST(SUM(request_count) AS BIGINT) AS requests, \
-             CAST(SUM(cost_nanos) AS BIGINT) AS cost FROM {table} WHERE {time} >= $1 AND {time} < $2{dimension} \
-             GROUP BY {key} HAVING SUM(request_count) > 0 OR SUM(cost_nanos) > 0 \
-             ORDER BY cost DESC, requests DESC, tenant_id LIMIT $3"
-        ))
-        .bind(from_ms)
-        .bind(to_ms)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(self.pool())
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push((r.try_get("tenant_id")?, r.try_get("requests")?, r.try_get("cost")?));
-        }
-        Ok(out)
+        let source = CellSource::new(UsageGroup::Tenant, (to_ms - from_ms).max(1), from_ms, to_ms, None);
+        let mut conn = self.pool().acquire().await?;
+        let top = source.read(&mut conn, Shape::Top(limit), &[]).await?;
+        Ok(top.into_iter().map(|c| (c.key, c.requests, c.cost_nanos)).collect())
     }
 
     /// Requests and upstream failures per provider since `from_ms`.
@@ -440,6 +425,9 @@ enum Shape {
     KeyTotals,
     /// Per bucket over every group (key empty).
     BucketTotals,
+    /// [`Shape::KeyTotals`] of the groups with the most cost (then
+    /// requests, then key), at most this many, in that order.
+    Top(usize),
 }
 
 /// Where usage cells are read from: a rollup (see [`Store::usage_cells`])
@@ -538,11 +526,16 @@ impl<'a> CellSource<'a> {
         }
         let (select, group_by) = match shape {
             Shape::Cells => (format!("{bucket} AS b, {key} AS k"), format!("{bucket}, {key}")),
-            Shape::KeyTotals => (format!("CAST(0 AS BIGINT) AS b, {key} AS k"), key.to_string()),
+            Shape::KeyTotals | Shape::Top(_) => (format!("CAST(0 AS BIGINT) AS b, {key} AS k"), key.to_string()),
             Shape::BucketTotals => (format!("{bucket} AS b, '' AS k"), bucket.clone()),
         };
-        let sql =
-            format!("SELECT {select}, {sums} FROM {table} WHERE {t} >= $1 AND {t} < $2{filter} GROUP BY {group_by}");
+        let order = match shape {
+            Shape::Top(limit) => format!(" ORDER BY cost_nanos DESC, requests DESC, k LIMIT {limit}"),
+            _ => String::new(),
+        };
+        let sql = format!(
+            "SELECT {select}, {sums} FROM {table} WHERE {t} >= $1 AND {t} < $2{filter} GROUP BY {group_by}{order}"
+        );
         let mut q = sqlx::query(&sql).bind(self.from_ms).bind(self.to_ms);
         if let Some(d) = self.dimension {
             q = q.bind(d);

@@ -709,8 +709,11 @@ async fn top_cells_equal_ranking_every_group() {
             }
         }
         // The overview's top tenants: from the daily rollup on whole days,
-        // from usage_hourly on other hours; the same ranking either way.
-        for (from, to) in [(day, day + 3 * 86_400_000), (day + 3_600_000, day + 60 * 3_600_000)] {
+        // from usage_hourly on other hours, from the records otherwise; the
+        // same ranking each way.
+        for (from, to) in
+            [(day, day + 3 * 86_400_000), (day + 3_600_000, day + 60 * 3_600_000), (day + 1, day + 50 * 3_600_000)]
+        {
             let mut want: BTreeMap<String, (i64, i64)> = BTreeMap::new();
             for r in recs.iter().filter(|r| r.created_ms >= from && r.created_ms < to) {
                 let e = want.entry(r.tenant_id.clone()).or_default();
